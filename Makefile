@@ -1,0 +1,205 @@
+# shieldd: one non-recursive Makefile. Build outputs go to build/.
+#
+#   make            build shieldd, shieldctl and the libraries
+#   make test       set up, build, run every test (Check suites, then integration tests)
+#   make run        set up, build, start shieldd in the foreground on the demo model
+#   make bench      benchmarks (docs/BENCHMARKS.md)
+#   make fuzz       build the libFuzzer targets with clang and run each FUZZ_SECONDS (default 60)
+#   make SANITIZE=address,undefined test    the same tests under sanitizers
+#   make WERROR=1   warnings are errors (CI)
+#
+# Sources are discovered by folder, so a new module is a new file, not a Makefile edit:
+#   engine/*.c            -> build/libsgengine.a   (transformer core, tokenizer, model files)
+#   policies/*.c          -> build/libsgpolicy.a   (policy YAML, prompt rendering, moderation)
+#   daemon/*.c but main.c -> build/libshieldd.a    (so unit tests can link daemon modules)
+#   clients/lib/*.c       -> build/libshieldclient.a
+#   clients/shieldctl/ctl_NAME.c defines `int ctl_NAME(int argc, char **argv)` and
+#                            `const char ctl_NAME_help[]`; it becomes `shieldctl NAME`.
+#   tests/check_NAME.c    defines `Suite *NAME_suite(void)`; it joins build/check_shieldd.
+#   tests/fuzz/fuzz_NAME.c  a libFuzzer target (LLVMFuzzerTestOneInput) -> build/fuzz/fuzz_NAME.
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+FUZZ_SECONDS ?= 60
+PYTHON   ?= /usr/bin/python3
+
+WARN      = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wpointer-arith -Wformat=2 -Wundef -Wvla
+CPPFLAGS += -MMD -MP -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iengine -Ipolicies -Idaemon \
+            -Iclients/lib -I$(BUILD)/gen
+PKGS      = libevent libevent_pthreads jansson yaml-0.1
+HAVE_SYSTEMD := $(shell pkg-config --exists libsystemd 2>/dev/null && echo 1)
+ifeq ($(HAVE_SYSTEMD),1)
+PKGS     += libsystemd
+CPPFLAGS += -DSG_HAVE_SYSTEMD=1
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+DNNL_LIBS   = -ldnnl
+ALL_CFLAGS  = -std=c11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -pthread
+ALL_LDFLAGS = $(LDFLAGS) -pthread
+LIBS        = $(PKG_LIBS) $(DNNL_LIBS) -lm
+
+ifneq ($(SANITIZE),)
+ALL_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+ALL_LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+ALL_CFLAGS += $(if $(filter 1,$(WERROR)),-Werror)
+
+ifeq ($(V),1)
+Q =
+msg = @true
+else
+Q = @
+msg = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
+ENGINE_SRC  := $(sort $(wildcard engine/*.c))
+POLICY_SRC  := $(sort $(wildcard policies/*.c))
+DAEMON_SRC  := $(sort $(filter-out daemon/main.c,$(wildcard daemon/*.c)))
+CLIENT_SRC  := $(sort $(wildcard clients/lib/*.c))
+CTL_SRC     := $(sort $(wildcard clients/shieldctl/*.c))
+CTL_CMDS    := $(sort $(patsubst clients/shieldctl/ctl_%.c,%,$(wildcard clients/shieldctl/ctl_*.c)))
+TEST_SRC    := $(sort $(wildcard tests/check_*.c))
+TEST_SUITES := $(sort $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRC))))
+TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
+TOOL_SRC    := $(sort $(wildcard tools/*.c))
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_ENGINE  = $(BUILD)/libsgengine.a
+LIB_POLICY  = $(BUILD)/libsgpolicy.a
+LIB_DAEMON  = $(BUILD)/libshieldd.a
+LIB_CLIENT  = $(BUILD)/libshieldclient.a
+SHIELDD     = $(BUILD)/shieldd
+SHIELDCTL   = $(BUILD)/shieldctl
+CHECK_BIN   = $(BUILD)/check_shieldd
+TOOLS       = $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+GEN         = $(BUILD)/gen/ctl_cmds.h $(BUILD)/gen/suites.h
+
+# Link order: dependents first.
+CORE_LIBS   = $(LIB_POLICY) $(LIB_ENGINE)
+
+.PHONY: all setup test check run bench fuzz install clean fmt asan valgrind demo-model
+
+# all: the daemon, the CLI, the tools and the test runner
+all: $(if $(wildcard daemon/main.c),$(SHIELDD)) $(SHIELDCTL) $(TOOLS) $(CHECK_BIN)
+
+# setup: install missing Debian and npm packages (quiet when all is there); skip with NO_SETUP=1
+setup:
+ifneq ($(NO_SETUP),1)
+	@sh tools/setup.sh
+endif
+
+$(BUILD)/obj/%.o: %.c | $(GEN)
+	$(call msg,CC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+# Generated dispatch tables: one line per discovered command or suite.
+$(BUILD)/gen/ctl_cmds.h: $(wildcard clients/shieldctl/ctl_*.c) Makefile
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' $(foreach c,$(CTL_CMDS),'SG_CTL_CMD($(c))') > $@.tmp && mv $@.tmp $@
+$(BUILD)/gen/suites.h: $(TEST_SRC) Makefile
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' $(foreach s,$(TEST_SUITES),'SG_SUITE($(s))') > $@.tmp && mv $@.tmp $@
+
+$(LIB_ENGINE): $(call obj,$(ENGINE_SRC))
+$(LIB_POLICY): $(call obj,$(POLICY_SRC))
+$(LIB_DAEMON): $(call obj,$(DAEMON_SRC))
+$(LIB_CLIENT): $(call obj,$(CLIENT_SRC))
+$(BUILD)/lib%.a:
+	$(call msg,AR,$@)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(SHIELDD): $(call obj,daemon/main.c) $(LIB_DAEMON) $(LIB_CLIENT) $(CORE_LIBS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(SHIELDCTL): $(call obj,$(CTL_SRC)) $(LIB_CLIENT) $(CORE_LIBS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tools/%: $(BUILD)/obj/tools/%.o $(CORE_LIBS)
+	$(call msg,LINK,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(CHECK_BIN): $(call obj,$(TEST_SRC) $(TESTLIB_SRC)) $(LIB_DAEMON) $(LIB_CLIENT) $(CORE_LIBS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CHECK_LIBS)
+
+# test: unit suites (Check, fork mode), then the integration tests against the real binaries
+test check: setup
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)SG_TOP=$(CURDIR) SG_BUILD=$(CURDIR)/$(BUILD) ./$(CHECK_BIN)
+	$(Q)SG_TOP=$(CURDIR) SG_BUILD=$(CURDIR)/$(BUILD) PYTHON=$(PYTHON) sh tests/integration/run.sh
+
+# asan: the whole test suite under AddressSanitizer and UBSan, in its own build folder
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined test
+
+# valgrind: the unit suites under valgrind (no fork, so leaks are attributed)
+valgrind: all
+	$(Q)CK_FORK=no SG_TOP=$(CURDIR) SG_BUILD=$(CURDIR)/$(BUILD) valgrind --error-exitcode=1 \
+	    --leak-check=full --errors-for-leak-kinds=definite ./$(CHECK_BIN)
+
+# demo-model: generate the deterministic random demo model with the real Gemma tokenizer
+demo-model: setup all
+	$(Q)sh tools/demo-model.sh
+
+# run: set up, build, start shieldd in the foreground on the demo model
+run: setup
+	$(Q)$(MAKE) --no-print-directory all demo-model NO_SETUP=1
+	$(Q)mkdir -p run
+	./$(SHIELDD) -d --model .cache/demo-model --policies policies \
+	    --listen unix:run/shieldd.sock --listen tcp:127.0.0.1:8088
+
+# bench: prefill, classification, tokenizer and load benchmarks (figures in docs/BENCHMARKS.md)
+bench: setup
+	$(Q)$(MAKE) --no-print-directory all demo-model NO_SETUP=1
+	$(Q)sh tools/bench.sh
+
+# fuzz: build each libFuzzer target with clang and run it FUZZ_SECONDS seconds
+FUZZ_CFLAGS = -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -pthread
+fuzz: setup
+	$(Q)mkdir -p $(BUILD)/fuzz
+	$(Q)for f in $(FUZZ_SRC); do \
+	    n=$$(basename $$f .c); \
+	    echo "  FUZZ   $$n ($(FUZZ_SECONDS)s)"; \
+	    clang $(CPPFLAGS) -DSG_FUZZING=1 $(FUZZ_CFLAGS) -o $(BUILD)/fuzz/$$n $$f $(ENGINE_SRC) \
+	        $(POLICY_SRC) $(LIBS) || exit 1; \
+	    mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	    seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
+	    $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        $(BUILD)/fuzz/corpus-$$n $$seeds 2>$(BUILD)/fuzz/$$n.log || { tail -50 $(BUILD)/fuzz/$$n.log; exit 1; }; \
+	    grep -E 'stat::number_of_executed_units|Done' $(BUILD)/fuzz/$$n.log | tail -2; \
+	done
+
+# install: binaries, policies, systemd units and the example config under DESTDIR/PREFIX
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/shieldd/policies
+	install -m 755 $(SHIELDD) $(DESTDIR)$(PREFIX)/sbin/shieldd
+	install -m 755 $(SHIELDCTL) $(DESTDIR)$(PREFIX)/bin/shieldctl
+	install -m 644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/shieldd/policies/
+	if [ -d systemd ] && ls systemd/*.service >/dev/null 2>&1; then \
+	    install -d $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/shieldd; \
+	    install -m 644 systemd/shieldd.service systemd/shieldd.socket $(DESTDIR)/etc/systemd/system/; \
+	    [ -f $(DESTDIR)/etc/shieldd/shieldd.yaml ] || install -m 644 systemd/shieldd.yaml $(DESTDIR)/etc/shieldd/shieldd.yaml; \
+	fi
+
+# fmt: format the C sources with the pinned .clang-format
+fmt:
+	clang-format -i $(wildcard engine/*.[ch] policies/*.[ch] daemon/*.[ch] clients/*/*.[ch] tests/*.[ch] tools/*.c)
+
+# clean: remove build outputs (not the .cache of npm packages and generated models)
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
