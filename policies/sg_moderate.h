@@ -1,0 +1,78 @@
+#ifndef SG_MODERATE_H
+#define SG_MODERATE_H
+/*
+ * sg_moderate.h: the moderation step, shared by the daemon and shieldctl so that they can
+ * never disagree: text (+ optional response) -> one rendered prompt per policy -> tokens ->
+ * engine (shared prefix once, the policy suffixes as branches) -> P(violation) per policy.
+ *
+ *     P = (exp(zYes/T) + a) / (exp(zYes/T) + exp(zNo/T) + 2a)     (T = 1, a = 0 by default)
+ *
+ * A moderator owns one engine context (KV cache, the cached template preamble). It is not
+ * thread-safe: use one per thread.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sg_engine.h"
+#include "sg_policy.h"
+
+typedef struct sg_moderate_opts {
+    double temperature;   /* T > 0; default 1 */
+    double smoothing;     /* a >= 0; default 0 */
+    int truncate;         /* 0 (default): SG_ERANGE when a prompt exceeds max_tokens;
+                             1: cut the user text (then the response) from the end to fit */
+    int max_tokens;       /* per rendered prompt; 0: the model's context length */
+    int precision;        /* -1: the model's */
+} sg_moderate_opts;
+
+sg_moderate_opts sg_moderate_opts_default(void);
+
+typedef struct sg_moderate_req {
+    const char *text;      /* UTF-8 user message (required) */
+    size_t text_len;
+    const char *response;  /* UTF-8 model response; NULL: prompt-only mode */
+    size_t response_len;
+    const char *const *policies; /* names; NULL/0: every enabled policy of the set */
+    size_t n_policies;
+} sg_moderate_req;
+
+typedef struct sg_policy_score {
+    const sg_policy *policy; /* borrowed from the set passed to sg_moderate() */
+    double probability;
+    int violation;           /* probability >= threshold */
+    double threshold;
+} sg_policy_score;
+
+typedef struct sg_moderate_result {
+    sg_policy_score *scores; /* n_scores, in the order of the request (or of the set) */
+    size_t n_scores;
+    int flagged;             /* any violation */
+    size_t prompt_tokens;    /* tokens of all rendered prompts together */
+    size_t computed_tokens;  /* tokens actually run through the model for this request */
+    int truncated;           /* 1 if the input was cut to fit */
+} sg_moderate_result;
+
+typedef struct sg_moderator sg_moderator;
+
+int sg_moderator_new(sg_moderator **out, sg_model *m, const sg_moderate_opts *opts, char *err,
+                     size_t errlen);
+void sg_moderator_free(sg_moderator *mod);
+/* The message of the last failure. Never NULL. */
+const char *sg_moderator_errmsg(const sg_moderator *mod);
+
+/*
+ * Classify one request against `set`. Fills *res (the caller releases it with
+ * sg_moderate_result_free). Errors: SG_EINVAL (unknown policy, invalid UTF-8, empty text),
+ * SG_ERANGE (too long and truncation off), others from the engine; the message names the cause.
+ */
+int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_req *req,
+                sg_moderate_result *res);
+void sg_moderate_result_free(sg_moderate_result *res);
+
+/* Render the exact prompt text of `policy` for a request into a malloc'd string (*out, caller
+ * frees), for `shieldctl render`. */
+int sg_moderate_render(const sg_policy_set *set, const sg_policy *policy, const char *text,
+                       const char *response, char **out);
+
+#endif /* SG_MODERATE_H */
