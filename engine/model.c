@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "safetensors.h"
+#include "sg_tok.h"
 
 sg_model_opts sg_model_opts_default(void)
 {
@@ -277,6 +278,50 @@ static int load_safetensors(sg_model *m, const char *path, int is_dir, char *err
     return SG_EIO;
 }
 
+/*
+ * The tokenizer at the same path: a folder's tokenizer.json or tokenizer.model, the files beside
+ * a single .safetensors, or a GGUF's metadata. A folder without tokenizer files is fine (no
+ * tokenizer); a tokenizer that is there but broken, or bigger than the model's vocabulary, is an
+ * error.
+ */
+static int load_tokenizer(sg_model *m, const char *path, int is_dir, char *err, size_t errlen)
+{
+    char dir[4096];
+    char a[4200];
+    char b[4200];
+    char sub[1024];
+    const char *src = path;
+    int rc;
+
+    if (strcmp(m->info.format, "gguf") != 0) {
+        if (is_dir) {
+            snprintf(dir, sizeof dir, "%s", path);
+        } else {
+            const char *slash = strrchr(path, '/');
+            snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1,
+                     slash ? path : ".");
+        }
+        join(a, sizeof a, dir, "tokenizer.json");
+        join(b, sizeof b, dir, "tokenizer.model");
+        if (!file_exists(a) && !file_exists(b)) {
+            sg_log(SG_LOG_INFO, "%s: no tokenizer.json or tokenizer.model; no tokenizer", dir);
+            return SG_OK;
+        }
+        src = dir;
+    }
+    rc = sg_tok_open(&m->tok, src, sub, sizeof sub);
+    if (rc != SG_OK) {
+        snprintf(err, errlen, "%s", sub);
+        return rc;
+    }
+    if (sg_tok_n_vocab(m->tok) > (size_t)m->info.n_vocab) {
+        snprintf(err, errlen, "%s: the tokenizer has %zu pieces, expected at most the model's "
+                 "vocab_size %d", src, sg_tok_n_vocab(m->tok), m->info.n_vocab);
+        return SG_EFORMAT;
+    }
+    return SG_OK;
+}
+
 int sg_model_open(sg_model **out, const char *path, const sg_model_opts *opts, char *err,
                   size_t errlen)
 {
@@ -344,6 +389,11 @@ int sg_model_open(sg_model **out, const char *path, const sg_model_opts *opts, c
         if (rc != SG_OK)
             goto fail;
     }
+    if (m->opts.load_tokenizer) {
+        rc = load_tokenizer(m, path, S_ISDIR(st.st_mode), err, errlen);
+        if (rc != SG_OK)
+            goto fail;
+    }
     sg_log(SG_LOG_INFO, "%s: %s model, %d layers, d_model %d, vocab %d, %zu tensors", path,
            m->info.arch, m->info.n_layer, m->info.d_model, m->info.n_vocab, m->w.n_tensors);
     *out = m;
@@ -362,6 +412,7 @@ void sg_model_close(sg_model *m)
     free(m->layers);
     free(m->gains);
     sg_weights_free(&m->w);
+    sg_tok_free(m->tok);
     free(m);
 }
 

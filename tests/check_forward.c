@@ -14,6 +14,7 @@
 
 #include "lib/engine_fixtures.h"
 #include "sg_engine.h"
+#include "sg_tok.h"
 
 Suite *forward_suite(void);
 
@@ -441,6 +442,36 @@ START_TEST(test_append_errors)
 }
 END_TEST
 
+/* The tokenizer comes with the model folder and reproduces the fixture's ids. */
+START_TEST(test_tokenizer_loaded)
+{
+    char path[4096];
+    char err[1024];
+    sg_model *m = NULL;
+    sg_model_opts o = sg_model_opts_default();
+    int32_t want[MAX_IDS];
+    int32_t got[MAX_IDS];
+    size_t n_want = fx_prompt_ids(want, MAX_IDS);
+    size_t n = 0;
+    size_t len;
+
+    fx_path(path, sizeof path, "tiny-a/hf_bf16");
+    ck_assert_msg(sg_model_open(&m, path, &o, err, sizeof err) == SG_OK, "%s", err);
+    const sg_tok *t = sg_model_tok(m);
+    ck_assert_ptr_nonnull(t);
+    fx_path(path, sizeof path, "tiny-a/prompt.txt");
+    char *text = (char *)fx_read(path, &len);
+    /* The whole file, final newline included (the last id, 17, is <0x0A>). */
+    got[0] = sg_tok_bos(t);
+    ck_assert_int_eq(sg_tok_encode(t, text, len, SG_TOK_TEMPLATE, got + 1, MAX_IDS - 1, &n),
+                     SG_OK);
+    ck_assert_uint_eq(n + 1, n_want);
+    ck_assert_mem_eq(got, want, n_want * sizeof *got);
+    free(text);
+    sg_model_close(m);
+}
+END_TEST
+
 Suite *forward_suite(void)
 {
     Suite *s = suite_create("forward");
@@ -456,6 +487,7 @@ Suite *forward_suite(void)
     tcase_add_test(tc, test_truncate);
     tcase_add_test(tc, test_incremental);
     tcase_add_test(tc, test_append_errors);
+    tcase_add_test(tc, test_tokenizer_loaded);
     suite_add_tcase(s, tc);
     return s;
 }
