@@ -16,6 +16,7 @@
 
 #include "sg_engine.h"
 #include "sg_policy.h"
+#include "sg_tok.h"
 
 typedef struct sg_moderate_opts {
     double temperature;   /* T > 0; default 1 */
@@ -70,9 +71,23 @@ int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_r
                 sg_moderate_result *res);
 void sg_moderate_result_free(sg_moderate_result *res);
 
-/* Render the exact prompt text of `policy` for a request into a malloc'd string (*out, caller
- * frees), for `shieldctl render`. */
+/*
+ * Render the exact prompt text of `policy` for a request into a malloc'd NUL-terminated string
+ * (*out, caller frees), for `shieldctl render`. `response` NULL: prompt-only mode.
+ * Returns SG_OK, SG_EINVAL (NULL argument) or SG_ENOMEM.
+ */
 int sg_moderate_render(const sg_policy_set *set, const sg_policy *policy, const char *text,
                        const char *response, char **out);
+
+/*
+ * Tokenize the prompt of `policy` exactly as sg_moderate() does: template text (and the
+ * guideline) in SG_TOK_TEMPLATE mode, the user's text and the response in SG_TOK_USER mode, BPE
+ * running across the seams as if the prompt were one string. *ids is malloc'd (caller frees),
+ * *n its length. `response` NULL: prompt-only mode. Returns SG_OK, SG_EINVAL (NULL argument,
+ * invalid UTF-8) or SG_ENOMEM.
+ */
+int sg_moderate_tokenize(const sg_tok *tok, const sg_policy_set *set, const sg_policy *policy,
+                         const char *text, size_t text_len, const char *response,
+                         size_t response_len, int32_t **ids, size_t *n);
 
 #endif /* SG_MODERATE_H */

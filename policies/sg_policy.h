@@ -55,5 +55,41 @@ const sg_policy *sg_policy_find(const sg_policy_set *set, const char *name);
 /* The answer pieces of the template ("Yes", "No"). Borrowed. */
 const char *sg_policy_answer_yes(const sg_policy_set *set);
 const char *sg_policy_answer_no(const sg_policy_set *set);
+/* The directory the set was loaded from, and the template file. Borrowed. */
+const char *sg_policy_set_dir(const sg_policy_set *set);
+const char *sg_policy_template_file(const sg_policy_set *set);
+
+/* ---- Rendering ----------------------------------------------------------------------------- */
+
+/* What a part of a rendered prompt is. Template text (and the operator's guideline) may hold
+ * special tokens; the user's and the response's text never do (tokenize them in user mode). */
+typedef enum sg_prompt_slot {
+    SG_SLOT_TEMPLATE = 0, /* literal template text */
+    SG_SLOT_USER = 1,     /* {USER}: the user message */
+    SG_SLOT_RESPONSE = 2, /* {RESPONSE}: the model response (response mode only) */
+    SG_SLOT_GUIDELINE = 3, /* {GUIDELINE}: the policy's guideline for the mode */
+    SG_SLOT_COUNT
+} sg_prompt_slot;
+
+typedef struct sg_prompt_part {
+    sg_prompt_slot slot;
+    const char *text; /* borrowed: from the set, the policy or the caller's texts */
+    size_t len;
+} sg_prompt_part;
+
+/* A rendered prompt never has more parts than this (3 placeholders, 4 texts around them). */
+#define SG_PROMPT_MAX_PARTS 8
+
+/*
+ * Render the prompt of `policy` in `mode` for `user` (and `response`, response mode only) as
+ * parts in order; their concatenation is the exact prompt text. Parts of length 0 are left
+ * out. Nothing is copied or allocated: the parts point into the set, the policy and the
+ * caller's texts, and are valid as long as those are. `parts` has room for
+ * SG_PROMPT_MAX_PARTS. Returns the number of parts, or SG_POLICY_EINVAL for a bad argument
+ * (NULL, an unknown mode, a response in prompt mode or none in response mode).
+ */
+int sg_policy_render(const sg_policy_set *set, const sg_policy *policy, sg_prompt_mode mode,
+                     const char *user, size_t user_len, const char *response,
+                     size_t response_len, sg_prompt_part *parts);
 
 #endif /* SG_POLICY_H */

@@ -1,0 +1,187 @@
+/*
+ * matmul.c: the portable, exact f32 matrix product y = x W^T (see matmul.h).
+ *
+ * Work is split over the pool by blocks of TILE_N weight rows (output columns). Within a task,
+ * weight rows are converted to f32 TILE_K elements at a time into a stack tile (F32 weights are
+ * read in place) and dotted with blocks of TILE_M rows of x, so a converted tile is reused by up
+ * to TILE_M tokens while it is hot in cache. Each output is summed in the same order whatever
+ * the thread count and whatever m, so results are bit-identical between a batch and its rows
+ * evaluated one at a time.
+ */
+#include "matmul.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TILE_N 16  /* weight rows per task */
+#define TILE_K 512 /* elements of a row converted at a time (a multiple of every block size) */
+#define TILE_M 64  /* rows of x per pass over a converted tile */
+#define LANES 16   /* independent partial sums in a dot product (vectorisable, fixed order) */
+
+struct sg_mat {
+    sg_tensor w;        /* the view: [N, K] */
+    int64_t n;          /* rows (output features) */
+    int64_t k;          /* columns (input features) */
+    size_t row_bytes;   /* bytes of one row of W */
+    int64_t block;      /* elements per dtype block */
+    size_t block_bytes; /* bytes per dtype block */
+    sg_precision prec;
+};
+
+int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, size_t errlen)
+{
+    sg_mat *m;
+    size_t row_bytes;
+
+    *out = NULL;
+    if (prec < 0 || prec >= SG_PREC_COUNT) {
+        snprintf(err, errlen, "%s: unknown precision %d", w->name, (int)prec);
+        return SG_EINVAL;
+    }
+    if (w->ndim != 2 || w->shape[0] <= 0 || w->shape[1] <= 0) {
+        snprintf(err, errlen, "%s: expected a 2-D weight [out, in], found %d dimensions",
+                 w->name, w->ndim);
+        return SG_ESHAPE;
+    }
+    if (sg_dtype_block(w->dtype) == 0) {
+        snprintf(err, errlen, "%s: unsupported dtype %d", w->name, (int)w->dtype);
+        return SG_EUNSUPPORTED;
+    }
+    if (sg_dtype_bytes(w->dtype, w->shape[1], &row_bytes) != SG_OK ||
+        TILE_K % sg_dtype_block(w->dtype) != 0) {
+        snprintf(err, errlen, "%s: rows of %lld elements are not whole %s blocks", w->name,
+                 (long long)w->shape[1], sg_dtype_name(w->dtype));
+        return SG_ESHAPE;
+    }
+    if (w->nbytes / row_bytes < (size_t)w->shape[0]) {
+        snprintf(err, errlen, "%s: %zu bytes of data, expected %lld rows of %zu bytes", w->name,
+                 w->nbytes, (long long)w->shape[0], row_bytes);
+        return SG_ESHAPE;
+    }
+    m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "%s: out of memory", w->name);
+        return SG_ENOMEM;
+    }
+    m->w = *w;
+    m->n = w->shape[0];
+    m->k = w->shape[1];
+    m->row_bytes = row_bytes;
+    m->block = sg_dtype_block(w->dtype);
+    m->block_bytes = sg_dtype_block_bytes(w->dtype);
+    /* The portable path computes every precision in f32; faster kernels honour `prec`. */
+    m->prec = prec;
+    *out = m;
+    return SG_OK;
+}
+
+void sg_mat_free(sg_mat *m)
+{
+    free(m);
+}
+
+int64_t sg_mat_rows(const sg_mat *m)
+{
+    return m->n;
+}
+
+int64_t sg_mat_cols(const sg_mat *m)
+{
+    return m->k;
+}
+
+sg_precision sg_mat_precision(const sg_mat *m)
+{
+    return m->prec;
+}
+
+/* sum_k a[k] * b[k] with LANES partial sums, combined pairwise at the end. */
+static float dot(const float *restrict a, const float *restrict b, size_t n)
+{
+    float acc[LANES] = {0};
+    size_t k = 0;
+    float tail = 0.0f;
+
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++)
+            acc[l] += a[k + l] * b[k + l];
+    for (; k < n; k++)
+        tail += a[k] * b[k];
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
+    return acc[0] + tail;
+}
+
+struct mul_job {
+    const sg_mat *w;
+    const int32_t *rows; /* NULL: all rows */
+    size_t n_cols;       /* columns of y: N, or n_rows */
+    const float *x;
+    size_t m;
+    float *y;
+};
+
+static void mul_task(void *arg, size_t task, int thread)
+{
+    const struct mul_job *j = arg;
+    const sg_mat *w = j->w;
+    const size_t k = (size_t)w->k;
+    const size_t c0 = task * TILE_N;
+    const size_t nc = j->n_cols - c0 < TILE_N ? j->n_cols - c0 : TILE_N;
+    const int is_f32 = w->w.dtype == SG_DT_F32;
+    float tile[TILE_N * TILE_K];
+    const uint8_t *src[TILE_N];
+
+    (void)thread;
+    for (size_t c = 0; c < nc; c++) {
+        size_t r = j->rows ? (size_t)j->rows[c0 + c] : c0 + c;
+        src[c] = (const uint8_t *)w->w.data + r * w->row_bytes;
+    }
+    for (size_t i = 0; i < j->m; i++)
+        for (size_t c = 0; c < nc; c++)
+            j->y[i * j->n_cols + c0 + c] = 0.0f;
+
+    for (size_t i0 = 0; i0 < j->m; i0 += TILE_M) {
+        size_t i1 = i0 + TILE_M < j->m ? i0 + TILE_M : j->m;
+        for (size_t k0 = 0; k0 < k; k0 += TILE_K) {
+            size_t kl = k - k0 < TILE_K ? k - k0 : TILE_K;
+            const float *wr[TILE_N];
+            for (size_t c = 0; c < nc; c++) {
+                if (is_f32) {
+                    wr[c] = (const float *)(const void *)src[c] + k0;
+                } else {
+                    size_t off = (k0 / (size_t)w->block) * w->block_bytes;
+                    sg_dequant_row(w->w.dtype, src[c] + off, tile + c * TILE_K, (int64_t)kl);
+                    wr[c] = tile + c * TILE_K;
+                }
+            }
+            for (size_t i = i0; i < i1; i++) {
+                const float *xi = j->x + i * k + k0;
+                float *yi = j->y + i * j->n_cols + c0;
+                for (size_t c = 0; c < nc; c++)
+                    yi[c] += dot(xi, wr[c], kl);
+            }
+        }
+    }
+}
+
+void sg_mat_mul(const sg_mat *w, const float *x, size_t m, float *y, sg_pool *pool)
+{
+    struct mul_job j = {w, NULL, (size_t)w->n, x, m, y};
+
+    if (m == 0)
+        return;
+    sg_pool_run(pool, mul_task, &j, (j.n_cols + TILE_N - 1) / TILE_N);
+}
+
+void sg_mat_mul_rows(const sg_mat *w, const int32_t *rows, size_t n_rows, const float *x,
+                     size_t m, float *y, sg_pool *pool)
+{
+    struct mul_job j = {w, rows, n_rows, x, m, y};
+
+    if (m == 0 || n_rows == 0)
+        return;
+    sg_pool_run(pool, mul_task, &j, (n_rows + TILE_N - 1) / TILE_N);
+}
