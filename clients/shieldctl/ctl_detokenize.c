@@ -1,0 +1,126 @@
+/*
+ * ctl_detokenize.c: `shieldctl detokenize --model PATH [--json] ID...`: print the text of
+ * token ids (byte-fallback pieces reassembled, U+2581 as ' '), followed by a newline.
+ * --json prints it as one JSON string instead, which keeps control characters and a
+ * trailing newline visible.
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sg_engine.h"
+#include "sg_tok.h"
+
+int ctl_detokenize(int argc, char **argv);
+extern const char ctl_detokenize_help[];
+
+const char ctl_detokenize_help[] = "print the text of token ids (--model PATH ID...)";
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: shieldctl detokenize --model PATH [--json] ID...\n"
+               "  --model PATH  model folder, tokenizer.json, tokenizer.model or .gguf\n"
+               "  --json        print the text as a JSON string\n");
+}
+
+static int parse_id(const char *s, int32_t *id)
+{
+    char *end;
+    long v;
+
+    if (!*s)
+        return -1;
+    v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > INT32_MAX)
+        return -1;
+    *id = (int32_t)v;
+    return 0;
+}
+
+int ctl_detokenize(int argc, char **argv)
+{
+    const char *model = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0, len = 0;
+    int json = 0, status = 1, rc;
+    char err[512] = "";
+    char *text = NULL;
+    sg_tok *tok = NULL;
+
+    ids = malloc((size_t)(argc > 0 ? argc : 1) * sizeof *ids);
+    if (!ids)
+        return 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
+            model = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            free(ids);
+            return 0;
+        } else if (parse_id(argv[i], &ids[n]) == 0) {
+            n++;
+        } else {
+            fprintf(stderr, "shieldctl detokenize: '%s' is not a token id\n", argv[i]);
+            usage(stderr);
+            free(ids);
+            return 2;
+        }
+    }
+    if (!model) {
+        usage(stderr);
+        free(ids);
+        return 2;
+    }
+    rc = sg_tok_open(&tok, model, err, sizeof err);
+    if (rc != SG_OK) {
+        fprintf(stderr, "shieldctl detokenize: %s\n", err[0] ? err : sg_engine_strerror(rc));
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((size_t)ids[i] >= sg_tok_n_vocab(tok)) {
+            fprintf(stderr, "shieldctl detokenize: id %ld is outside the vocabulary (0..%zu)\n",
+                    (long)ids[i], sg_tok_n_vocab(tok) - 1);
+            goto done;
+        }
+    }
+    rc = sg_tok_decode(tok, ids, n, NULL, 0, &len);
+    if (rc != SG_OK && rc != SG_ERANGE) {
+        fprintf(stderr, "shieldctl detokenize: %s\n", sg_engine_strerror(rc));
+        goto done;
+    }
+    text = malloc(len + 1);
+    if (!text)
+        goto done;
+    rc = sg_tok_decode(tok, ids, n, text, len + 1, &len);
+    if (rc != SG_OK) {
+        fprintf(stderr, "shieldctl detokenize: %s\n", sg_engine_strerror(rc));
+        goto done;
+    }
+    if (json) {
+        json_t *s = json_stringn(text, len);
+        char *dump = s ? json_dumps(s, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+
+        json_decref(s);
+        if (!dump) {
+            fprintf(stderr, "shieldctl detokenize: the text is not valid UTF-8\n");
+            goto done;
+        }
+        printf("%s\n", dump);
+        free(dump);
+    } else {
+        fwrite(text, 1, len, stdout);
+        fputc('\n', stdout);
+    }
+    if (fflush(stdout) != 0)
+        goto done;
+    status = 0;
+done:
+    free(text);
+    free(ids);
+    sg_tok_free(tok);
+    return status;
+}

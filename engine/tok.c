@@ -1,0 +1,1132 @@
+/*
+ * tok.c: Gemma's SentencePiece-BPE tokenizer: tables, added-token matching, BPE, decoding, and
+ * sg_tok_open's choice of loader. The loaders live in tok_json.c (tokenizer.json), tok_spm.c
+ * (tokenizer.model) and tok_gguf.c (GGUF metadata). Behaviour is documented in docs/TOKENIZER.md.
+ *
+ * Encoding, as Hugging Face tokenizers does it for Gemma:
+ *   1. Added tokens are split out of the raw text, leftmost-longest (HF's Aho-Corasick with
+ *      MatchKind::LeftmostLongest). Special ones only count inside SG_TOK_TEMPLATE text.
+ *   2. The text between them is normalized (' ' -> U+2581) and, if the tokenizer has added
+ *      tokens flagged `normalized`, split again by those.
+ *   3. Each remaining piece is one BPE word: characters (or their <0xXX> bytes when the
+ *      character has no piece), then merges by rank, leftmost on ties, with HF's exact
+ *      priority-queue semantics (BPE::merge_word in tokenizers/src/models/bpe/word.rs).
+ */
+#include "tok_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sg_engine.h"
+
+/* ---- Small helpers ------------------------------------------------------------------------ */
+
+int tok_fail(int code, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int tok_read_file(const char *path, char **buf, size_t *n, char *err, size_t errlen)
+{
+    FILE *f = NULL;
+    char *b = NULL;
+    struct stat st;
+    size_t got;
+
+    *buf = NULL;
+    *n = 0;
+    f = fopen(path, "rb");
+    if (!f)
+        return tok_fail(SG_EIO, err, errlen, "%s: %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return tok_fail(SG_EIO, err, errlen, "%s: not a regular file", path);
+    }
+    if ((unsigned long long)st.st_size > (1ull << 31)) {
+        fclose(f);
+        return tok_fail(SG_ERANGE, err, errlen, "%s: file too large for a tokenizer", path);
+    }
+    b = malloc((size_t)st.st_size + 1);
+    if (!b) {
+        fclose(f);
+        return tok_fail(SG_ENOMEM, err, errlen, "%s: out of memory", path);
+    }
+    got = fread(b, 1, (size_t)st.st_size, f);
+    if (got != (size_t)st.st_size || ferror(f)) {
+        free(b);
+        fclose(f);
+        return tok_fail(SG_EIO, err, errlen, "%s: read error", path);
+    }
+    fclose(f);
+    b[got] = '\0';
+    *buf = b;
+    *n = got;
+    return SG_OK;
+}
+
+/* Length of the well-formed UTF-8 character at p (n bytes available), or 0 if the bytes there
+ * are not one (Unicode Table 3-7: no overlongs, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2)
+        return 0;
+    if (c < 0xE0) {
+        if (n < 2 || (p[1] & 0xC0) != 0x80)
+            return 0;
+        return 2;
+    }
+    if (c < 0xF0) {
+        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xE0 && p[1] < 0xA0)
+            return 0;
+        if (c == 0xED && p[1] > 0x9F)
+            return 0;
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && p[1] < 0x90)
+            return 0;
+        if (c == 0xF4 && p[1] > 0x8F)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static uint64_t mix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return k;
+}
+
+/* ---- Construction ------------------------------------------------------------------------- */
+
+static int trie_init(struct tok_trie *tr)
+{
+    tr->cap = 64;
+    tr->nodes = malloc(tr->cap * sizeof *tr->nodes);
+    if (!tr->nodes)
+        return SG_ENOMEM;
+    tr->n = 1;
+    tr->nodes[0].child = -1;
+    tr->nodes[0].sibling = -1;
+    tr->nodes[0].id = -1;
+    tr->nodes[0].byte = 0;
+    for (int i = 0; i < 256; i++)
+        tr->root[i] = -1;
+    return SG_OK;
+}
+
+struct sg_tok *tok_new(int32_t n_vocab)
+{
+    struct sg_tok *t;
+
+    if (n_vocab <= 0 || n_vocab > (1 << 24))
+        return NULL;
+    t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->n_vocab = n_vocab;
+    t->off = calloc((size_t)n_vocab, sizeof *t->off);
+    t->len = calloc((size_t)n_vocab, sizeof *t->len);
+    t->score = calloc((size_t)n_vocab, sizeof *t->score);
+    t->flags = calloc((size_t)n_vocab, sizeof *t->flags);
+    t->str_cap = (size_t)n_vocab * 8 + 64;
+    t->str = malloc(t->str_cap);
+    if (!t->off || !t->len || !t->score || !t->flags || !t->str)
+        goto fail;
+    if (trie_init(&t->raw_trie) != SG_OK || trie_init(&t->norm_trie) != SG_OK)
+        goto fail;
+    t->unk = t->bos = t->eos = -1;
+    for (int i = 0; i < 256; i++)
+        t->byte_id[i] = -1;
+    for (int i = 0; i < 128; i++)
+        t->ascii_id[i] = -1;
+    t->opts.escape_spaces = 1;
+    t->opts.byte_fallback = 1;
+    t->opts.fuse_unk = 1;
+    return t;
+fail:
+    sg_tok_free(t);
+    return NULL;
+}
+
+void sg_tok_free(sg_tok *t)
+{
+    if (!t)
+        return;
+    free(t->str);
+    free(t->off);
+    free(t->len);
+    free(t->score);
+    free(t->flags);
+    free(t->hash);
+    free(t->merges);
+    free(t->raw_trie.nodes);
+    free(t->norm_trie.nodes);
+    free(t);
+}
+
+int tok_set_piece(struct sg_tok *t, int32_t id, const char *s, size_t n, float score,
+                  unsigned flags, char *err, size_t errlen)
+{
+    if (id < 0 || id >= t->n_vocab)
+        return tok_fail(SG_EFORMAT, err, errlen, "token id %ld outside the vocabulary (0..%ld)",
+                        (long)id, (long)t->n_vocab - 1);
+    if (t->flags[id] & TOKF_SET)
+        return tok_fail(SG_EFORMAT, err, errlen, "token id %ld given twice", (long)id);
+    if (n > 65536)
+        return tok_fail(SG_EFORMAT, err, errlen, "token %ld: piece longer than 64 KiB", (long)id);
+    if (t->str_len + n + 1 > t->str_cap) {
+        size_t cap = t->str_cap * 2 + n + 1;
+        char *p;
+
+        if (cap > UINT32_MAX)
+            return tok_fail(SG_ERANGE, err, errlen, "pieces exceed 4 GiB");
+        p = realloc(t->str, cap);
+        if (!p)
+            return tok_fail(SG_ENOMEM, err, errlen, "out of memory");
+        t->str = p;
+        t->str_cap = cap;
+    }
+    memcpy(t->str + t->str_len, s, n);
+    t->str[t->str_len + n] = '\0';
+    t->off[id] = (uint32_t)t->str_len;
+    t->len[id] = (uint32_t)n;
+    t->str_len += n + 1;
+    t->score[id] = score;
+    t->flags[id] = (uint8_t)(flags | TOKF_SET);
+    return SG_OK;
+}
+
+int32_t tok_lookup(const struct sg_tok *t, const char *s, size_t n)
+{
+    uint32_t i;
+
+    if (!t->hash)
+        return -1;
+    i = (uint32_t)hash_bytes(s, n) & t->hash_mask;
+    for (;;) {
+        int32_t id = t->hash[i];
+
+        if (id < 0)
+            return -1;
+        if (t->len[id] == n && memcmp(t->str + t->off[id], s, n) == 0)
+            return id;
+        i = (i + 1) & t->hash_mask;
+    }
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int tok_index(struct sg_tok *t, char *err, size_t errlen)
+{
+    size_t cap = 1024;
+
+    while (cap < (size_t)t->n_vocab * 2)
+        cap *= 2;
+    free(t->hash);
+    t->hash = malloc(cap * sizeof *t->hash);
+    if (!t->hash)
+        return tok_fail(SG_ENOMEM, err, errlen, "out of memory");
+    t->hash_mask = (uint32_t)(cap - 1);
+    memset(t->hash, 0xff, cap * sizeof *t->hash);
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        const char *s = t->str + t->off[id];
+        size_t n = t->len[id];
+        uint32_t i;
+
+        if (!(t->flags[id] & TOKF_SET))
+            return tok_fail(SG_EFORMAT, err, errlen, "token id %ld has no piece", (long)id);
+        i = (uint32_t)hash_bytes(s, n) & t->hash_mask;
+        while (t->hash[i] >= 0) {
+            int32_t o = t->hash[i];
+
+            if (t->len[o] == n && memcmp(t->str + t->off[o], s, n) == 0)
+                return tok_fail(SG_EFORMAT, err, errlen, "tokens %ld and %ld are both '%.*s'",
+                                (long)o, (long)id, (int)(n > 64 ? 64 : n), s);
+            i = (i + 1) & t->hash_mask;
+        }
+        t->hash[i] = id;
+        if (n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>' &&
+            hexval(s[3]) >= 0 && hexval(s[4]) >= 0) {
+            int b = hexval(s[3]) * 16 + hexval(s[4]);
+
+            if (t->byte_id[b] < 0)
+                t->byte_id[b] = id;
+            t->flags[id] |= TOKF_BYTE;
+        }
+    }
+    return SG_OK;
+}
+
+static int merges_grow(struct sg_tok *t, size_t want)
+{
+    size_t cap = 1024;
+    struct tok_merge *m, *old = t->merges;
+    size_t oldcap = old ? (size_t)t->merge_mask + 1 : 0;
+
+    while (cap < want * 2)
+        cap *= 2;
+    if (cap <= oldcap)
+        return SG_OK;
+    m = calloc(cap, sizeof *m);
+    if (!m)
+        return SG_ENOMEM;
+    for (size_t i = 0; i < oldcap; i++) {
+        uint32_t j;
+
+        if (!old[i].key)
+            continue;
+        j = (uint32_t)mix64(old[i].key) & (uint32_t)(cap - 1);
+        while (m[j].key)
+            j = (j + 1) & (uint32_t)(cap - 1);
+        m[j] = old[i];
+    }
+    free(old);
+    t->merges = m;
+    t->merge_mask = (uint32_t)(cap - 1);
+    return SG_OK;
+}
+
+int tok_reserve_merges(struct sg_tok *t, size_t n)
+{
+    return merges_grow(t, n);
+}
+
+int tok_add_merge(struct sg_tok *t, int32_t a, int32_t b, int32_t rank, int32_t id)
+{
+    uint64_t key = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1;
+    uint32_t i;
+
+    if (!t->merges || (t->n_merges + 1) * 2 > (size_t)t->merge_mask + 1) {
+        if (merges_grow(t, (t->n_merges + 1) * 2) != SG_OK)
+            return SG_ENOMEM;
+    }
+    i = (uint32_t)mix64(key) & t->merge_mask;
+    while (t->merges[i].key) {
+        if (t->merges[i].key == key)
+            return SG_OK;
+        i = (i + 1) & t->merge_mask;
+    }
+    t->merges[i].key = key;
+    t->merges[i].rank = rank;
+    t->merges[i].id = id;
+    t->n_merges++;
+    return SG_OK;
+}
+
+static inline const struct tok_merge *merge_find(const struct sg_tok *t, int32_t a, int32_t b)
+{
+    uint64_t key = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1;
+    uint32_t i;
+
+    if (!t->merges)
+        return NULL;
+    i = (uint32_t)mix64(key) & t->merge_mask;
+    for (;;) {
+        const struct tok_merge *m = &t->merges[i];
+
+        if (m->key == key)
+            return m;
+        if (!m->key)
+            return NULL;
+        i = (i + 1) & t->merge_mask;
+    }
+}
+
+static int trie_insert(struct tok_trie *tr, const char *s, size_t n, int32_t id)
+{
+    int32_t node = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = (uint8_t)s[i];
+        int32_t c = i == 0 ? tr->root[b] : tr->nodes[node].child;
+
+        if (i > 0) {
+            while (c >= 0 && tr->nodes[c].byte != b)
+                c = tr->nodes[c].sibling;
+        }
+        if (c < 0) {
+            if (tr->n == tr->cap) {
+                size_t cap = tr->cap * 2;
+                struct tok_trie_node *p = realloc(tr->nodes, cap * sizeof *p);
+
+                if (!p)
+                    return SG_ENOMEM;
+                tr->nodes = p;
+                tr->cap = cap;
+            }
+            c = (int32_t)tr->n++;
+            tr->nodes[c].child = -1;
+            tr->nodes[c].id = -1;
+            tr->nodes[c].byte = b;
+            if (i == 0) {
+                tr->nodes[c].sibling = -1;
+                tr->root[b] = c;
+            } else {
+                tr->nodes[c].sibling = tr->nodes[node].child;
+                tr->nodes[node].child = c;
+            }
+        }
+        node = c;
+    }
+    /* The first added token with a given content wins, as in HF's AddedVocabulary. */
+    if (tr->nodes[node].id < 0)
+        tr->nodes[node].id = id;
+    return SG_OK;
+}
+
+int tok_add_added(struct sg_tok *t, int32_t id, int special, int normalized)
+{
+    if (id < 0 || id >= t->n_vocab || t->len[id] == 0)
+        return SG_EINVAL;
+    t->flags[id] |= TOKF_ADDED;
+    if (special)
+        t->flags[id] |= TOKF_SPECIAL;
+    if (normalized)
+        t->flags[id] |= TOKF_NORMALIZED;
+    return SG_OK;
+}
+
+int tok_finish(struct sg_tok *t, char *err, size_t errlen)
+{
+    if (!t->hash)
+        return tok_fail(SG_EINVAL, err, errlen, "tokenizer not indexed");
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        const char *s = t->str + t->off[id];
+        size_t n = t->len[id];
+        int rc;
+
+        if (!(t->flags[id] & TOKF_ADDED))
+            continue;
+        if (t->flags[id] & TOKF_NORMALIZED) {
+            /* HF matches a normalized added token by its normalized content: spaces become
+             * U+2581 there, so insert that spelling. */
+            char tmp[3 * 256];
+            size_t m = 0;
+
+            if (n > 256)
+                return tok_fail(SG_EFORMAT, err, errlen, "added token %ld is too long", (long)id);
+            for (size_t i = 0; i < n; i++) {
+                if (s[i] == ' ' && t->opts.escape_spaces) {
+                    memcpy(tmp + m, "\xe2\x96\x81", 3);
+                    m += 3;
+                } else {
+                    tmp[m++] = s[i];
+                }
+            }
+            rc = trie_insert(&t->norm_trie, tmp, m, id);
+        } else {
+            rc = trie_insert(&t->raw_trie, s, n, id);
+        }
+        if (rc != SG_OK)
+            return tok_fail(rc, err, errlen, "out of memory");
+        t->n_added++;
+    }
+    if (t->unk >= t->n_vocab || t->bos >= t->n_vocab || t->eos >= t->n_vocab)
+        return tok_fail(SG_EFORMAT, err, errlen, "special token id outside the vocabulary");
+    if (t->unk >= 0)
+        t->flags[t->unk] |= TOKF_SPECIAL | TOKF_NOCHAR;
+    if (t->bos >= 0)
+        t->flags[t->bos] |= TOKF_SPECIAL | TOKF_NOCHAR;
+    if (t->eos >= 0)
+        t->flags[t->eos] |= TOKF_SPECIAL | TOKF_NOCHAR;
+    for (int c = 0; c < 128; c++) {
+        char s[1] = {(char)c};
+        int32_t id = tok_lookup(t, s, 1);
+
+        t->ascii_id[c] = (id >= 0 && !(t->flags[id] & TOKF_NOCHAR)) ? id : -1;
+    }
+    return SG_OK;
+}
+
+/* ---- Opening ------------------------------------------------------------------------------ */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int is_file(const char *p)
+{
+    struct stat st;
+
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Sniff a file's format from its first bytes: 'j'son, 'g'guf, or 's'entencepiece protobuf. */
+static int sniff(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char b[4] = {0};
+    size_t n;
+
+    if (!f)
+        return 0;
+    n = fread(b, 1, 4, f);
+    fclose(f);
+    if (n == 4 && memcmp(b, "GGUF", 4) == 0)
+        return 'g';
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')
+            continue;
+        if (b[i] == '{')
+            return 'j';
+        break;
+    }
+    return n > 0 && b[0] == 0x0a ? 's' : 0;
+}
+
+int sg_tok_open(sg_tok **out, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    char p[4096];
+    int kind;
+
+    if (!out || !path)
+        return tok_fail(SG_EINVAL, err, errlen, "sg_tok_open: NULL argument");
+    *out = NULL;
+    if (stat(path, &st) != 0)
+        return tok_fail(SG_EIO, err, errlen, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        if ((size_t)snprintf(p, sizeof p, "%s/tokenizer.json", path) >= sizeof p)
+            return tok_fail(SG_EINVAL, err, errlen, "%s: path too long", path);
+        if (is_file(p))
+            return tok_load_json(out, p, err, errlen);
+        snprintf(p, sizeof p, "%s/tokenizer.model", path);
+        if (is_file(p))
+            return tok_load_spm(out, p, err, errlen);
+        return tok_fail(SG_EIO, err, errlen,
+                        "%s: no tokenizer.json or tokenizer.model in this folder", path);
+    }
+    kind = sniff(path);
+    if (kind == 'g' || (kind == 0 && ends_with(path, ".gguf")))
+        return tok_load_gguf(out, path, err, errlen);
+    if (kind == 'j' || (kind == 0 && ends_with(path, ".json")))
+        return tok_load_json(out, path, err, errlen);
+    if (kind == 's' || ends_with(path, ".model"))
+        return tok_load_spm(out, path, err, errlen);
+    return tok_fail(SG_EFORMAT, err, errlen,
+                    "%s: not a tokenizer.json, tokenizer.model or GGUF file", path);
+}
+
+/* ---- Accessors ---------------------------------------------------------------------------- */
+
+size_t sg_tok_n_vocab(const sg_tok *t)
+{
+    return t ? (size_t)t->n_vocab : 0;
+}
+
+int32_t sg_tok_bos(const sg_tok *t)
+{
+    return t ? t->bos : -1;
+}
+
+int32_t sg_tok_eos(const sg_tok *t)
+{
+    return t ? t->eos : -1;
+}
+
+int32_t sg_tok_piece_id(const sg_tok *t, const char *piece)
+{
+    if (!t || !piece)
+        return -1;
+    return tok_lookup(t, piece, strlen(piece));
+}
+
+const char *sg_tok_piece(const sg_tok *t, int32_t id)
+{
+    if (!t || id < 0 || id >= t->n_vocab)
+        return NULL;
+    return t->str + t->off[id];
+}
+
+int sg_tok_is_special(const sg_tok *t, int32_t id)
+{
+    if (!t || id < 0 || id >= t->n_vocab)
+        return 0;
+    return (t->flags[id] & TOKF_SPECIAL) != 0;
+}
+
+/* ---- Encoding ----------------------------------------------------------------------------- */
+
+struct sym {
+    int32_t id;
+    int32_t prev;
+    int32_t next;
+    uint32_t len; /* bytes; 0 = merged away */
+};
+
+struct pair {
+    int32_t rank;
+    int32_t pos;
+    int32_t id;
+};
+
+struct enc {
+    const struct sg_tok *t;
+    const char *text; /* the raw text, segments concatenated */
+    size_t n;
+    const sg_tok_seg *segs;
+    size_t n_segs;
+    size_t *seg_start;  /* (n_segs + 1) offsets of the segments in text */
+    int all_template;   /* every byte is template text */
+    int all_user;       /* no byte is template text */
+    int32_t *ids;
+    size_t cap;
+    size_t count;
+    char *norm;         /* normalized text of one chunk */
+    size_t norm_cap;
+    struct sym *sym;
+    size_t sym_cap;
+    struct pair *heap;
+    size_t heap_cap;
+};
+
+static inline void emit(struct enc *e, int32_t id)
+{
+    if (e->count < e->cap)
+        e->ids[e->count] = id;
+    e->count++;
+}
+
+/* 1 if text[a..b) lies wholly in template segments. */
+static int in_template(const struct enc *e, size_t a, size_t b)
+{
+    size_t lo = 0, hi = e->n_segs;
+
+    if (e->all_template)
+        return 1;
+    if (e->all_user)
+        return 0;
+    /* the last segment whose start <= a and that is not empty at a */
+    while (lo + 1 < hi) {
+        size_t mid = (lo + hi) / 2;
+
+        if (e->seg_start[mid] <= a)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    for (size_t s = lo; s < e->n_segs && e->seg_start[s] < b; s++) {
+        if (e->seg_start[s + 1] <= a)
+            continue;
+        if (e->segs[s].mode != SG_TOK_TEMPLATE)
+            return 0;
+    }
+    return 1;
+}
+
+/* Longest added token of `tr` starting at s[i] (n bytes in all) that is allowed; returns its
+ * length and sets *id, or 0. Specials are allowed only if `allow` says so for their range. */
+static size_t trie_match(const struct enc *e, const struct tok_trie *tr, const char *s, size_t n,
+                         size_t i, size_t raw_base, int raw, int chunk_template, int32_t *id)
+{
+    int32_t node = tr->root[(uint8_t)s[i]];
+    size_t best = 0;
+
+    for (size_t j = i; node >= 0;) {
+        int32_t tid = tr->nodes[node].id;
+
+        if (tid >= 0) {
+            int ok = 1;
+
+            if (e->t->flags[tid] & TOKF_SPECIAL)
+                ok = raw ? in_template(e, raw_base + i, raw_base + j + 1) : chunk_template;
+            if (ok) {
+                best = j + 1 - i;
+                *id = tid;
+            }
+        }
+        if (++j >= n)
+            break;
+        node = tr->nodes[node].child;
+        while (node >= 0 && tr->nodes[node].byte != (uint8_t)s[j])
+            node = tr->nodes[node].sibling;
+    }
+    return best;
+}
+
+static inline int pair_less(const struct pair *a, const struct pair *b)
+{
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+
+static void heap_push(struct pair *h, size_t *n, struct pair p)
+{
+    size_t i = (*n)++;
+
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+
+        if (!pair_less(&p, &h[up]))
+            break;
+        h[i] = h[up];
+        i = up;
+    }
+    h[i] = p;
+}
+
+static struct pair heap_pop(struct pair *h, size_t *n)
+{
+    struct pair top = h[0], last = h[--(*n)];
+    size_t i = 0, m = *n;
+
+    for (;;) {
+        size_t c = 2 * i + 1;
+
+        if (c >= m)
+            break;
+        if (c + 1 < m && pair_less(&h[c + 1], &h[c]))
+            c++;
+        if (!pair_less(&h[c], &last))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (m > 0)
+        h[i] = last;
+    return top;
+}
+
+/* A merge result usable here: specials only in all-template text. */
+static inline const struct tok_merge *merge_ok(const struct sg_tok *t, int32_t a, int32_t b,
+                                               int allow_special)
+{
+    const struct tok_merge *m = merge_find(t, a, b);
+
+    if (m && !allow_special && (t->flags[m->id] & TOKF_SPECIAL))
+        return NULL;
+    return m;
+}
+
+/* BPE over one word s[0..n) (normalized text), emitting ids. */
+static void bpe_word(struct enc *e, const char *s, size_t n, int allow_special)
+{
+    const struct sg_tok *t = e->t;
+    struct sym *sym = e->sym;
+    struct pair *heap = e->heap;
+    size_t ns = 0, nh = 0;
+    int32_t unk_len = 0; /* pending fused <unk> bytes */
+
+    if (n == 0)
+        return;
+    /* 1. Characters to symbols (HF BPE::merge_word). */
+    for (size_t i = 0; i < n;) {
+        const unsigned char *p = (const unsigned char *)s + i;
+        size_t k = utf8_len(p, n - i);
+        int32_t id = -1;
+        int valid = k > 0;
+
+        if (!valid) {
+            k = 1; /* one invalid byte: it is its own character (docs/TOKENIZER.md) */
+        } else if (k == 1) {
+            id = t->ascii_id[p[0]];
+        } else {
+            id = tok_lookup(t, (const char *)p, k);
+            if (id >= 0 && (t->flags[id] & TOKF_NOCHAR))
+                id = -1;
+        }
+        if (id >= 0 && !allow_special && (t->flags[id] & TOKF_SPECIAL))
+            id = -1;
+        if (id < 0 && t->opts.byte_fallback) {
+            int all = 1;
+
+            for (size_t b = 0; b < k; b++)
+                if (t->byte_id[p[b]] < 0)
+                    all = 0;
+            if (all) {
+                if (unk_len) {
+                    sym[ns] = (struct sym){t->unk, (int32_t)ns - 1, (int32_t)ns + 1,
+                                           (uint32_t)unk_len};
+                    ns++;
+                    unk_len = 0;
+                }
+                for (size_t b = 0; b < k; b++) {
+                    sym[ns] = (struct sym){t->byte_id[p[b]], (int32_t)ns - 1, (int32_t)ns + 1, 1};
+                    ns++;
+                }
+                i += k;
+                continue;
+            }
+        }
+        if (id < 0) {
+            /* No piece and no byte pieces: <unk> (fused with a preceding one if fuse_unk). */
+            if (t->unk >= 0) {
+                if (unk_len && !t->opts.fuse_unk) {
+                    sym[ns] = (struct sym){t->unk, (int32_t)ns - 1, (int32_t)ns + 1,
+                                           (uint32_t)unk_len};
+                    ns++;
+                    unk_len = 0;
+                }
+                unk_len += (int32_t)k;
+            }
+            i += k;
+            continue;
+        }
+        if (unk_len) {
+            sym[ns] = (struct sym){t->unk, (int32_t)ns - 1, (int32_t)ns + 1, (uint32_t)unk_len};
+            ns++;
+            unk_len = 0;
+        }
+        sym[ns] = (struct sym){id, (int32_t)ns - 1, (int32_t)ns + 1, (uint32_t)k};
+        ns++;
+        i += k;
+    }
+    if (unk_len) {
+        sym[ns] = (struct sym){t->unk, (int32_t)ns - 1, (int32_t)ns + 1, (uint32_t)unk_len};
+        ns++;
+    }
+    if (ns == 0)
+        return;
+    sym[ns - 1].next = -1;
+
+    /* 2. Merges: lowest rank first, leftmost on ties; stale entries are dropped exactly as HF's
+     * Word::merge_all does (the pair now at pos must still map to the same new id). */
+    for (size_t i = 0; i + 1 < ns; i++) {
+        const struct tok_merge *m = merge_ok(t, sym[i].id, sym[i + 1].id, allow_special);
+
+        if (m)
+            heap_push(heap, &nh, (struct pair){m->rank, (int32_t)i, m->id});
+    }
+    while (nh > 0) {
+        struct pair top = heap_pop(heap, &nh);
+        struct sym *l = &sym[top.pos];
+        const struct tok_merge *m;
+        int32_t r;
+
+        if (l->len == 0 || l->next < 0)
+            continue;
+        r = l->next;
+        m = merge_ok(t, l->id, sym[r].id, allow_special);
+        if (!m || m->id != top.id)
+            continue;
+        l->id = top.id;
+        l->len += sym[r].len;
+        l->next = sym[r].next;
+        sym[r].len = 0;
+        if (l->next >= 0)
+            sym[l->next].prev = top.pos;
+        if (l->prev >= 0) {
+            m = merge_ok(t, sym[l->prev].id, l->id, allow_special);
+            if (m)
+                heap_push(heap, &nh, (struct pair){m->rank, l->prev, m->id});
+        }
+        if (l->next >= 0) {
+            m = merge_ok(t, l->id, sym[l->next].id, allow_special);
+            if (m)
+                heap_push(heap, &nh, (struct pair){m->rank, top.pos, m->id});
+        }
+    }
+    for (int32_t i = 0; i >= 0; i = sym[i].next)
+        emit(e, sym[i].id);
+}
+
+/* Normalize raw[0..n) into e->norm; returns the normalized length. `at_start`: the chunk begins
+ * the whole text (SentencePiece's dummy prefix goes there). */
+static size_t normalize(struct enc *e, const char *raw, size_t n, int at_start)
+{
+    const struct tok_opts *o = &e->t->opts;
+    char *out = e->norm;
+    size_t m = 0;
+    int prev_space = 0;
+
+    if (o->remove_extra_ws) {
+        while (n > 0 && *raw == ' ') {
+            raw++;
+            n--;
+        }
+        while (n > 0 && raw[n - 1] == ' ')
+            n--;
+    }
+    if (n > 0 && at_start && o->add_dummy_prefix) {
+        memcpy(out, "\xe2\x96\x81", 3);
+        m = 3;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = raw[i];
+
+        if (c == ' ') {
+            if (o->remove_extra_ws && prev_space)
+                continue;
+            prev_space = 1;
+            if (o->escape_spaces) {
+                memcpy(out + m, "\xe2\x96\x81", 3);
+                m += 3;
+                continue;
+            }
+        } else {
+            prev_space = 0;
+        }
+        out[m++] = c;
+    }
+    return m;
+}
+
+/* The text between two raw-text added tokens: normalize, split by normalized added tokens,
+ * then BPE. */
+static void encode_chunk(struct enc *e, size_t a, size_t b)
+{
+    const struct sg_tok *t = e->t;
+    int chunk_template = in_template(e, a, b);
+    size_t n, start = 0;
+
+    if (a == b)
+        return;
+    n = normalize(e, e->text + a, b - a, a == 0);
+    if (t->norm_trie.n > 1) {
+        for (size_t i = 0; i < n;) {
+            int32_t id = -1;
+            size_t len = 0;
+
+            if (t->norm_trie.root[(uint8_t)e->norm[i]] >= 0)
+                len = trie_match(e, &t->norm_trie, e->norm, n, i, 0, 0, chunk_template, &id);
+            if (len == 0) {
+                i++;
+                continue;
+            }
+            bpe_word(e, e->norm + start, i - start, chunk_template);
+            emit(e, id);
+            i += len;
+            start = i;
+        }
+    }
+    bpe_word(e, e->norm + start, n - start, chunk_template);
+}
+
+int sg_tok_encode_segs(const sg_tok *t, const sg_tok_seg *segs, size_t n_segs, int32_t *ids,
+                       size_t cap, size_t *n)
+{
+    struct enc e;
+    char *joined = NULL;
+    size_t total = 0, chunk = 0;
+    int rc = SG_OK;
+
+    if (n)
+        *n = 0;
+    if (!t || !n || (n_segs > 0 && !segs) || (cap > 0 && !ids))
+        return SG_EINVAL;
+    memset(&e, 0, sizeof e);
+    e.t = t;
+    e.segs = segs;
+    e.n_segs = n_segs;
+    e.ids = ids;
+    e.cap = cap;
+    e.all_template = 1;
+    e.all_user = 1;
+    for (size_t i = 0; i < n_segs; i++) {
+        if (segs[i].len > 0 && !segs[i].text)
+            return SG_EINVAL;
+        if (segs[i].mode != SG_TOK_USER && segs[i].mode != SG_TOK_TEMPLATE)
+            return SG_EINVAL;
+        if (segs[i].len > ((size_t)1 << 30) || total + segs[i].len > ((size_t)1 << 30))
+            return SG_ERANGE;
+        total += segs[i].len;
+        if (segs[i].len > 0) {
+            if (segs[i].mode == SG_TOK_TEMPLATE)
+                e.all_user = 0;
+            else
+                e.all_template = 0;
+        }
+    }
+    if (total == 0)
+        return SG_OK;
+    e.seg_start = malloc((n_segs + 1) * sizeof *e.seg_start);
+    if (!e.seg_start)
+        return SG_ENOMEM;
+    e.seg_start[0] = 0;
+    for (size_t i = 0; i < n_segs; i++)
+        e.seg_start[i + 1] = e.seg_start[i] + segs[i].len;
+    if (n_segs == 1) {
+        e.text = segs[0].text;
+    } else {
+        joined = malloc(total);
+        if (!joined) {
+            rc = SG_ENOMEM;
+            goto done;
+        }
+        for (size_t i = 0; i < n_segs; i++)
+            if (segs[i].len)
+                memcpy(joined + e.seg_start[i], segs[i].text, segs[i].len);
+        e.text = joined;
+    }
+    e.n = total;
+    /* Work space, once per call: normalization grows a space to 3 bytes (+3 for a dummy
+     * prefix); a word has at most one symbol per normalized byte and the queue holds at most
+     * 3 entries per symbol. */
+    e.norm_cap = 3 * total + 3;
+    e.sym_cap = e.norm_cap;
+    e.heap_cap = 3 * e.sym_cap;
+    e.norm = malloc(e.norm_cap);
+    e.sym = malloc(e.sym_cap * sizeof *e.sym);
+    e.heap = malloc(e.heap_cap * sizeof *e.heap);
+    if (!e.norm || !e.sym || !e.heap) {
+        rc = SG_ENOMEM;
+        goto done;
+    }
+
+    /* Pass 1: added tokens in the raw text, leftmost-longest. */
+    for (size_t i = 0; i < total;) {
+        int32_t id = -1;
+        size_t len = 0;
+
+        if (t->raw_trie.root[(uint8_t)e.text[i]] >= 0)
+            len = trie_match(&e, &t->raw_trie, e.text, total, i, 0, 1, 0, &id);
+        if (len == 0) {
+            i++;
+            continue;
+        }
+        encode_chunk(&e, chunk, i);
+        emit(&e, id);
+        i += len;
+        chunk = i;
+    }
+    encode_chunk(&e, chunk, total);
+    *n = e.count;
+    if (e.count > cap)
+        rc = SG_ERANGE;
+done:
+    free(e.norm);
+    free(e.sym);
+    free(e.heap);
+    free(e.seg_start);
+    free(joined);
+    return rc;
+}
+
+int sg_tok_encode(const sg_tok *t, const char *text, size_t len, sg_tok_mode mode, int32_t *ids,
+                  size_t cap, size_t *n)
+{
+    sg_tok_seg seg = {text, len, mode};
+
+    return sg_tok_encode_segs(t, &seg, 1, ids, cap, n);
+}
+
+/* ---- Decoding ----------------------------------------------------------------------------- */
+
+struct out {
+    char *buf;
+    size_t cap;
+    size_t len;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->len < o->cap) {
+        size_t room = o->cap - o->len;
+
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+    }
+    o->len += n;
+}
+
+int sg_tok_decode(const sg_tok *t, const int32_t *ids, size_t n, char *buf, size_t cap,
+                  size_t *len)
+{
+    struct out o = {buf, cap > 0 ? cap - 1 : 0, 0};
+    unsigned char *bytes = NULL;
+
+    if (len)
+        *len = 0;
+    if (!t || !len || (n > 0 && !ids) || (cap > 0 && !buf))
+        return SG_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= t->n_vocab)
+            return SG_EINVAL;
+    for (size_t i = 0; i < n;) {
+        int32_t id = ids[i];
+        const char *s = t->str + t->off[id];
+        size_t m = t->len[id];
+
+        if (t->flags[id] & TOKF_BYTE) {
+            /* A run of byte pieces: its bytes if they form valid UTF-8, else one U+FFFD per
+             * byte (HF's ByteFallback decoder). */
+            size_t j = i, k = 0, ok = 1;
+
+            while (j < n && (t->flags[ids[j]] & TOKF_BYTE))
+                j++;
+            if (!bytes) {
+                bytes = malloc(n);
+                if (!bytes)
+                    return SG_ENOMEM;
+            }
+            for (size_t q = i; q < j; q++) {
+                const char *p = t->str + t->off[ids[q]];
+
+                bytes[k++] = (unsigned char)(hexval(p[3]) * 16 + hexval(p[4]));
+            }
+            for (size_t q = 0; q < k;) {
+                size_t l = utf8_len(bytes + q, k - q);
+
+                if (l == 0) {
+                    ok = 0;
+                    break;
+                }
+                q += l;
+            }
+            if (ok)
+                put(&o, (const char *)bytes, k);
+            else
+                for (size_t q = 0; q < k; q++)
+                    put(&o, "\xef\xbf\xbd", 3);
+            i = j;
+            continue;
+        }
+        for (size_t q = 0; q < m;) {
+            if (q + 3 <= m && memcmp(s + q, "\xe2\x96\x81", 3) == 0) {
+                put(&o, " ", 1);
+                q += 3;
+            } else {
+                put(&o, s + q, 1);
+                q++;
+            }
+        }
+        i++;
+    }
+    free(bytes);
+    if (cap > 0)
+        buf[o.len < o.cap ? o.len : o.cap] = '\0';
+    *len = o.len;
+    return o.len > o.cap ? SG_ERANGE : SG_OK;
+}
