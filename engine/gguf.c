@@ -1,0 +1,1356 @@
+/*
+ * gguf.c: a GGUF v2/v3 reader over a read-only buffer (usually a private mmap of the file), and
+ * the Gemma / Gemma 2 loader on top of it.
+ *
+ * File layout (little-endian):
+ *   "GGUF" | u32 version | u64 n_tensors | u64 n_kv
+ *   n_kv x   { string key | u32 type | value }
+ *   n_tensors x { string name | u32 n_dims | u64 ne[n_dims] | u32 ggml_type | u64 offset }
+ *   padding to general.alignment (u32, a power of two, default 32) | data section
+ * where a string is u64 length + bytes (no NUL) and an array value is u32 element type +
+ * u64 count + elements. Tensor offsets are relative to the data section and aligned.
+ *
+ * The parser walks the buffer once through a bounds-checked cursor and records offsets; it
+ * rejects anything it cannot vouch for, so the accessors can read without further checks.
+ */
+#include "gguf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GGUF_DEFAULT_ALIGNMENT 32
+#define GGUF_MAX_NAME 256 /* tensor names (ggml uses 64) */
+#define GGUF_MAX_KEY 65535
+
+typedef struct kv {
+    char *key;            /* NUL-terminated copy */
+    uint32_t type;
+    size_t off;           /* scalars: the value; strings: the u64 length; arrays: first element */
+    uint32_t elem_type;   /* arrays only */
+    uint64_t count;       /* arrays only */
+    size_t *str_offs;     /* arrays of strings: offset of each element's u64 length */
+} kv;
+
+struct sg_gguf {
+    char *name;
+    const uint8_t *buf;
+    size_t size;
+    void *map;            /* our own mapping, or NULL for sg_gguf_open_mem */
+    size_t map_size;
+    uint32_t version;
+    size_t alignment;
+    size_t n_kv;
+    kv *kvs;
+    size_t n_tensors;
+    sg_gguf_tensor *tensors;
+    char **tensor_names;  /* owned copies, tensors[i].name points at them */
+    size_t data_off;
+};
+
+/* ---- ggml tensor types ---------------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    uint32_t block;       /* 0: not a type number ggml defines */
+    uint32_t block_bytes;
+    int dtype;            /* sg_dtype, or -1 */
+} ggml_types[] = {
+    [0] = {"F32", 1, 4, SG_DT_F32},
+    [1] = {"F16", 1, 2, SG_DT_F16},
+    [2] = {"Q4_0", 32, 18, SG_DT_Q4_0},
+    [3] = {"Q4_1", 32, 20, -1},
+    [6] = {"Q5_0", 32, 22, -1},
+    [7] = {"Q5_1", 32, 24, -1},
+    [8] = {"Q8_0", 32, 34, SG_DT_Q8_0},
+    [9] = {"Q8_1", 32, 36, -1},
+    [10] = {"Q2_K", 256, 84, -1},
+    [11] = {"Q3_K", 256, 110, -1},
+    [12] = {"Q4_K", 256, 144, SG_DT_Q4_K},
+    [13] = {"Q5_K", 256, 176, -1},
+    [14] = {"Q6_K", 256, 210, SG_DT_Q6_K},
+    [15] = {"Q8_K", 256, 292, -1},
+    [16] = {"IQ2_XXS", 256, 66, -1},
+    [17] = {"IQ2_XS", 256, 74, -1},
+    [18] = {"IQ3_XXS", 256, 98, -1},
+    [19] = {"IQ1_S", 256, 50, -1},
+    [20] = {"IQ4_NL", 32, 18, -1},
+    [21] = {"IQ3_S", 256, 110, -1},
+    [22] = {"IQ2_S", 256, 82, -1},
+    [23] = {"IQ4_XS", 256, 136, -1},
+    [24] = {"I8", 1, 1, -1},
+    [25] = {"I16", 1, 2, -1},
+    [26] = {"I32", 1, 4, -1},
+    [27] = {"I64", 1, 8, -1},
+    [28] = {"F64", 1, 8, -1},
+    [29] = {"IQ1_M", 256, 56, -1},
+    [30] = {"BF16", 1, 2, SG_DT_BF16},
+    [34] = {"TQ1_0", 256, 54, -1},
+    [35] = {"TQ2_0", 256, 66, -1},
+    [39] = {"MXFP4", 32, 17, -1},
+};
+#define N_GGML_TYPES (sizeof ggml_types / sizeof ggml_types[0])
+
+static int ggml_type_known(uint32_t t)
+{
+    return t < N_GGML_TYPES && ggml_types[t].block != 0;
+}
+
+const char *sg_gguf_ggml_type_name(uint32_t t)
+{
+    return ggml_type_known(t) ? ggml_types[t].name : "?";
+}
+
+/* ---- metadata value types ------------------------------------------------------------------- */
+
+static const char *const type_names[SG_GGUF_TYPE_COUNT] = {
+    "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64",
+};
+/* Bytes of a scalar value (0 for string and array). */
+static const uint8_t type_sizes[SG_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+const char *sg_gguf_type_name(int type)
+{
+    return type >= 0 && type < SG_GGUF_TYPE_COUNT ? type_names[type] : "?";
+}
+
+static int type_is_int(uint32_t t)
+{
+    return t == SG_GGUF_U8 || t == SG_GGUF_I8 || t == SG_GGUF_U16 || t == SG_GGUF_I16 ||
+           t == SG_GGUF_U32 || t == SG_GGUF_I32 || t == SG_GGUF_U64 || t == SG_GGUF_I64;
+}
+
+/* ---- little-endian loads -------------------------------------------------------------------- */
+
+static uint16_t ld16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t ld32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t ld64(const uint8_t *p)
+{
+    return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
+}
+
+/* ---- errors --------------------------------------------------------------------------------- */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+static int fail_msg(char *err, size_t errlen, int code, const char *file, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        int n = snprintf(err, errlen, "%s: ", file ? file : "(gguf)");
+
+        if (n >= 0 && (size_t)n < errlen) {
+            va_start(ap, fmt);
+            vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return code;
+}
+
+/* ---- the cursor ----------------------------------------------------------------------------- */
+
+typedef struct cursor {
+    const uint8_t *b;
+    size_t size;
+    size_t pos;
+    const char *file;
+    char *err;
+    size_t errlen;
+} cursor;
+
+static size_t left(const cursor *c)
+{
+    return c->size - c->pos;
+}
+
+/* Make sure `n` more bytes exist; `what` names them in the message. */
+static int need(cursor *c, uint64_t n, const char *what)
+{
+    if (n > left(c))
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "truncated: %s needs %llu bytes at offset %zu, the file has %zu", what,
+                        (unsigned long long)n, c->pos, c->size);
+    return SG_OK;
+}
+
+static int rd_u32(cursor *c, uint32_t *v, const char *what)
+{
+    int rc = need(c, 4, what);
+
+    if (rc < 0)
+        return rc;
+    *v = ld32(c->b + c->pos);
+    c->pos += 4;
+    return SG_OK;
+}
+
+static int rd_u64(cursor *c, uint64_t *v, const char *what)
+{
+    int rc = need(c, 8, what);
+
+    if (rc < 0)
+        return rc;
+    *v = ld64(c->b + c->pos);
+    c->pos += 8;
+    return SG_OK;
+}
+
+/* A string: *off receives the offset of its bytes, *len their count. */
+static int rd_str(cursor *c, size_t *off, uint64_t *len, const char *what)
+{
+    uint64_t n;
+    int rc = rd_u64(c, &n, what);
+
+    if (rc < 0)
+        return rc;
+    if (n > left(c))
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "%s: string length %llu at offset %zu runs past the end of the file "
+                        "(%zu bytes left)",
+                        what, (unsigned long long)n, c->pos - 8, left(c));
+    *off = c->pos;
+    *len = n;
+    c->pos += (size_t)n;
+    return SG_OK;
+}
+
+static char *dup_bytes(const uint8_t *p, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* ---- parsing -------------------------------------------------------------------------------- */
+
+/* Skip (validate) one value of scalar or string type `t`; arrays are handled by the caller. */
+static int skip_value(cursor *c, uint32_t t, const char *key)
+{
+    if (t == SG_GGUF_STRING) {
+        size_t off;
+        uint64_t len;
+        return rd_str(c, &off, &len, key);
+    }
+    return need(c, type_sizes[t], key);
+}
+
+static int parse_kv(cursor *c, kv *e)
+{
+    size_t koff;
+    uint64_t klen;
+    int rc;
+
+    rc = rd_str(c, &koff, &klen, "metadata key");
+    if (rc < 0)
+        return rc;
+    if (klen == 0 || klen > GGUF_MAX_KEY || memchr(c->b + koff, '\0', (size_t)klen))
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "metadata key at offset %zu: length %llu, or a NUL inside (expected "
+                        "1..%d bytes of text)",
+                        koff - 8, (unsigned long long)klen, GGUF_MAX_KEY);
+    e->key = dup_bytes(c->b + koff, (size_t)klen);
+    if (!e->key)
+        return fail_msg(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
+    rc = rd_u32(c, &e->type, e->key);
+    if (rc < 0)
+        return rc;
+    if (e->type >= SG_GGUF_TYPE_COUNT)
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "key '%s': unknown value type %u (expected 0..%d)", e->key, e->type,
+                        SG_GGUF_TYPE_COUNT - 1);
+    e->off = c->pos;
+    if (e->type != SG_GGUF_ARRAY) {
+        rc = skip_value(c, e->type, e->key);
+        if (rc == SG_OK)
+            c->pos += type_sizes[e->type]; /* strings moved the cursor already */
+        return rc;
+    }
+
+    rc = rd_u32(c, &e->elem_type, e->key);
+    if (rc < 0)
+        return rc;
+    if (e->elem_type >= SG_GGUF_TYPE_COUNT)
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "key '%s': unknown array element type %u (expected 0..%d)", e->key,
+                        e->elem_type, SG_GGUF_TYPE_COUNT - 1);
+    if (e->elem_type == SG_GGUF_ARRAY)
+        return fail_msg(c->err, c->errlen, SG_EUNSUPPORTED, c->file,
+                        "key '%s': arrays of arrays are not supported", e->key);
+    rc = rd_u64(c, &e->count, e->key);
+    if (rc < 0)
+        return rc;
+    /* Each element takes at least its scalar size, or 8 bytes for a string's length. */
+    uint64_t min = e->elem_type == SG_GGUF_STRING ? 8 : type_sizes[e->elem_type];
+    if (e->count > left(c) / min)
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "key '%s': array of %llu %s elements runs past the end of the file "
+                        "(%zu bytes left)",
+                        e->key, (unsigned long long)e->count, type_names[e->elem_type], left(c));
+    e->off = c->pos;
+    if (e->elem_type != SG_GGUF_STRING) {
+        c->pos += (size_t)(e->count * min);
+        return SG_OK;
+    }
+    e->str_offs = malloc((size_t)(e->count ? e->count : 1) * sizeof *e->str_offs);
+    if (!e->str_offs)
+        return fail_msg(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
+    for (uint64_t i = 0; i < e->count; i++) {
+        size_t off;
+        uint64_t len;
+
+        e->str_offs[i] = c->pos;
+        rc = rd_str(c, &off, &len, e->key);
+        if (rc < 0)
+            return rc;
+    }
+    return SG_OK;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    const sg_gguf_tensor *x = *(const sg_gguf_tensor *const *)a;
+    const sg_gguf_tensor *y = *(const sg_gguf_tensor *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+static int cmp_offset(const void *a, const void *b)
+{
+    const sg_gguf_tensor *x = *(const sg_gguf_tensor *const *)a;
+    const sg_gguf_tensor *y = *(const sg_gguf_tensor *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static int parse_tensor_info(cursor *c, sg_gguf *g, size_t i)
+{
+    sg_gguf_tensor *t = &g->tensors[i];
+    size_t noff;
+    uint64_t nlen;
+    uint32_t nd;
+    int rc;
+
+    rc = rd_str(c, &noff, &nlen, "tensor name");
+    if (rc < 0)
+        return rc;
+    if (nlen == 0 || nlen >= GGUF_MAX_NAME || memchr(c->b + noff, '\0', (size_t)nlen))
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "tensor %zu: name of %llu bytes at offset %zu (expected 1..%d bytes of "
+                        "text)",
+                        i, (unsigned long long)nlen, noff, GGUF_MAX_NAME - 1);
+    g->tensor_names[i] = dup_bytes(c->b + noff, (size_t)nlen);
+    if (!g->tensor_names[i])
+        return fail_msg(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
+    t->name = g->tensor_names[i];
+    rc = rd_u32(c, &nd, t->name);
+    if (rc < 0)
+        return rc;
+    if (nd < 1 || nd > 4)
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "tensor '%s': %u dimensions (expected 1..4)", t->name, nd);
+    t->n_dims = (int)nd;
+    uint64_t nelem = 1;
+    for (int d = 0; d < 4; d++) {
+        t->ne[d] = 1;
+        if (d >= t->n_dims)
+            continue;
+        rc = rd_u64(c, &t->ne[d], t->name);
+        if (rc < 0)
+            return rc;
+        if (t->ne[d] == 0 || t->ne[d] > (uint64_t)INT64_MAX / nelem)
+            return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                            "tensor '%s': dimension %d is %llu (expected > 0, and a total "
+                            "element count below 2^63)",
+                            t->name, d, (unsigned long long)t->ne[d]);
+        nelem *= t->ne[d];
+    }
+    rc = rd_u32(c, &t->ggml_type, t->name);
+    if (rc < 0)
+        return rc;
+    if (!ggml_type_known(t->ggml_type))
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "tensor '%s': unknown tensor type %u", t->name, t->ggml_type);
+    t->dtype = ggml_types[t->ggml_type].dtype;
+    uint32_t block = ggml_types[t->ggml_type].block;
+    if (t->ne[0] % block != 0)
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "tensor '%s': row of %llu elements is not a whole number of %s blocks "
+                        "(%u elements)",
+                        t->name, (unsigned long long)t->ne[0], ggml_types[t->ggml_type].name,
+                        block);
+    uint64_t blocks = nelem / block;
+    if (blocks > SIZE_MAX / ggml_types[t->ggml_type].block_bytes)
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "tensor '%s': %llu elements of %s overflow a size", t->name,
+                        (unsigned long long)nelem, ggml_types[t->ggml_type].name);
+    t->nbytes = (size_t)blocks * ggml_types[t->ggml_type].block_bytes;
+    rc = rd_u64(c, &t->offset, t->name);
+    if (rc < 0)
+        return rc;
+    if (t->offset % g->alignment != 0)
+        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                        "tensor '%s': data offset %llu is not a multiple of the alignment %zu",
+                        t->name, (unsigned long long)t->offset, g->alignment);
+    return SG_OK;
+}
+
+/* Sanity of the tensor table against the data section: inside, no overlap, unique names. */
+static int check_tensors(sg_gguf *g, cursor *c)
+{
+    const sg_gguf_tensor **v;
+    size_t data_size = g->size - g->data_off;
+    int rc = SG_OK;
+
+    for (size_t i = 0; i < g->n_tensors; i++) {
+        sg_gguf_tensor *t = &g->tensors[i];
+
+        if (t->offset > data_size || t->nbytes > data_size - t->offset)
+            return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                            "tensor '%s': data [%llu, +%zu) lies outside the data section of "
+                            "%zu bytes (file offset %zu)",
+                            t->name, (unsigned long long)t->offset, t->nbytes, data_size,
+                            g->data_off);
+        t->data = g->buf + g->data_off + t->offset;
+    }
+    if (g->n_tensors < 2)
+        return SG_OK;
+    v = malloc(g->n_tensors * sizeof *v);
+    if (!v)
+        return fail_msg(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
+    for (size_t i = 0; i < g->n_tensors; i++)
+        v[i] = &g->tensors[i];
+    qsort(v, g->n_tensors, sizeof *v, cmp_name);
+    for (size_t i = 1; i < g->n_tensors; i++) {
+        if (strcmp(v[i - 1]->name, v[i]->name) == 0) {
+            rc = fail_msg(c->err, c->errlen, SG_EFORMAT, c->file, "duplicate tensor '%s'",
+                          v[i]->name);
+            goto out;
+        }
+    }
+    qsort(v, g->n_tensors, sizeof *v, cmp_offset);
+    for (size_t i = 1; i < g->n_tensors; i++) {
+        if (v[i - 1]->offset + v[i - 1]->nbytes > v[i]->offset) {
+            rc = fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
+                          "tensors '%s' [%llu, +%zu) and '%s' [%llu, +%zu) overlap",
+                          v[i - 1]->name, (unsigned long long)v[i - 1]->offset,
+                          v[i - 1]->nbytes, v[i]->name, (unsigned long long)v[i]->offset,
+                          v[i]->nbytes);
+            goto out;
+        }
+    }
+out:
+    free(v);
+    return rc;
+}
+
+static int parse(sg_gguf *g, char *err, size_t errlen)
+{
+    cursor c = {g->buf, g->size, 0, g->name, err, errlen};
+    uint64_t n_tensors, n_kv;
+    int rc;
+
+    if (g->size < 4 || memcmp(g->buf, "GGUF", 4) != 0) {
+        char found[16] = "";
+        for (size_t i = 0; i < 4 && i < g->size; i++)
+            snprintf(found + 3 * i, sizeof found - 3 * i, "%02x ", g->buf[i]);
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "not a GGUF file: magic %s(expected 47 47 55 46 \"GGUF\")",
+                        g->size ? found : "(empty file) ");
+    }
+    c.pos = 4;
+    rc = rd_u32(&c, &g->version, "header (version)");
+    if (rc < 0)
+        return rc;
+    if (g->version != 2 && g->version != 3)
+        return fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
+                        "GGUF version %u is not supported (expected 2 or 3)", g->version);
+    rc = rd_u64(&c, &n_tensors, "header (tensor count)");
+    if (rc < 0)
+        return rc;
+    rc = rd_u64(&c, &n_kv, "header (metadata count)");
+    if (rc < 0)
+        return rc;
+    /* A key-value pair takes at least 8 + 1 + 4 + 1 bytes, a tensor info 8 + 1 + 4 + 8 + 4 + 8:
+     * counts beyond what the file could hold are rejected before any allocation. */
+    if (n_kv > left(&c) / 14)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "metadata count %llu is impossible for a file of %zu bytes",
+                        (unsigned long long)n_kv, g->size);
+    if (n_tensors > left(&c) / 33)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "tensor count %llu is impossible for a file of %zu bytes",
+                        (unsigned long long)n_tensors, g->size);
+
+    g->kvs = calloc(n_kv ? (size_t)n_kv : 1, sizeof *g->kvs);
+    if (!g->kvs)
+        return fail_msg(err, errlen, SG_ENOMEM, g->name, "out of memory");
+    g->n_kv = 0;
+    for (uint64_t i = 0; i < n_kv; i++) {
+        rc = parse_kv(&c, &g->kvs[i]);
+        g->n_kv = (size_t)i + 1; /* so close() frees what this entry allocated */
+        if (rc < 0)
+            return rc;
+        for (uint64_t j = 0; j < i; j++)
+            if (strcmp(g->kvs[j].key, g->kvs[i].key) == 0)
+                return fail_msg(err, errlen, SG_EFORMAT, g->name, "duplicate key '%s'",
+                                g->kvs[i].key);
+    }
+
+    g->alignment = GGUF_DEFAULT_ALIGNMENT;
+    long ai = sg_gguf_find_key(g, "general.alignment");
+    if (ai >= 0) {
+        const kv *e = &g->kvs[ai];
+        if (e->type != SG_GGUF_U32)
+            return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                            "key 'general.alignment': expected u32, found %s",
+                            type_names[e->type]);
+        uint32_t a = ld32(g->buf + e->off);
+        if (a == 0 || (a & (a - 1)) != 0)
+            return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                            "key 'general.alignment': %u is not a power of two", a);
+        g->alignment = a;
+    }
+
+    g->tensors = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensors);
+    g->tensor_names = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensor_names);
+    if (!g->tensors || !g->tensor_names)
+        return fail_msg(err, errlen, SG_ENOMEM, g->name, "out of memory");
+    g->n_tensors = (size_t)n_tensors;
+    for (size_t i = 0; i < g->n_tensors; i++) {
+        rc = parse_tensor_info(&c, g, i);
+        if (rc < 0)
+            return rc;
+    }
+
+    /* The data section starts at the next multiple of the alignment. */
+    size_t pad = (g->alignment - c.pos % g->alignment) % g->alignment;
+    if (pad > left(&c)) {
+        if (g->n_tensors > 0)
+            return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                            "truncated: the data section (offset %zu + %zu padding) starts past "
+                            "the end of the file (%zu bytes)",
+                            c.pos, pad, g->size);
+        pad = left(&c);
+    }
+    g->data_off = c.pos + pad;
+    return check_tensors(g, &c);
+}
+
+static int open_common(sg_gguf **out, sg_gguf *g, char *err, size_t errlen)
+{
+    int rc = parse(g, err, errlen);
+
+    if (rc < 0) {
+        sg_gguf_close(g);
+        *out = NULL;
+        return rc;
+    }
+    *out = g;
+    return SG_OK;
+}
+
+int sg_gguf_open_mem(sg_gguf **out, const void *data, size_t size, const char *name, char *err,
+                     size_t errlen)
+{
+    sg_gguf *g;
+
+    *out = NULL;
+    if (!data && size)
+        return fail_msg(err, errlen, SG_EINVAL, name, "no buffer");
+    g = calloc(1, sizeof *g);
+    if (!g)
+        return fail_msg(err, errlen, SG_ENOMEM, name, "out of memory");
+    g->name = strdup(name ? name : "(memory)");
+    if (!g->name) {
+        free(g);
+        return fail_msg(err, errlen, SG_ENOMEM, name, "out of memory");
+    }
+    g->buf = data ? data : (const uint8_t *)"";
+    g->size = size;
+    return open_common(out, g, err, errlen);
+}
+
+int sg_gguf_open(sg_gguf **out, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    sg_gguf *g = NULL;
+    void *map = NULL;
+    int fd;
+
+    *out = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail_msg(err, errlen, SG_EIO, path, "cannot open: %s", strerror(errno));
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return fail_msg(err, errlen, SG_EIO, path, "cannot stat: %s", strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail_msg(err, errlen, SG_EIO, path, "not a regular file");
+    }
+    if (st.st_size > 0) {
+        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return fail_msg(err, errlen, SG_EIO, path, "cannot map %lld bytes: %s",
+                            (long long)st.st_size, strerror(e));
+        }
+    }
+    close(fd);
+    g = calloc(1, sizeof *g);
+    if (g)
+        g->name = strdup(path);
+    if (!g || !g->name) {
+        free(g);
+        if (map)
+            munmap(map, (size_t)st.st_size);
+        return fail_msg(err, errlen, SG_ENOMEM, path, "out of memory");
+    }
+    g->map = map;
+    g->map_size = (size_t)st.st_size;
+    g->buf = map ? map : (const uint8_t *)"";
+    g->size = (size_t)st.st_size;
+    return open_common(out, g, err, errlen);
+}
+
+void sg_gguf_close(sg_gguf *g)
+{
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->n_kv; i++) {
+        free(g->kvs[i].key);
+        free(g->kvs[i].str_offs);
+    }
+    free(g->kvs);
+    if (g->tensor_names)
+        for (size_t i = 0; i < g->n_tensors; i++)
+            free(g->tensor_names[i]);
+    free(g->tensor_names);
+    free(g->tensors);
+    if (g->map)
+        munmap(g->map, g->map_size);
+    free(g->name);
+    free(g);
+}
+
+/* ---- accessors ------------------------------------------------------------------------------ */
+
+const char *sg_gguf_name(const sg_gguf *g)
+{
+    return g->name;
+}
+
+uint32_t sg_gguf_version(const sg_gguf *g)
+{
+    return g->version;
+}
+
+size_t sg_gguf_alignment(const sg_gguf *g)
+{
+    return g->alignment;
+}
+
+size_t sg_gguf_n_kv(const sg_gguf *g)
+{
+    return g->n_kv;
+}
+
+const char *sg_gguf_key(const sg_gguf *g, size_t i)
+{
+    return i < g->n_kv ? g->kvs[i].key : NULL;
+}
+
+long sg_gguf_find_key(const sg_gguf *g, const char *key)
+{
+    for (size_t i = 0; i < g->n_kv; i++)
+        if (strcmp(g->kvs[i].key, key) == 0)
+            return (long)i;
+    return -1;
+}
+
+int sg_gguf_key_type(const sg_gguf *g, const char *key)
+{
+    long i = sg_gguf_find_key(g, key);
+
+    return i < 0 ? -1 : (int)g->kvs[i].type;
+}
+
+/* The entry for `key`, or an error: SG_EINVAL if absent. */
+static int lookup(const sg_gguf *g, const char *key, const kv **e, char *err, size_t errlen)
+{
+    long i = sg_gguf_find_key(g, key);
+
+    if (i < 0)
+        return fail_msg(err, errlen, SG_EINVAL, g->name, "key '%s' is absent", key);
+    *e = &g->kvs[i];
+    return SG_OK;
+}
+
+static int wrong_type(const sg_gguf *g, const kv *e, const char *expected, char *err,
+                      size_t errlen)
+{
+    if (e->type == SG_GGUF_ARRAY)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "key '%s': expected %s, found array of %s", e->key, expected,
+                        type_names[e->elem_type]);
+    return fail_msg(err, errlen, SG_EFORMAT, g->name, "key '%s': expected %s, found %s", e->key,
+                    expected, type_names[e->type]);
+}
+
+/* An integer of type t at p, as a signed or unsigned 64-bit value. */
+static void load_int(uint32_t t, const uint8_t *p, int64_t *sv, uint64_t *uv, int *neg)
+{
+    *neg = 0;
+    switch (t) {
+    case SG_GGUF_U8:
+    case SG_GGUF_BOOL:
+        *uv = p[0];
+        break;
+    case SG_GGUF_I8:
+        *sv = (int8_t)p[0];
+        *neg = *sv < 0;
+        *uv = (uint64_t)*sv;
+        break;
+    case SG_GGUF_U16:
+        *uv = ld16(p);
+        break;
+    case SG_GGUF_I16:
+        *sv = (int16_t)ld16(p);
+        *neg = *sv < 0;
+        *uv = (uint64_t)*sv;
+        break;
+    case SG_GGUF_U32:
+        *uv = ld32(p);
+        break;
+    case SG_GGUF_I32:
+        *sv = (int32_t)ld32(p);
+        *neg = *sv < 0;
+        *uv = (uint64_t)*sv;
+        break;
+    case SG_GGUF_U64:
+        *uv = ld64(p);
+        break;
+    default: /* SG_GGUF_I64 */
+        *sv = (int64_t)ld64(p);
+        *neg = *sv < 0;
+        *uv = (uint64_t)*sv;
+        break;
+    }
+    if (!*neg)
+        *sv = *uv > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)*uv;
+}
+
+/* Read an integer key into [lo, hi] (hi as unsigned when lo >= 0). */
+static int get_int(const sg_gguf *g, const char *key, int64_t lo, uint64_t hi, int64_t *sout,
+                   uint64_t *uout, const char *tname, char *err, size_t errlen)
+{
+    const kv *e = NULL;
+    int64_t sv = 0;
+    uint64_t uv = 0;
+    int neg;
+    int rc = lookup(g, key, &e, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (!type_is_int(e->type))
+        return wrong_type(g, e, "an integer", err, errlen);
+    load_int(e->type, g->buf + e->off, &sv, &uv, &neg);
+    if ((neg && (lo >= 0 || sv < lo)) || (!neg && uv > hi)) {
+        if (neg)
+            return fail_msg(err, errlen, SG_ERANGE, g->name, "key '%s': %lld does not fit %s",
+                            key, (long long)sv, tname);
+        return fail_msg(err, errlen, SG_ERANGE, g->name, "key '%s': %llu does not fit %s", key,
+                        (unsigned long long)uv, tname);
+    }
+    *sout = sv;
+    *uout = uv;
+    return SG_OK;
+}
+
+int sg_gguf_get_u32(const sg_gguf *g, const char *key, uint32_t *v, char *err, size_t errlen)
+{
+    int64_t s;
+    uint64_t u;
+    int rc = get_int(g, key, 0, UINT32_MAX, &s, &u, "u32", err, errlen);
+
+    if (rc == SG_OK)
+        *v = (uint32_t)u;
+    return rc;
+}
+
+int sg_gguf_get_i32(const sg_gguf *g, const char *key, int32_t *v, char *err, size_t errlen)
+{
+    int64_t s;
+    uint64_t u;
+    int rc = get_int(g, key, INT32_MIN, INT32_MAX, &s, &u, "i32", err, errlen);
+
+    if (rc == SG_OK)
+        *v = (int32_t)s;
+    return rc;
+}
+
+int sg_gguf_get_u64(const sg_gguf *g, const char *key, uint64_t *v, char *err, size_t errlen)
+{
+    int64_t s;
+    uint64_t u;
+    int rc = get_int(g, key, 0, UINT64_MAX, &s, &u, "u64", err, errlen);
+
+    if (rc == SG_OK)
+        *v = u;
+    return rc;
+}
+
+static double load_float(uint32_t t, const uint8_t *p)
+{
+    if (t == SG_GGUF_F32) {
+        uint32_t u = ld32(p);
+        float f;
+        memcpy(&f, &u, sizeof f);
+        return f;
+    }
+    uint64_t u = ld64(p);
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+int sg_gguf_get_f32(const sg_gguf *g, const char *key, float *v, char *err, size_t errlen)
+{
+    const kv *e = NULL;
+    int rc = lookup(g, key, &e, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (e->type != SG_GGUF_F32 && e->type != SG_GGUF_F64)
+        return wrong_type(g, e, "f32", err, errlen);
+    *v = (float)load_float(e->type, g->buf + e->off);
+    return SG_OK;
+}
+
+int sg_gguf_get_bool(const sg_gguf *g, const char *key, int *v, char *err, size_t errlen)
+{
+    const kv *e = NULL;
+    int rc = lookup(g, key, &e, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (e->type != SG_GGUF_BOOL)
+        return wrong_type(g, e, "bool", err, errlen);
+    *v = g->buf[e->off] != 0;
+    return SG_OK;
+}
+
+int sg_gguf_get_str(const sg_gguf *g, const char *key, const char **s, size_t *len, char *err,
+                    size_t errlen)
+{
+    const kv *e = NULL;
+    int rc = lookup(g, key, &e, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (e->type != SG_GGUF_STRING)
+        return wrong_type(g, e, "string", err, errlen);
+    *len = (size_t)ld64(g->buf + e->off);
+    *s = (const char *)g->buf + e->off + 8;
+    return SG_OK;
+}
+
+int sg_gguf_get_strz(const sg_gguf *g, const char *key, char *buf, size_t cap, char *err,
+                     size_t errlen)
+{
+    const char *s;
+    size_t len;
+    int rc = sg_gguf_get_str(g, key, &s, &len, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (len >= cap || memchr(s, '\0', len))
+        return fail_msg(err, errlen, SG_ERANGE, g->name,
+                        "key '%s': string of %zu bytes does not fit %zu bytes of text", key, len,
+                        cap ? cap - 1 : 0);
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return SG_OK;
+}
+
+static int lookup_arr(const sg_gguf *g, const char *key, const kv **e, char *err, size_t errlen)
+{
+    int rc = lookup(g, key, e, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if ((*e)->type != SG_GGUF_ARRAY)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name, "key '%s': expected array, found %s",
+                        key, type_names[(*e)->type]);
+    return SG_OK;
+}
+
+int sg_gguf_get_arr(const sg_gguf *g, const char *key, sg_gguf_type *elem_type, size_t *n,
+                    char *err, size_t errlen)
+{
+    const kv *e = NULL;
+    int rc = lookup_arr(g, key, &e, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (elem_type)
+        *elem_type = (sg_gguf_type)e->elem_type;
+    *n = (size_t)e->count;
+    return SG_OK;
+}
+
+int sg_gguf_get_arr_str(const sg_gguf *g, const char *key, size_t i, const char **s, size_t *len,
+                        char *err, size_t errlen)
+{
+    const kv *e = NULL;
+    int rc = lookup_arr(g, key, &e, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (e->elem_type != SG_GGUF_STRING)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "key '%s': expected array of string, found array of %s", key,
+                        type_names[e->elem_type]);
+    if (i >= e->count)
+        return fail_msg(err, errlen, SG_ERANGE, g->name,
+                        "key '%s': index %zu past the end of %llu strings", key, i,
+                        (unsigned long long)e->count);
+    *len = (size_t)ld64(g->buf + e->str_offs[i]);
+    *s = (const char *)g->buf + e->str_offs[i] + 8;
+    return SG_OK;
+}
+
+int sg_gguf_get_arr_f32(const sg_gguf *g, const char *key, float *out, size_t cap, size_t *n,
+                        char *err, size_t errlen)
+{
+    const kv *e = NULL;
+    int rc = lookup_arr(g, key, &e, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (e->elem_type != SG_GGUF_F32 && e->elem_type != SG_GGUF_F64)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "key '%s': expected array of f32, found array of %s", key,
+                        type_names[e->elem_type]);
+    *n = (size_t)e->count;
+    if (e->count > cap)
+        return fail_msg(err, errlen, SG_ERANGE, g->name,
+                        "key '%s': %llu elements do not fit %zu", key,
+                        (unsigned long long)e->count, cap);
+    for (size_t i = 0; i < *n; i++)
+        out[i] = (float)load_float(e->elem_type, g->buf + e->off + i * type_sizes[e->elem_type]);
+    return SG_OK;
+}
+
+int sg_gguf_get_arr_i32(const sg_gguf *g, const char *key, int32_t *out, size_t cap, size_t *n,
+                        char *err, size_t errlen)
+{
+    const kv *e = NULL;
+    int rc = lookup_arr(g, key, &e, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (!type_is_int(e->elem_type) && e->elem_type != SG_GGUF_BOOL)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "key '%s': expected array of integers, found array of %s", key,
+                        type_names[e->elem_type]);
+    *n = (size_t)e->count;
+    if (e->count > cap)
+        return fail_msg(err, errlen, SG_ERANGE, g->name,
+                        "key '%s': %llu elements do not fit %zu", key,
+                        (unsigned long long)e->count, cap);
+    for (size_t i = 0; i < *n; i++) {
+        int64_t sv = 0;
+        uint64_t uv = 0;
+        int neg;
+
+        load_int(e->elem_type, g->buf + e->off + i * type_sizes[e->elem_type], &sv, &uv, &neg);
+        if (sv < INT32_MIN || sv > INT32_MAX)
+            return fail_msg(err, errlen, SG_ERANGE, g->name,
+                            "key '%s': element %zu (%lld) does not fit i32", key, i,
+                            (long long)sv);
+        out[i] = (int32_t)sv;
+    }
+    return SG_OK;
+}
+
+size_t sg_gguf_n_tensors(const sg_gguf *g)
+{
+    return g->n_tensors;
+}
+
+const sg_gguf_tensor *sg_gguf_tensor_at(const sg_gguf *g, size_t i)
+{
+    return i < g->n_tensors ? &g->tensors[i] : NULL;
+}
+
+const sg_gguf_tensor *sg_gguf_find_tensor(const sg_gguf *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_tensors; i++)
+        if (strcmp(g->tensors[i].name, name) == 0)
+            return &g->tensors[i];
+    return NULL;
+}
+
+/* ---- the Gemma loader ----------------------------------------------------------------------- */
+
+/* llama.cpp's per-layer tensor names and their Hugging Face counterparts. */
+static const struct {
+    const char *gguf;
+    const char *hf;        /* Gemma 2 */
+    const char *hf_gemma1; /* Gemma 1 where it differs, else NULL */
+} layer_names[] = {
+    {"attn_q", "self_attn.q_proj", NULL},
+    {"attn_k", "self_attn.k_proj", NULL},
+    {"attn_v", "self_attn.v_proj", NULL},
+    {"attn_output", "self_attn.o_proj", NULL},
+    {"attn_norm", "input_layernorm", NULL},
+    {"post_attention_norm", "post_attention_layernorm", NULL},
+    /* Gemma 1 has one norm before the MLP, which HF calls post_attention_layernorm. */
+    {"ffn_norm", "pre_feedforward_layernorm", "post_attention_layernorm"},
+    {"post_ffw_norm", "post_feedforward_layernorm", NULL},
+    {"ffn_gate", "mlp.gate_proj", NULL},
+    {"ffn_up", "mlp.up_proj", NULL},
+    {"ffn_down", "mlp.down_proj", NULL},
+};
+
+/*
+ * The Hugging Face name of GGUF tensor `name` into `out`; SG_EUNSUPPORTED for a tensor that is
+ * not part of a Gemma model (or a layer index >= n_layer).
+ */
+static int hf_name(const char *name, int gemma1, int n_layer, char *out, size_t cap)
+{
+    const char *rest;
+    char *end;
+    int n;
+
+    if (strcmp(name, "token_embd.weight") == 0)
+        n = snprintf(out, cap, "model.embed_tokens.weight");
+    else if (strcmp(name, "output_norm.weight") == 0)
+        n = snprintf(out, cap, "model.norm.weight");
+    else if (strcmp(name, "output.weight") == 0)
+        n = snprintf(out, cap, "lm_head.weight");
+    else if (strncmp(name, "blk.", 4) == 0 && name[4] >= '0' && name[4] <= '9') {
+        errno = 0;
+        unsigned long layer = strtoul(name + 4, &end, 10);
+        if (errno || *end != '.' || layer >= (unsigned long)n_layer ||
+            (name[4] == '0' && end != name + 5))
+            return SG_EUNSUPPORTED;
+        rest = end + 1;
+        size_t i;
+        for (i = 0; i < sizeof layer_names / sizeof layer_names[0]; i++) {
+            size_t k = strlen(layer_names[i].gguf);
+            if (strncmp(rest, layer_names[i].gguf, k) == 0 && strcmp(rest + k, ".weight") == 0)
+                break;
+        }
+        if (i == sizeof layer_names / sizeof layer_names[0])
+            return SG_EUNSUPPORTED;
+        const char *hf = gemma1 && layer_names[i].hf_gemma1 ? layer_names[i].hf_gemma1
+                                                              : layer_names[i].hf;
+        n = snprintf(out, cap, "model.layers.%lu.%s.weight", layer, hf);
+    } else
+        return SG_EUNSUPPORTED;
+    return n > 0 && (size_t)n < cap ? SG_OK : SG_EUNSUPPORTED;
+}
+
+/* A required or optional u32 hyper-parameter "ARCH.suffix", as an int in [1, INT32_MAX]. Arrays
+ * (per-layer values, as llama.cpp allows for some keys) must hold one repeated value. */
+static int hparam_u32(const sg_gguf *g, const char *arch, const char *suffix, int required,
+                      int def, int *v, char *err, size_t errlen)
+{
+    char key[128];
+    uint32_t u = 0;
+    int rc;
+
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int t = sg_gguf_key_type(g, key);
+    if (t < 0) {
+        if (required)
+            return fail_msg(err, errlen, SG_EFORMAT, g->name, "required key '%s' is absent",
+                            key);
+        *v = def;
+        return SG_OK;
+    }
+    if (t == SG_GGUF_ARRAY) {
+        const kv *e = &g->kvs[sg_gguf_find_key(g, key)];
+        if (!type_is_int(e->elem_type) || e->count == 0)
+            return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                            "key '%s': expected u32, found array of %llu %s", key,
+                            (unsigned long long)e->count, type_names[e->elem_type]);
+        int64_t first = 0;
+        for (uint64_t i = 0; i < e->count; i++) {
+            int64_t sv;
+            uint64_t uv;
+            int neg;
+            load_int(e->elem_type, g->buf + e->off + i * type_sizes[e->elem_type], &sv, &uv,
+                     &neg);
+            if (i == 0)
+                first = sv;
+            else if (sv != first)
+                return fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
+                                "key '%s': per-layer values differ (%lld, then %lld)", key,
+                                (long long)first, (long long)sv);
+        }
+        if (first < 1 || first > INT32_MAX)
+            return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                            "key '%s': %lld out of range (expected 1..%d)", key,
+                            (long long)first, INT32_MAX);
+        *v = (int)first;
+        return SG_OK;
+    }
+    rc = sg_gguf_get_u32(g, key, &u, err, errlen);
+    if (rc < 0)
+        return rc == SG_ERANGE ? SG_EFORMAT : rc;
+    if (u < 1 || u > INT32_MAX)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "key '%s': %u out of range (expected 1..%d)", key, u, INT32_MAX);
+    *v = (int)u;
+    return SG_OK;
+}
+
+/* An optional float "ARCH.suffix" (f32 or f64), finite and >= 0. */
+static int hparam_f32(const sg_gguf *g, const char *arch, const char *suffix, float def,
+                      float *v, char *err, size_t errlen)
+{
+    char key[128];
+    int rc;
+
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (sg_gguf_find_key(g, key) < 0) {
+        *v = def;
+        return SG_OK;
+    }
+    rc = sg_gguf_get_f32(g, key, v, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!isfinite(*v) || *v < 0)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "key '%s': %g (expected a finite value >= 0)", key, (double)*v);
+    return SG_OK;
+}
+
+/* An optional token id "tokenizer.ggml.X" with a default. */
+static int token_id(const sg_gguf *g, const char *key, int def, int *v, char *err, size_t errlen)
+{
+    int32_t id = 0;
+    int rc;
+
+    if (sg_gguf_find_key(g, key) < 0) {
+        *v = def;
+        return SG_OK;
+    }
+    rc = sg_gguf_get_i32(g, key, &id, err, errlen);
+    if (rc < 0)
+        return rc == SG_ERANGE ? SG_EFORMAT : rc;
+    *v = id;
+    return SG_OK;
+}
+
+static int load_info(const sg_gguf *g, sg_model_info *info, char *err, size_t errlen)
+{
+    const char *arch = info->arch;
+    int gemma1 = strcmp(arch, "gemma") == 0;
+    int rc;
+
+    if ((rc = hparam_u32(g, arch, "context_length", 1, 0, &info->n_ctx, err, errlen)) < 0 ||
+        (rc = hparam_u32(g, arch, "embedding_length", 1, 0, &info->d_model, err, errlen)) < 0 ||
+        (rc = hparam_u32(g, arch, "block_count", 1, 0, &info->n_layer, err, errlen)) < 0 ||
+        (rc = hparam_u32(g, arch, "feed_forward_length", 1, 0, &info->d_ff, err, errlen)) < 0 ||
+        (rc = hparam_u32(g, arch, "attention.head_count", 1, 0, &info->n_head, err, errlen)) < 0)
+        return rc;
+    rc = hparam_u32(g, arch, "attention.head_count_kv", 0, info->n_head, &info->n_kv_head, err,
+                    errlen);
+    if (rc < 0)
+        return rc;
+    if (info->n_kv_head > info->n_head || info->n_head % info->n_kv_head != 0)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "key '%s.attention.head_count_kv': %d does not divide head_count %d",
+                        arch, info->n_kv_head, info->n_head);
+    rc = hparam_u32(g, arch, "attention.key_length", 0, info->d_model / info->n_head,
+                    &info->head_dim, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (info->head_dim < 1)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "head_dim: embedding_length %d / head_count %d is 0", info->d_model,
+                        info->n_head);
+    int vdim;
+    rc = hparam_u32(g, arch, "attention.value_length", 0, info->head_dim, &vdim, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (vdim != info->head_dim)
+        return fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
+                        "key '%s.attention.value_length': %d differs from key_length %d", arch,
+                        vdim, info->head_dim);
+
+    /* llama.cpp reads the epsilon as required; it must be positive. */
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
+    if (sg_gguf_find_key(g, key) < 0)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name, "required key '%s' is absent", key);
+    rc = hparam_f32(g, arch, "attention.layer_norm_rms_epsilon", 0, &info->rms_eps, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!(info->rms_eps > 0))
+        return fail_msg(err, errlen, SG_EFORMAT, g->name, "key '%s': %g (expected > 0)", key,
+                        (double)info->rms_eps);
+
+    rc = hparam_f32(g, arch, "rope.freq_base", 10000.0f, &info->rope_theta, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!(info->rope_theta > 0))
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "key '%s.rope.freq_base': %g (expected > 0)", arch,
+                        (double)info->rope_theta);
+    if (gemma1) {
+        /* Gemma 1: no sliding window, no soft-caps. */
+        info->sliding_window = 0;
+        info->attn_softcap = 0;
+        info->final_softcap = 0;
+    } else {
+        rc = hparam_u32(g, arch, "attention.sliding_window", 0, 4096, &info->sliding_window, err,
+                        errlen);
+        if (rc == SG_OK)
+            rc = hparam_f32(g, arch, "attn_logit_softcapping", 50.0f, &info->attn_softcap, err,
+                            errlen);
+        if (rc == SG_OK)
+            rc = hparam_f32(g, arch, "final_logit_softcapping", 30.0f, &info->final_softcap,
+                            err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    /* The query scale is not stored by llama.cpp's converter: it uses 1/sqrt(head_dim), except
+     * for the 46-layer Gemma 2 27B whose query_pre_attn_scalar is hidden/n_heads (144). A file
+     * that states ARCH.attention.scale is taken at its word. */
+    if (!gemma1 && info->n_layer == 46)
+        info->query_scale = 1.0f / sqrtf((float)(info->d_model / info->n_head));
+    else
+        info->query_scale = 1.0f / sqrtf((float)info->head_dim);
+    rc = hparam_f32(g, arch, "attention.scale", info->query_scale, &info->query_scale, err,
+                    errlen);
+    if (rc < 0)
+        return rc;
+    info->embed_scale = sqrtf((float)info->d_model);
+
+    if ((rc = token_id(g, "tokenizer.ggml.bos_token_id", 2, &info->bos_id, err, errlen)) < 0 ||
+        (rc = token_id(g, "tokenizer.ggml.eos_token_id", 1, &info->eos_id, err, errlen)) < 0)
+        return rc;
+    return SG_OK;
+}
+
+int sg_gguf_load_from(sg_gguf *g, sg_weights *w, char *err, size_t errlen)
+{
+    sg_model_info info;
+    sg_tensor *ts = NULL;
+    int rc;
+
+    memset(&info, 0, sizeof info);
+    if (sg_gguf_find_key(g, "general.architecture") < 0)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "required key 'general.architecture' is absent");
+    rc = sg_gguf_get_strz(g, "general.architecture", info.arch, sizeof info.arch, err, errlen);
+    if (rc < 0)
+        return rc == SG_ERANGE ? SG_EFORMAT : rc;
+    if (strcmp(info.arch, "gemma2") != 0 && strcmp(info.arch, "gemma") != 0)
+        return fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
+                        "architecture '%s' is not supported (expected gemma2 or gemma)",
+                        info.arch);
+    rc = load_info(g, &info, err, errlen);
+    if (rc < 0)
+        return rc;
+    snprintf(info.format, sizeof info.format, "gguf");
+    if (sg_gguf_get_strz(g, "general.name", info.name, sizeof info.name, NULL, 0) < 0 ||
+        info.name[0] == '\0') {
+        const char *base = strrchr(g->name, '/');
+        snprintf(info.name, sizeof info.name, "%s", base ? base + 1 : g->name);
+    }
+
+    const sg_gguf_tensor *emb = sg_gguf_find_tensor(g, "token_embd.weight");
+    if (!emb)
+        return fail_msg(err, errlen, SG_EFORMAT, g->name,
+                        "tensor 'token_embd.weight' is absent");
+    if (emb->n_dims != 2 || emb->ne[1] > INT32_MAX)
+        return fail_msg(err, errlen, SG_ESHAPE, g->name,
+                        "tensor 'token_embd.weight': expected 2 dimensions {d_model, n_vocab}, "
+                        "found %d with ne[1] = %llu",
+                        emb->n_dims, (unsigned long long)emb->ne[1]);
+    info.n_vocab = (int)emb->ne[1];
+
+    ts = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *ts);
+    if (!ts)
+        return fail_msg(err, errlen, SG_ENOMEM, g->name, "out of memory");
+    for (size_t i = 0; i < g->n_tensors; i++) {
+        const sg_gguf_tensor *gt = &g->tensors[i];
+        sg_tensor *t = &ts[i];
+
+        if (hf_name(gt->name, strcmp(info.arch, "gemma") == 0, info.n_layer, t->name,
+                    sizeof t->name) < 0) {
+            rc = fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
+                          "tensor '%s' is not part of a %s model with %d layers", gt->name,
+                          info.arch, info.n_layer);
+            goto fail;
+        }
+        if (gt->dtype < 0) {
+            rc = fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
+                          "tensor '%s' has type %s, which the engine cannot read (supported: "
+                          "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)",
+                          gt->name, sg_gguf_ggml_type_name(gt->ggml_type));
+            goto fail;
+        }
+        t->dtype = (sg_dtype)gt->dtype;
+        t->ndim = gt->n_dims;
+        for (int d = 0; d < gt->n_dims; d++)
+            t->shape[d] = (int64_t)gt->ne[gt->n_dims - 1 - d];
+        t->data = gt->data;
+        t->nbytes = gt->nbytes;
+    }
+
+    memset(w, 0, sizeof *w);
+    w->info = info;
+    w->tensors = ts;
+    w->n_tensors = g->n_tensors;
+    w->norm_plus_one = 1;
+    w->gguf = g;
+    return SG_OK;
+
+fail:
+    free(ts);
+    return rc;
+}
+
+int sg_gguf_load(const char *path, sg_weights *w, char *err, size_t errlen)
+{
+    sg_gguf *g;
+    int rc;
+
+    memset(w, 0, sizeof *w);
+    rc = sg_gguf_open(&g, path, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = sg_gguf_load_from(g, w, err, errlen);
+    if (rc < 0)
+        sg_gguf_close(g);
+    return rc;
+}
