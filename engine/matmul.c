@@ -27,6 +27,7 @@ struct sg_mat {
     int64_t block;      /* elements per dtype block */
     size_t block_bytes; /* bytes per dtype block */
     sg_precision prec;
+    int direct;         /* F32 rows, 4-byte aligned: read in place, no conversion */
 };
 
 int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, size_t errlen)
@@ -72,6 +73,8 @@ int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, s
     m->block_bytes = sg_dtype_block_bytes(w->dtype);
     /* The portable path computes every precision in f32; faster kernels honour `prec`. */
     m->prec = prec;
+    /* safetensors data may be unaligned; such F32 rows are copied like any other dtype. */
+    m->direct = w->dtype == SG_DT_F32 && (uintptr_t)w->data % sizeof(float) == 0;
     *out = m;
     return SG_OK;
 }
@@ -130,7 +133,7 @@ static void mul_task(void *arg, size_t task, int thread)
     const size_t k = (size_t)w->k;
     const size_t c0 = task * TILE_N;
     const size_t nc = j->n_cols - c0 < TILE_N ? j->n_cols - c0 : TILE_N;
-    const int is_f32 = w->w.dtype == SG_DT_F32;
+    const int is_f32 = w->direct;
     float tile[TILE_N * TILE_K];
     const uint8_t *src[TILE_N];
 
