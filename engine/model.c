@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "gguf.h"
 #include "safetensors.h"
 #include "sg_tok.h"
 
@@ -354,8 +355,7 @@ int sg_model_open(sg_model **out, const char *path, const sg_model_opts *opts, c
         rc = load_safetensors(m, path, 1, err, errlen);
         snprintf(m->w.info.format, sizeof m->w.info.format, "safetensors");
     } else if (is_gguf(path)) {
-        snprintf(err, errlen, "%s: GGUF files are not supported by this build", path);
-        rc = SG_EUNSUPPORTED;
+        rc = sg_gguf_load(path, &m->w, err, errlen);
     } else if (has_suffix(path, ".safetensors")) {
         rc = load_safetensors(m, path, 0, err, errlen);
         snprintf(m->w.info.format, sizeof m->w.info.format, "safetensors");
