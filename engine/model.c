@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "gguf.h"
 #include "safetensors.h"
 #include "sg_tok.h"
 
