@@ -152,7 +152,7 @@ valgrind: all
 
 # demo-model: generate the deterministic random demo model with the real Gemma tokenizer
 demo-model: setup all
-	$(Q)sh tools/demo-model.sh
+	$(Q)BUILD=$(BUILD) sh tools/demo-model.sh
 
 # run: set up, build, start shieldd in the foreground on the demo model
 run: setup

@@ -1,0 +1,67 @@
+#ifndef SG_MODEL_H
+#define SG_MODEL_H
+/*
+ * model.h (internal to engine/): the loaded model as forward.c sees it.
+ *
+ * model.c turns a weight set (safetensors or GGUF, Hugging Face tensor names) into per-layer
+ * weights whose shapes are checked against the hyper-parameters, converts the norm gains to f32
+ * (1 + w, added once whatever the file stores), and prepares the matrices for the model's
+ * precision (matmul.h).
+ */
+
+#include "matmul.h"
+#include "sg_engine.h"
+#include "tensor.h"
+
+/* The matrices of one layer, in the order forward.c uses them. */
+enum sg_layer_mat {
+    SG_LM_Q,    /* q_proj    [n_head*head_dim, d_model] */
+    SG_LM_K,    /* k_proj    [n_kv_head*head_dim, d_model] */
+    SG_LM_V,    /* v_proj    [n_kv_head*head_dim, d_model] */
+    SG_LM_O,    /* o_proj    [d_model, n_head*head_dim] */
+    SG_LM_GATE, /* gate_proj [d_ff, d_model] */
+    SG_LM_UP,   /* up_proj   [d_ff, d_model] */
+    SG_LM_DOWN, /* down_proj [d_model, d_ff] */
+    SG_LM_COUNT
+};
+
+/* Norm gains of one layer (f32, already 1 + w), each [d_model]. Gemma 1 has only the first
+ * two: its post_attention_layernorm is the pre-MLP norm, so it is loaded as SG_LN_PRE_FFN. */
+enum sg_layer_norm {
+    SG_LN_ATTN,      /* input_layernorm */
+    SG_LN_POST_ATTN, /* post_attention_layernorm (Gemma 2) */
+    SG_LN_PRE_FFN,   /* pre_feedforward_layernorm (Gemma 2); post_attention_layernorm (Gemma 1) */
+    SG_LN_POST_FFN,  /* post_feedforward_layernorm (Gemma 2) */
+    SG_LN_COUNT
+};
+
+typedef struct sg_layer {
+    const sg_tensor *t[SG_LM_COUNT]; /* views into the mapping */
+    sg_mat *mat[SG_LM_COUNT];        /* prepared for the model's precision */
+    const float *norm[SG_LN_COUNT];  /* into sg_model.gains; NULL when the arch has none */
+} sg_layer;
+
+struct sg_model {
+    sg_weights w;           /* tensors and mappings (owned) */
+    sg_model_info info;     /* = w.info, with format and name filled */
+    int post_norms;         /* Gemma 2: post-attention and post-FFN norms */
+    sg_model_opts opts;
+    const sg_tensor *embed; /* model.embed_tokens.weight [n_vocab, d_model], tied LM head */
+    sg_mat *embed_mat;      /* the LM head, prepared */
+    const float *final_norm; /* model.norm (1 + w) [d_model] */
+    sg_layer *layers;       /* n_layer */
+    float *gains;           /* all norm gains, f32 (owned) */
+    sg_tok *tok;            /* NULL when none was found or asked for */
+};
+
+/*
+ * Prepare every matrix of `m` for precision `prec` into `layers_out` (n_layer entries, their
+ * mat[] filled; t[] and norm[] copied from m) and *embed_out. Used by contexts whose precision
+ * differs from the model's. Free with sg_model_free_mats().
+ */
+int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers_out,
+                          sg_mat **embed_out, char *err, size_t errlen);
+/* Free the matrices of `n_layer` layers and the LM head prepared above (NULL-safe). */
+void sg_model_free_mats(sg_layer *layers, int n_layer, sg_mat *embed);
+
+#endif /* SG_MODEL_H */

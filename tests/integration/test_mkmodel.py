@@ -1,0 +1,141 @@
+"""build/tools/mkmodel: deterministic random Gemma 2 models as Hugging Face folders."""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import unittest
+
+TOP = os.environ.get("SG_TOP", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("SG_BUILD", os.path.join(TOP, "build"))
+MKMODEL = os.path.join(BUILD, "tools", "mkmodel")
+TOKENIZER = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemini",
+                         "models", "tokenizer.json")
+
+
+def read_safetensors(path):
+    """Return (header dict, data bytes) of a safetensors file, checking its framing."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n].decode("utf-8"))
+    return header, blob[8 + n:]
+
+
+def f32_to_bf16_bits(x_bits):
+    """Round-to-nearest-even of float32 bits to bfloat16 bits (no NaNs here)."""
+    return ((x_bits + 0x7FFF + ((x_bits >> 16) & 1)) >> 16) & 0xFFFF
+
+
+class MkmodelTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="sg-mkmodel-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run_mkmodel(self, out, *args, ok=True):
+        p = subprocess.run([MKMODEL, "--out", os.path.join(self.tmp, out), "--quiet"] + list(args),
+                           capture_output=True, text=True, timeout=120)
+        if ok:
+            self.assertEqual(p.returncode, 0, p.stderr)
+        else:
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("mkmodel:", p.stderr)
+        return p
+
+    def test_tiny_layout_and_config(self):
+        self.run_mkmodel("t", "--preset", "tiny", "--no-tokenizer", "--vocab", "300",
+                         "--dtype", "f32", "--layers", "3")
+        d = os.path.join(self.tmp, "t")
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        self.assertEqual(cfg["model_type"], "gemma2")
+        self.assertEqual((cfg["vocab_size"], cfg["hidden_size"], cfg["num_hidden_layers"],
+                          cfg["num_attention_heads"], cfg["num_key_value_heads"],
+                          cfg["head_dim"], cfg["intermediate_size"], cfg["sliding_window"]),
+                         (300, 64, 3, 4, 2, 16, 128, 8))
+        self.assertEqual(cfg["layer_types"],
+                         ["sliding_attention", "full_attention", "sliding_attention"])
+        self.assertEqual(cfg["torch_dtype"], "float32")
+        self.assertFalse(os.path.exists(os.path.join(d, "tokenizer.json")))
+        header, data = read_safetensors(os.path.join(d, "model.safetensors"))
+        header.pop("__metadata__", None)
+        self.assertEqual(len(header), 1 + 3 * 11 + 1)
+        want = {
+            "model.embed_tokens.weight": [300, 64],
+            "model.layers.2.self_attn.q_proj.weight": [64, 64],
+            "model.layers.2.self_attn.k_proj.weight": [32, 64],
+            "model.layers.0.self_attn.o_proj.weight": [64, 64],
+            "model.layers.1.mlp.gate_proj.weight": [128, 64],
+            "model.layers.1.mlp.down_proj.weight": [64, 128],
+            "model.layers.1.post_feedforward_layernorm.weight": [64],
+            "model.norm.weight": [64],
+        }
+        for name, shape in want.items():
+            self.assertEqual(header[name]["shape"], shape, name)
+            self.assertEqual(header[name]["dtype"], "F32", name)
+        # Offsets tile the data section exactly.
+        spans = sorted(tuple(e["data_offsets"]) for e in header.values())
+        self.assertEqual(spans[0][0], 0)
+        for a, b in zip(spans, spans[1:]):
+            self.assertEqual(a[1], b[0])
+        self.assertEqual(spans[-1][1], len(data))
+        # Scales: embedding std ~ 1/sqrt(64), norms around 0, everything bounded.
+        a, b = header["model.embed_tokens.weight"]["data_offsets"]
+        vals = struct.unpack("<%df" % ((b - a) // 4), data[a:b])
+        mean = sum(vals) / len(vals)
+        std = (sum(v * v for v in vals) / len(vals) - mean * mean) ** 0.5
+        self.assertLess(abs(mean), 0.01)
+        self.assertAlmostEqual(std, 0.125, delta=0.01)
+        self.assertLess(max(abs(v) for v in vals), 0.125 * 3.5)
+
+    def test_deterministic_and_bf16_is_rounded_f32(self):
+        common = ["--preset", "tiny", "--no-tokenizer", "--vocab", "256"]
+        self.run_mkmodel("a", *common, "--seed", "7")
+        self.run_mkmodel("b", *common, "--seed", "7")
+        self.run_mkmodel("c", *common, "--seed", "8")
+        self.run_mkmodel("f", *common, "--seed", "7", "--dtype", "f32")
+        blob = {k: open(os.path.join(self.tmp, k, "model.safetensors"), "rb").read()
+                for k in "abcf"}
+        self.assertEqual(blob["a"], blob["b"])
+        self.assertNotEqual(blob["a"], blob["c"])
+        hb, db = read_safetensors(os.path.join(self.tmp, "a", "model.safetensors"))
+        hf, df = read_safetensors(os.path.join(self.tmp, "f", "model.safetensors"))
+        name = "model.layers.1.self_attn.v_proj.weight"
+        self.assertEqual(hb[name]["dtype"], "BF16")
+        a, b = hf[name]["data_offsets"]
+        f32 = struct.unpack("<%dI" % ((b - a) // 4), df[a:b])
+        a, b = hb[name]["data_offsets"]
+        bf = struct.unpack("<%dH" % ((b - a) // 2), db[a:b])
+        self.assertEqual(list(bf), [f32_to_bf16_bits(x) for x in f32])
+
+    @unittest.skipUnless(os.path.exists(TOKENIZER), "Gemma tokenizer not installed")
+    def test_real_tokenizer_sets_vocab(self):
+        self.run_mkmodel("g", "--preset", "tiny", "--hidden", "8", "--heads", "2",
+                         "--kv-heads", "1", "--head-dim", "4", "--ffn", "8", "--layers", "1")
+        d = os.path.join(self.tmp, "g")
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        self.assertEqual(cfg["vocab_size"], 256000)
+        self.assertEqual(cfg["query_pre_attn_scalar"], 4)
+        self.assertEqual(os.path.getsize(os.path.join(d, "tokenizer.json")),
+                         os.path.getsize(TOKENIZER))
+        header, _ = read_safetensors(os.path.join(d, "model.safetensors"))
+        self.assertEqual(header["model.embed_tokens.weight"]["shape"], [256000, 8])
+
+    def test_bad_arguments(self):
+        self.run_mkmodel("x", "--preset", "nope", ok=False)
+        self.run_mkmodel("x", "--preset", "tiny", "--no-tokenizer", ok=False)
+        self.run_mkmodel("x", "--preset", "tiny", "--no-tokenizer", "--vocab", "64",
+                         "--heads", "3", ok=False)
+        self.run_mkmodel("x", "--preset", "tiny", "--no-tokenizer", "--vocab", "abc", ok=False)
+        self.run_mkmodel("x", "--preset", "tiny", "--dtype", "f16", ok=False)
+        self.run_mkmodel("x", "--preset", "tiny", "--tokenizer",
+                         os.path.join(self.tmp, "missing.json"), ok=False)
+        p = subprocess.run([MKMODEL], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--out", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,35 @@
+#ifndef SG_ENGINE_FIXTURES_H
+#define SG_ENGINE_FIXTURES_H
+/*
+ * engine_fixtures.h: helpers for the engine's Check suites: paths under tests/fixtures (from
+ * $SG_TOP, else the current directory), golden logits, temporary folders and files.
+ * Failures abort the test (ck_abort_msg), so callers need not check returns.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* "$SG_TOP/tests/fixtures/<rel>" into a static-per-call buffer owned by the caller. */
+void fx_path(char *buf, size_t cap, const char *rel);
+
+/* Read a whole file; the caller frees the result. *len receives its size. */
+unsigned char *fx_read(const char *path, size_t *len);
+/* Write `len` bytes to `path` (created or truncated). */
+void fx_write(const char *path, const void *data, size_t len);
+/* Copy a file. */
+void fx_copy(const char *from, const char *to);
+
+/* Token ids of tests/fixtures/tiny-a/prompt.ids (comma-separated) into ids (capacity cap). */
+size_t fx_prompt_ids(int32_t *ids, size_t cap);
+
+/*
+ * Golden logits (ref_f64_*.txt: `n_tokens N`, `tokens ...`, `n_vocab V`, then per position
+ * `logits P` and V values). Returns a malloc'd [n_pos * n_vocab] array; the caller frees it.
+ */
+double *fx_golden(const char *rel, size_t *n_pos, size_t *n_vocab);
+
+/* A fresh temporary folder (mkdtemp) in `buf`; fx_rmdir removes it and its files. */
+void fx_tmpdir(char *buf, size_t cap);
+void fx_rmdir(const char *dir);
+
+#endif /* SG_ENGINE_FIXTURES_H */
