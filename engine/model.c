@@ -4,6 +4,7 @@
  * hyper-parameters, and prepare the matrices (see model.h and sg_engine.h).
  */
 #include "model.h"
+#include "gguf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -309,6 +310,9 @@ static int load_tokenizer(sg_model *m, const char *path, int is_dir, char *err, 
             return SG_OK;
         }
         src = dir;
+    } else if (sg_gguf_find_key(m->w.gguf, "tokenizer.ggml.tokens") < 0) {
+        sg_log(SG_LOG_INFO, "%s: no tokenizer.ggml.tokens in the GGUF; no tokenizer", path);
+        return SG_OK;
     }
     rc = sg_tok_open(&m->tok, src, sub, sizeof sub);
     if (rc != SG_OK) {
