@@ -19,7 +19,6 @@
 #define TILE_N 16  /* weight rows per task */
 #define TILE_K 512 /* elements of a row converted at a time (a multiple of every block size) */
 #define TILE_M 64  /* rows of x per pass over a converted tile */
-#define LANES 16   /* independent partial sums in a dot product (vectorisable, fixed order) */
 
 struct sg_mat {
     sg_tensor w;        /* the view: [N, K] */
@@ -119,22 +118,84 @@ sg_precision sg_mat_precision(const sg_mat *m)
     return m->prec;
 }
 
-/* sum_k a[k] * b[k] with LANES partial sums, combined pairwise at the end. */
-static float dot(const float *restrict a, const float *restrict b, size_t n)
-{
-    float acc[LANES] = {0};
-    size_t k = 0;
-    float tail = 0.0f;
+/*
+ * The micro-kernel works on 8-float vectors (GCC/Clang vector extension; 2 SSE or 1 AVX register)
+ * and computes a block of up to MR rows of x against NR rows of W. Every output is accumulated
+ * by the same sequence of vector operations whatever the block shape, then reduced in a fixed
+ * order, so a row's result does not depend on how many rows are evaluated with it.
+ */
+typedef float v8 __attribute__((vector_size(32)));
+#define VL 8
+#define MR 4
+#define NR 2
 
-    for (; k + LANES <= n; k += LANES)
-        for (int l = 0; l < LANES; l++)
-            acc[l] += a[k + l] * b[k + l];
-    for (; k < n; k++)
-        tail += a[k] * b[k];
-    for (int w = LANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++)
-            acc[l] += acc[l + w];
-    return acc[0] + tail;
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(SG_FUZZING)
+#define SG_MULTIVERSION __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define SG_MULTIVERSION
+#endif
+/* The kernel is inlined into each clone of mul_task so that it is compiled for that ISA. */
+#if defined(__GNUC__)
+#define SG_INLINE static inline __attribute__((always_inline))
+#else
+#define SG_INLINE static inline
+#endif
+
+/* An unaligned load (a macro: passing vectors by value would change the psABI). */
+#define LOAD8(dst, p) memcpy(&(dst), (p), sizeof(v8))
+
+/* Fixed-order horizontal sum of one accumulator plus the scalar tail. */
+SG_INLINE float reduce8(const v8 *a, float tail)
+{
+    float l[VL];
+
+    memcpy(l, a, sizeof l);
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])) + tail;
+}
+
+/* y[i * ldy + c] += x_i . w_c over kl elements, for i < mr (<= MR), c < nr (<= NR). */
+SG_INLINE void kernel(const float *x, size_t ldx, size_t mr, const float *const *wr,
+                          size_t nr, size_t kl, float *y, size_t ldy)
+{
+    v8 acc[MR][NR];
+    float tail[MR][NR];
+    const size_t kv = kl / VL * VL;
+
+    memset(acc, 0, sizeof acc);
+    memset(tail, 0, sizeof tail);
+    if (mr == MR && nr == NR) {
+        /* The full block, with constant bounds so the accumulators stay in registers. */
+        for (size_t k = 0; k < kv; k += VL) {
+            v8 w0;
+            v8 w1;
+            LOAD8(w0, wr[0] + k);
+            LOAD8(w1, wr[1] + k);
+            for (size_t i = 0; i < MR; i++) {
+                v8 xv;
+                LOAD8(xv, x + i * ldx + k);
+                acc[i][0] += xv * w0;
+                acc[i][1] += xv * w1;
+            }
+        }
+    } else {
+        for (size_t k = 0; k < kv; k += VL)
+            for (size_t i = 0; i < mr; i++) {
+                v8 xv;
+                LOAD8(xv, x + i * ldx + k);
+                for (size_t c = 0; c < nr; c++) {
+                    v8 wv;
+                    LOAD8(wv, wr[c] + k);
+                    acc[i][c] += xv * wv;
+                }
+            }
+    }
+    for (size_t k = kv; k < kl; k++)
+        for (size_t i = 0; i < mr; i++)
+            for (size_t c = 0; c < nr; c++)
+                tail[i][c] += x[i * ldx + k] * wr[c][k];
+    for (size_t i = 0; i < mr; i++)
+        for (size_t c = 0; c < nr; c++)
+            y[i * ldy + c] += reduce8(&acc[i][c], tail[i][c]);
 }
 
 struct mul_job {
@@ -146,6 +207,7 @@ struct mul_job {
     float *y;
 };
 
+SG_MULTIVERSION
 static void mul_task(void *arg, size_t task, int thread)
 {
     const struct mul_job *j = arg;
@@ -153,7 +215,6 @@ static void mul_task(void *arg, size_t task, int thread)
     const size_t k = (size_t)w->k;
     const size_t c0 = task * TILE_N;
     const size_t nc = j->n_cols - c0 < TILE_N ? j->n_cols - c0 : TILE_N;
-    const int is_f32 = w->direct;
     float tile[TILE_N * TILE_K];
     const uint8_t *src[TILE_N];
 
@@ -172,7 +233,7 @@ static void mul_task(void *arg, size_t task, int thread)
             size_t kl = k - k0 < TILE_K ? k - k0 : TILE_K;
             const float *wr[TILE_N];
             for (size_t c = 0; c < nc; c++) {
-                if (is_f32) {
+                if (w->direct) {
                     wr[c] = (const float *)(const void *)src[c] + k0;
                 } else {
                     size_t off = (k0 / (size_t)w->block) * w->block_bytes;
@@ -180,11 +241,13 @@ static void mul_task(void *arg, size_t task, int thread)
                     wr[c] = tile + c * TILE_K;
                 }
             }
-            for (size_t i = i0; i < i1; i++) {
-                const float *xi = j->x + i * k + k0;
-                float *yi = j->y + i * j->n_cols + c0;
-                for (size_t c = 0; c < nc; c++)
-                    yi[c] += dot(xi, wr[c], kl);
+            for (size_t i = i0; i < i1; i += MR) {
+                size_t mr = i1 - i < MR ? i1 - i : MR;
+                for (size_t c = 0; c < nc; c += NR) {
+                    size_t nr = nc - c < NR ? nc - c : NR;
+                    kernel(j->x + i * k + k0, k, mr, wr + c, nr, kl,
+                           j->y + i * j->n_cols + c0 + c, j->n_cols);
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
  * hyper-parameters, and prepare the matrices (see model.h and sg_engine.h).
  */
 #include "model.h"
+#include "gguf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "gguf.h"
 #include "safetensors.h"
 #include "sg_tok.h"
 
@@ -308,6 +310,9 @@ static int load_tokenizer(sg_model *m, const char *path, int is_dir, char *err, 
             return SG_OK;
         }
         src = dir;
+    } else if (sg_gguf_find_key(m->w.gguf, "tokenizer.ggml.tokens") < 0) {
+        sg_log(SG_LOG_INFO, "%s: no tokenizer.ggml.tokens in the GGUF; no tokenizer", path);
+        return SG_OK;
     }
     rc = sg_tok_open(&m->tok, src, sub, sizeof sub);
     if (rc != SG_OK) {
@@ -354,8 +359,7 @@ int sg_model_open(sg_model **out, const char *path, const sg_model_opts *opts, c
         rc = load_safetensors(m, path, 1, err, errlen);
         snprintf(m->w.info.format, sizeof m->w.info.format, "safetensors");
     } else if (is_gguf(path)) {
-        snprintf(err, errlen, "%s: GGUF files are not supported by this build", path);
-        rc = SG_EUNSUPPORTED;
+        rc = sg_gguf_load(path, &m->w, err, errlen);
     } else if (has_suffix(path, ".safetensors")) {
         rc = load_safetensors(m, path, 0, err, errlen);
         snprintf(m->w.info.format, sizeof m->w.info.format, "safetensors");

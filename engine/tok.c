@@ -470,6 +470,20 @@ int tok_finish(struct sg_tok *t, char *err, size_t errlen)
         t->flags[t->bos] |= TOKF_SPECIAL | TOKF_NOCHAR;
     if (t->eos >= 0)
         t->flags[t->eos] |= TOKF_SPECIAL | TOKF_NOCHAR;
+    /* Can a piece hold U+2581 after another character? (see bpe_text) */
+    t->ws_split = t->opts.escape_spaces;
+    for (int32_t id = 0; id < t->n_vocab && t->ws_split; id++) {
+        const char *s = t->str + t->off[id];
+        size_t n = t->len[id];
+
+        for (size_t i = 1; i + 3 <= n; i++) {
+            if (memcmp(s + i, "\xe2\x96\x81", 3) == 0 &&
+                (i < 3 || memcmp(s + i - 3, "\xe2\x96\x81", 3) != 0)) {
+                t->ws_split = 0;
+                break;
+            }
+        }
+    }
     for (int c = 0; c < 128; c++) {
         char s[1] = {(char)c};
         int32_t id = tok_lookup(t, s, 1);
@@ -863,6 +877,30 @@ static void bpe_word(struct enc *e, const char *s, size_t n, int allow_special)
         emit(e, sym[i].id);
 }
 
+/* BPE over normalized text. When no piece has U+2581 after another character (Gemma: none
+ * of the 256000 does), no symbol can ever span the point before a U+2581 that follows another
+ * character, so the word splits there into independent words with the same result: merges
+ * never cross the split, and HF's merge order only matters between adjacent symbols. Small
+ * words keep the priority queue in cache. */
+static void bpe_text(struct enc *e, const char *s, size_t n, int allow_special)
+{
+    size_t start = 0;
+
+    if (!e->t->ws_split) {
+        bpe_word(e, s, n, allow_special);
+        return;
+    }
+    for (size_t i = 3; i + 3 <= n; i++) {
+        if (s[i] == '\xe2' && s[i + 1] == '\x96' && s[i + 2] == '\x81' &&
+            !(s[i - 3] == '\xe2' && s[i - 2] == '\x96' && s[i - 1] == '\x81')) {
+            bpe_word(e, s + start, i - start, allow_special);
+            start = i;
+            i += 2;
+        }
+    }
+    bpe_word(e, s + start, n - start, allow_special);
+}
+
 /* Normalize raw[0..n) into e->norm; returns the normalized length. `at_start`: the chunk begins
  * the whole text (SentencePiece's dummy prefix goes there). */
 static size_t normalize(struct enc *e, const char *raw, size_t n, int at_start)
@@ -926,13 +964,13 @@ static void encode_chunk(struct enc *e, size_t a, size_t b)
                 i++;
                 continue;
             }
-            bpe_word(e, e->norm + start, i - start, chunk_template);
+            bpe_text(e, e->norm + start, i - start, chunk_template);
             emit(e, id);
             i += len;
             start = i;
         }
     }
-    bpe_word(e, e->norm + start, n - start, chunk_template);
+    bpe_text(e, e->norm + start, n - start, chunk_template);
 }
 
 int sg_tok_encode_segs(const sg_tok *t, const sg_tok_seg *segs, size_t n_segs, int32_t *ids,

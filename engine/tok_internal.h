@@ -77,6 +77,7 @@ struct sg_tok {
     struct tok_trie norm_trie; /* added tokens matched on the normalized text */
     size_t n_added;
 
+    int ws_split;         /* words may be split before U+2581 (no piece spans that point) */
     int32_t byte_id[256]; /* <0xXX> piece ids, -1 if absent */
     int32_t unk, bos, eos;
     struct tok_opts opts;

@@ -133,6 +133,18 @@ START_TEST(test_golden_single_file)
 }
 END_TEST
 
+START_TEST(test_golden_gguf_f32)
+{
+    check_golden("tiny-a/model-f32.gguf", 2);
+}
+END_TEST
+
+START_TEST(test_golden_gguf_bf16)
+{
+    check_golden("tiny-a/model-bf16.gguf", 2);
+}
+END_TEST
+
 START_TEST(test_model_info)
 {
     sg_model *m = open_model("tiny-a/hf_f32", 1);
@@ -469,6 +481,14 @@ START_TEST(test_tokenizer_loaded)
     ck_assert_mem_eq(got, want, n_want * sizeof *got);
     free(text);
     sg_model_close(m);
+
+    /* A GGUF carries its tokenizer in its metadata. */
+    fx_path(path, sizeof path, "tiny-a/model-bf16.gguf");
+    ck_assert_msg(sg_model_open(&m, path, &o, err, sizeof err) == SG_OK, "%s", err);
+    ck_assert_ptr_nonnull(sg_model_tok(m));
+    ck_assert_int_eq(sg_tok_bos(sg_model_tok(m)), 2);
+    ck_assert_str_eq(sg_model_get_info(m)->format, "gguf");
+    sg_model_close(m);
 }
 END_TEST
 
@@ -481,6 +501,8 @@ Suite *forward_suite(void)
     tcase_add_test(tc, test_golden_hf_f32);
     tcase_add_test(tc, test_golden_hf_bf16);
     tcase_add_test(tc, test_golden_single_file);
+    tcase_add_test(tc, test_golden_gguf_f32);
+    tcase_add_test(tc, test_golden_gguf_bf16);
     tcase_add_test(tc, test_model_info);
     tcase_add_test(tc, test_sharded);
     tcase_add_test(tc, test_branches);

@@ -517,6 +517,82 @@ START_TEST(test_tiny_a_metadata)
 }
 END_TEST
 
+/* The quantized fixtures (tools/make-quant-fixtures.sh): the types llama.cpp would choose, and
+ * tiny-a's Q8_0/Q4_0 weights within the per-block rounding bound of the f32 originals. */
+static void check_quant_close(const sg_weights *q, const sg_weights *f, const char *name,
+                              int q4)
+{
+    const sg_tensor *tq = sg_weights_find(q, name), *tf = sg_weights_find(f, name);
+    static float a[4096], b[4096];
+
+    ck_assert(tq && tf);
+    int64_t cols = tf->shape[tf->ndim - 1], rows = sg_tensor_nelem(tf) / cols;
+    size_t rq = tq->nbytes / (size_t)rows;
+    for (int64_t r = 0; r < rows; r++) {
+        sg_dequant_row(tq->dtype, (const uint8_t *)tq->data + r * rq, a, cols);
+        sg_dequant_row(tf->dtype, (const uint8_t *)tf->data + r * (size_t)cols * 4, b, cols);
+        for (int64_t k = 0; k < cols; k += 32) {
+            double amax = 0;
+            for (int i = 0; i < 32; i++)
+                amax = fmax(amax, fabs(b[k + i]));
+            /* Q8_0: d = amax/127, error <= d/2; Q4_0: d = amax/8, error <= d (the clipped
+             * end); plus the f16 rounding of d (2^-11 relative, times 127 or 8 steps) */
+            double bound = q4 ? amax / 8 * (1 + 8.0 / 2048) : amax / 254 + amax / 2048;
+            for (int i = 0; i < 32; i++)
+                ck_assert_msg(fabs(a[k + i] - b[k + i]) <= bound * 1.0001 + 1e-12,
+                              "%s row %lld col %lld: %g vs %g", name, (long long)r,
+                              (long long)(k + i), (double)a[k + i], (double)b[k + i]);
+        }
+    }
+}
+
+START_TEST(test_quant_fixtures)
+{
+    char path[1024], err[512] = "";
+    sg_weights f, q8, q4, k4, k6;
+
+    fixture(path, sizeof path, "tiny-a/model-f32.gguf");
+    ck_assert_msg(sg_gguf_load(path, &f, err, sizeof err) == SG_OK, "%s", err);
+    fixture(path, sizeof path, "quant/tiny-a-q8_0.gguf");
+    ck_assert_msg(sg_gguf_load(path, &q8, err, sizeof err) == SG_OK, "%s", err);
+    fixture(path, sizeof path, "quant/tiny-a-q4_0.gguf");
+    ck_assert_msg(sg_gguf_load(path, &q4, err, sizeof err) == SG_OK, "%s", err);
+    fixture(path, sizeof path, "quant/tiny-k-q4_k.gguf");
+    ck_assert_msg(sg_gguf_load(path, &k4, err, sizeof err) == SG_OK, "%s", err);
+    fixture(path, sizeof path, "quant/tiny-k-q6_k.gguf");
+    ck_assert_msg(sg_gguf_load(path, &k6, err, sizeof err) == SG_OK, "%s", err);
+
+    ck_assert_int_eq(sg_weights_find(&q8, "model.embed_tokens.weight")->dtype, SG_DT_Q8_0);
+    ck_assert_int_eq(sg_weights_find(&q4, "model.embed_tokens.weight")->dtype, SG_DT_Q8_0);
+    ck_assert_int_eq(sg_weights_find(&q4, "model.layers.1.mlp.down_proj.weight")->dtype,
+                     SG_DT_Q4_0);
+    ck_assert_int_eq(sg_weights_find(&q4, "model.norm.weight")->dtype, SG_DT_F32);
+    ck_assert_int_eq(sg_weights_find(&k4, "model.embed_tokens.weight")->dtype, SG_DT_Q6_K);
+    ck_assert_int_eq(sg_weights_find(&k4, "model.layers.0.self_attn.q_proj.weight")->dtype,
+                     SG_DT_Q4_K);
+    ck_assert_int_eq(sg_weights_find(&k4, "model.layers.1.mlp.down_proj.weight")->dtype,
+                     SG_DT_Q4_K);
+    ck_assert_int_eq(sg_weights_find(&k6, "model.layers.1.mlp.down_proj.weight")->dtype,
+                     SG_DT_Q6_K);
+    ck_assert_int_eq(k4.info.d_model, 256);
+    ck_assert_int_eq(k4.info.n_vocab, 256);
+    ck_assert_int_eq(k4.info.head_dim, 128);
+
+    for (size_t i = 0; i < f.n_tensors; i++) {
+        if (f.tensors[i].ndim != 2)
+            continue;
+        check_quant_close(&q8, &f, f.tensors[i].name, 0);
+        if (strcmp(f.tensors[i].name, "model.embed_tokens.weight") != 0)
+            check_quant_close(&q4, &f, f.tensors[i].name, 1);
+    }
+    sg_weights_free(&f);
+    sg_weights_free(&q8);
+    sg_weights_free(&q4);
+    sg_weights_free(&k4);
+    sg_weights_free(&k6);
+}
+END_TEST
+
 START_TEST(test_open_errors)
 {
     char err[512] = "", path[1024];
@@ -1207,6 +1283,7 @@ Suite *gguf_suite(void)
     tcase_add_test(tc, test_tiny_a_bf16);
     tcase_add_test(tc, test_tiny_a_same_values);
     tcase_add_test(tc, test_tiny_a_metadata);
+    tcase_add_test(tc, test_quant_fixtures);
     tcase_add_test(tc, test_open_errors);
     tcase_add_test(tc, test_built_good_and_defaults);
     tcase_add_test(tc, test_query_scale_27b);

@@ -1,0 +1,210 @@
+/*
+ * ctl_classify.c: `shieldctl classify`: classify a text (and optionally a model response)
+ * against the policies, in-process: load the model and the policy directory, run the same
+ * moderation module as the daemon, print the JSON of POST /v1/classify or a table.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "sg_moderate.h"
+
+int ctl_classify(int argc, char **argv);
+
+const char ctl_classify_help[] = "classify a text against the policies (in-process)";
+
+#define MAX_NAMED 256
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: shieldctl classify --model PATH [--policies DIR] [--policy NAME]...\n"
+            "                          [--response TEXT] [--json] [--truncate] [--max-tokens N]\n"
+            "                          [--threads N] [--temperature T] [--smoothing A] TEXT|-\n"
+            "\n"
+            "Classify TEXT (\"-\": read it from stdin, bytes as they are) against every enabled\n"
+            "policy, or the ones named with --policy, and print P(violation) per policy.\n"
+            "\n"
+            "  --model PATH       model folder (Hugging Face), .safetensors or .gguf\n"
+            "  --policies DIR     policy directory (default: policies)\n"
+            "  --policy NAME      evaluate this policy (repeatable; default: all enabled)\n"
+            "  --response TEXT    classify this model response to TEXT (prompt-response mode)\n"
+            "  --json             print the JSON reply of the daemon's POST /v1/classify\n"
+            "  --truncate         cut a too-long input to fit instead of failing\n"
+            "  --max-tokens N     limit per rendered prompt (default: the model's context)\n"
+            "  --threads N        compute threads (default: all cores)\n"
+            "  --temperature T    P = (e^(zYes/T) + a) / (e^(zYes/T) + e^(zNo/T) + 2a); T = 1\n"
+            "  --smoothing A      ... and a = 0 by default\n");
+}
+
+static int parse_int(const char *opt, const char *s, int lo, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > INT_MAX) {
+        fprintf(stderr, "shieldctl classify: %s wants an integer >= %d, not '%s'\n", opt, lo, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_double(const char *opt, const char *s, double *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtod(s, &end);
+    if (errno || *end || end == s) {
+        fprintf(stderr, "shieldctl classify: %s wants a number, not '%s'\n", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+int ctl_classify(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"policies", required_argument, NULL, 'P'},
+        {"policy", required_argument, NULL, 'p'},
+        {"response", required_argument, NULL, 'r'},
+        {"json", no_argument, NULL, 'j'},
+        {"truncate", no_argument, NULL, 'T'},
+        {"max-tokens", required_argument, NULL, 'n'},
+        {"threads", required_argument, NULL, 't'},
+        {"temperature", required_argument, NULL, 'k'},
+        {"smoothing", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *model_path = NULL;
+    const char *dir = "policies";
+    const char *named[MAX_NAMED];
+    size_t n_named = 0;
+    const char *response = NULL;
+    int as_json = 0;
+    sg_model_opts mo = sg_model_opts_default();
+    sg_moderate_opts opts = sg_moderate_opts_default();
+    sg_policy_set *set = NULL;
+    sg_model *model = NULL;
+    sg_moderator *mod = NULL;
+    sg_moderate_req req;
+    sg_moderate_result res;
+    json_t *reply = NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    char err[1024];
+    int status = 1;
+    int c;
+    int rc;
+
+    memset(&res, 0, sizeof res);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            model_path = optarg;
+            break;
+        case 'P':
+            dir = optarg;
+            break;
+        case 'p':
+            if (n_named == MAX_NAMED) {
+                fprintf(stderr, "shieldctl classify: more than %d --policy\n", MAX_NAMED);
+                return 2;
+            }
+            named[n_named++] = optarg;
+            break;
+        case 'r':
+            response = optarg;
+            break;
+        case 'j':
+            as_json = 1;
+            break;
+        case 'T':
+            opts.truncate = 1;
+            break;
+        case 'n':
+            if (parse_int("--max-tokens", optarg, 1, &opts.max_tokens) < 0)
+                return 2;
+            break;
+        case 't':
+            if (parse_int("--threads", optarg, 0, &mo.n_threads) < 0)
+                return 2;
+            break;
+        case 'k':
+            if (parse_double("--temperature", optarg, &opts.temperature) < 0)
+                return 2;
+            break;
+        case 'a':
+            if (parse_double("--smoothing", optarg, &opts.smoothing) < 0)
+                return 2;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || !model_path) {
+        fprintf(stderr, "shieldctl classify: %s\n",
+                !model_path ? "--model PATH is required" : "expected one TEXT (or -)");
+        usage(stderr);
+        return 2;
+    }
+    if (ctl_read_text(argv[optind], &text, &text_len) < 0)
+        return 1;
+
+    rc = sg_policy_set_load(&set, dir, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "shieldctl classify: %s\n", err);
+        goto out;
+    }
+    rc = sg_model_open(&model, model_path, &mo, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "shieldctl classify: %s\n", err);
+        goto out;
+    }
+    rc = sg_moderator_new(&mod, model, &opts, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "shieldctl classify: %s\n", err);
+        goto out;
+    }
+    memset(&req, 0, sizeof req);
+    req.text = text;
+    req.text_len = text_len;
+    req.response = response;
+    req.response_len = response ? strlen(response) : 0;
+    req.policies = n_named ? named : NULL;
+    req.n_policies = n_named;
+    rc = sg_moderate(mod, set, &req, &res);
+    if (rc < 0) {
+        fprintf(stderr, "shieldctl classify: %s\n", sg_moderator_errmsg(mod));
+        goto out;
+    }
+    reply = ctl_classify_json(sg_model_get_info(model)->name, &res);
+    if (!reply || ctl_print_classify(stdout, reply, as_json) < 0) {
+        fprintf(stderr, "shieldctl classify: out of memory\n");
+        goto out;
+    }
+    status = 0;
+
+out:
+    json_decref(reply);
+    sg_moderate_result_free(&res);
+    sg_moderator_free(mod);
+    sg_model_close(model);
+    sg_policy_set_free(set);
+    free(text);
+    return status;
+}

@@ -1,0 +1,28 @@
+#ifndef SG_DAEMON_API_H
+#define SG_DAEMON_API_H
+/*
+ * api.h: the HTTP API of docs/DESIGN.md on top of http.h and sched.h.
+ *
+ *   POST /v1/classify     {"text", "response"?, "policies"?} or {"inputs": [...], "policies"?}
+ *   POST /v1/moderations  the OpenAI moderation shape
+ *   GET  /v1/policies, /healthz, /readyz, /metrics
+ *
+ * Requests are validated on the loop (JSON, types, UTF-8, policy names), answered from the
+ * result cache when possible, else queued for the worker; the worker runs sg_moderate() and
+ * the loop turns results into JSON.
+ */
+
+#include <stddef.h>
+
+#include "http.h"
+#include "sched.h"
+
+struct shieldd;
+
+/* The http_handler_fn: `ud` is the struct shieldd. */
+void api_handle(struct http_request *req, void *ud);
+
+/* The sched_run_fn, on the worker thread: `ud` is the struct shieldd. */
+void api_run_batch(void *ud, struct sched_job **jobs, size_t n);
+
+#endif /* SG_DAEMON_API_H */

@@ -1,0 +1,347 @@
+/*
+ * main.c: shieldd. Owns the one struct shieldd: reads the configuration (file, then flags),
+ * loads the policies and the model, opens the listeners (or takes systemd's), starts the
+ * worker, and runs the libevent loop. Signals are libevent events, so nothing runs in signal
+ * context: SIGHUP reloads the policies (a broken set keeps the old one), SIGTERM/SIGINT stop
+ * accepting, let in-flight requests finish within drain_timeout, and exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#ifdef SG_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "api.h"
+#include "config.h"
+#include "log.h"
+#include "shieldd.h"
+
+#define MAX_BATCH_JOBS 256
+
+/* sd_notify when running under systemd (NOTIFY_SOCKET); a no-op otherwise. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static void notify(const char *fmt, ...)
+{
+#ifdef SG_HAVE_SYSTEMD
+    char buf[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sd_notify(0, buf);
+#else
+    (void)fmt;
+#endif
+}
+
+static int load_policies(struct shieldd *sd, struct pset **out, char *err, size_t errlen)
+{
+    struct pset *p = calloc(1, sizeof *p);
+    int rc;
+
+    *out = NULL;
+    if (p == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rc = sg_policy_set_load(&p->set, sd->cfg.policies, err, errlen);
+    if (rc < 0) {
+        free(p);
+        return -1;
+    }
+    if (sg_policy_count(p->set) == 0) {
+        snprintf(err, errlen, "%s: no policies", sd->cfg.policies);
+        sg_policy_set_free(p->set);
+        free(p);
+        return -1;
+    }
+    p->refs = 1;
+    p->gen = ++sd->next_gen;
+    *out = p;
+    return 0;
+}
+
+static int load_model(struct shieldd *sd, char *err, size_t errlen)
+{
+    sg_model_opts mo = sg_model_opts_default();
+    sg_moderate_opts o = sg_moderate_opts_default();
+
+    mo.n_threads = sd->cfg.threads;
+    if (strcmp(sd->cfg.precision, "bf16") == 0)
+        mo.precision = SG_PREC_BF16;
+    else if (strcmp(sd->cfg.precision, "int8") == 0)
+        mo.precision = SG_PREC_INT8;
+    else
+        mo.precision = SG_PREC_F32;
+    mo.load_tokenizer = 1;
+    if (sg_model_open(&sd->model, sd->cfg.model, &mo, err, errlen) < 0)
+        return -1;
+    sd->info = sg_model_get_info(sd->model);
+    if (sg_model_tok(sd->model) == NULL) {
+        snprintf(err, errlen, "%s: no tokenizer found beside the model", sd->cfg.model);
+        return -1;
+    }
+    o.max_tokens = sd->cfg.max_tokens;
+    o.truncate = sd->cfg.truncate;
+    if (sg_moderator_new(&sd->mod, sd->model, &o, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct shieldd *sd = arg;
+    struct pset *p;
+    char err[1024];
+
+    (void)sig;
+    (void)what;
+    notify("RELOADING=1\nSTATUS=reloading policies from %s", sd->cfg.policies);
+    if (load_policies(sd, &p, err, sizeof err) < 0) {
+        sd->metrics.reloads_failed++;
+        log_warnx("SIGHUP: policy reload failed, keeping the %zu loaded policies: %s",
+                  sg_policy_count(sd->pset->set), err);
+        notify("READY=1\nSTATUS=serving; the last policy reload failed: %.200s", err);
+        return;
+    }
+    pset_unref(sd->pset);
+    sd->pset = p;
+    if (sd->cache)
+        cache_clear(sd->cache);
+    sd->metrics.reloads_ok++;
+    log_info("SIGHUP: reloaded %zu policies from %s", sg_policy_count(p->set), sd->cfg.policies);
+    notify("READY=1\nSTATUS=serving %zu policies", sg_policy_count(p->set));
+}
+
+static void on_drained(void *arg)
+{
+    struct shieldd *sd = arg;
+
+    log_info("drained: every connection is closed");
+    event_base_loopexit(sd->base, NULL);
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct shieldd *sd = arg;
+
+    (void)fd;
+    (void)what;
+    log_warnx("drain_timeout (%gs) passed with %zu connections open; exiting", sd->cfg.drain_timeout,
+              http_server_connections(sd->http));
+    event_base_loopexit(sd->base, NULL);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+    struct shieldd *sd = arg;
+    struct timeval tv;
+
+    (void)what;
+    if (sd->draining) {
+        log_warnx("signal %d again: exiting now", (int)sig);
+        event_base_loopbreak(sd->base);
+        return;
+    }
+    sd->draining = 1;
+    log_info("signal %d: no longer accepting; finishing in-flight requests (at most %gs)",
+             (int)sig, sd->cfg.drain_timeout);
+    notify("STOPPING=1\nSTATUS=draining");
+    tv.tv_sec = (time_t)sd->cfg.drain_timeout;
+    tv.tv_usec = (suseconds_t)((sd->cfg.drain_timeout - (double)tv.tv_sec) * 1e6);
+    evtimer_add(sd->ev_drain, &tv);
+    http_server_drain(sd->http, on_drained, sd);
+}
+
+static int open_listeners(struct shieldd *sd, char *err, size_t errlen)
+{
+    int n = listen_systemd(sd->listeners, SHIELDD_MAX_LISTEN, err, errlen);
+
+    if (n < 0)
+        return -1;
+    if (n > 0) {
+        sd->n_listeners = (size_t)n;
+        log_info("socket activation: %d sockets from systemd (the 'listen' setting is ignored)",
+                 n);
+    } else {
+        for (size_t i = 0; i < sd->cfg.n_listen; i++) {
+            if (listen_open(&sd->listeners[i], sd->cfg.listen[i], sd->cfg.socket_mode,
+                            sd->cfg.socket_group, err, errlen) < 0)
+                return -1;
+            sd->n_listeners = i + 1;
+        }
+    }
+    for (size_t i = 0; i < sd->n_listeners; i++) {
+        if (http_server_listen_fd(sd->http, sd->listeners[i].fd, sd->listeners[i].kind) < 0) {
+            snprintf(err, errlen, "%s: %s", sd->listeners[i].name, strerror(errno));
+            return -1;
+        }
+        sd->listeners[i].fd = -1; /* the server owns it now */
+        log_info("listening on %s", sd->listeners[i].name);
+    }
+    return 0;
+}
+
+static void shutdown_all(struct shieldd *sd)
+{
+    /* The server first: requests still waiting are aborted (queued jobs withdrawn), then the
+     * worker finishes its batch and is joined. */
+    http_server_free(sd->http);
+    sd->http = NULL;
+    sched_free(sd->sched);
+    sd->sched = NULL;
+    for (size_t i = 0; i < sd->n_listeners; i++) {
+        if (sd->listeners[i].fd >= 0)
+            close(sd->listeners[i].fd);
+        listen_cleanup(&sd->listeners[i]);
+    }
+    sg_moderator_free(sd->mod);
+    sg_model_close(sd->model);
+    pset_unref(sd->pset);
+    cache_free(sd->cache);
+    if (sd->ev_hup)
+        event_free(sd->ev_hup);
+    if (sd->ev_term)
+        event_free(sd->ev_term);
+    if (sd->ev_int)
+        event_free(sd->ev_int);
+    if (sd->ev_drain)
+        event_free(sd->ev_drain);
+    if (sd->base)
+        event_base_free(sd->base);
+    config_free(&sd->cfg);
+}
+
+/* -n: load everything once, print what is wrong or "configuration OK". */
+static int check_config(struct shieldd *sd)
+{
+    char err[1024];
+    int bad = 0;
+
+    if (load_policies(sd, &sd->pset, err, sizeof err) < 0) {
+        fprintf(stderr, "shieldd: policies: %s\n", err);
+        bad = 1;
+    }
+    if (load_model(sd, err, sizeof err) < 0) {
+        fprintf(stderr, "shieldd: model: %s\n", err);
+        bad = 1;
+    }
+    sg_moderator_free(sd->mod);
+    sg_model_close(sd->model);
+    pset_unref(sd->pset);
+    config_free(&sd->cfg);
+    if (bad)
+        return 1;
+    printf("configuration OK\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct shieldd sd;
+    struct shieldd_cmdline cl;
+    char err[1024];
+
+    memset(&sd, 0, sizeof sd);
+    shieldd_defaults(&sd.cfg);
+    if (config_parse_args(&cl, argc, argv, err, sizeof err) < 0) {
+        fprintf(stderr, "shieldd: %s\n", err);
+        config_free(&sd.cfg);
+        return 1;
+    }
+    if (cl.help) {
+        config_usage(stdout);
+        config_free(&sd.cfg);
+        return 0;
+    }
+    if ((cl.config_file != NULL && config_load_file(&sd.cfg, cl.config_file, err, sizeof err) < 0) ||
+        config_apply_args(&sd.cfg, &cl, err, sizeof err) < 0) {
+        fprintf(stderr, "shieldd: %s\n", err);
+        config_free(&sd.cfg);
+        return 1;
+    }
+    if (sd.cfg.model[0] == '\0') {
+        fprintf(stderr, "shieldd: no model: set 'model' in the configuration or pass -m PATH\n");
+        config_free(&sd.cfg);
+        return 1;
+    }
+    log_init(sd.cfg.verbose, cl.foreground ? 0 : -1);
+    if (cl.check_only)
+        return check_config(&sd);
+
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() < 0)
+        fatalx("libevent: no pthreads support");
+    sd.base = event_base_new();
+    if (sd.base == NULL)
+        fatalx("libevent: event_base_new failed");
+    sd.started = (double)time(NULL);
+    metrics_init(&sd.metrics);
+    sd.ev_hup = evsignal_new(sd.base, SIGHUP, on_hup, &sd);
+    sd.ev_term = evsignal_new(sd.base, SIGTERM, on_term, &sd);
+    sd.ev_int = evsignal_new(sd.base, SIGINT, on_term, &sd);
+    sd.ev_drain = evtimer_new(sd.base, on_drain_timeout, &sd);
+    if (sd.ev_hup == NULL || sd.ev_term == NULL || sd.ev_int == NULL || sd.ev_drain == NULL ||
+        evsignal_add(sd.ev_hup, NULL) < 0 || evsignal_add(sd.ev_term, NULL) < 0 ||
+        evsignal_add(sd.ev_int, NULL) < 0)
+        fatalx("libevent: cannot set up signal events");
+
+    notify("STATUS=loading policies from %s", sd.cfg.policies);
+    if (load_policies(&sd, &sd.pset, err, sizeof err) < 0)
+        fatalx("policies: %s", err);
+    notify("STATUS=loading the model %s", sd.cfg.model);
+    if (load_model(&sd, err, sizeof err) < 0)
+        fatalx("model: %s", err);
+    if (sd.cfg.cache && sd.cfg.cache_bytes > 0) {
+        sd.cache = cache_new((size_t)sd.cfg.cache_bytes, sd.cfg.cache_ttl);
+        if (sd.cache == NULL)
+            fatalx("out of memory");
+    }
+    if (sched_new(&sd.sched, sd.base, (size_t)sd.cfg.queue_depth, MAX_BATCH_JOBS,
+                  (size_t)sd.cfg.batch_tokens, api_run_batch, &sd) < 0)
+        fatal("scheduler");
+    {
+        struct http_server_opts ho;
+
+        memset(&ho, 0, sizeof ho);
+        ho.max_header_bytes = (size_t)sd.cfg.max_header_bytes;
+        ho.max_body_bytes = (size_t)sd.cfg.max_body_bytes;
+        ho.read_timeout = sd.cfg.read_timeout;
+        ho.idle_timeout = sd.cfg.idle_timeout;
+        ho.write_timeout = 30;
+        ho.max_connections = (size_t)sd.cfg.max_connections;
+        ho.retry_after = sd.cfg.retry_after;
+        sd.http = http_server_new(sd.base, &ho, api_handle, &sd);
+        if (sd.http == NULL)
+            fatalx("out of memory");
+    }
+    if (open_listeners(&sd, err, sizeof err) < 0) {
+        log_warnx("%s", err);
+        shutdown_all(&sd);
+        return 1;
+    }
+    sd.ready = 1;
+    log_info("ready: model %s (%s, %s, %d layers, %s), %zu policies from %s", sd.info->name,
+             sd.info->arch, sd.info->format, sd.info->n_layer, sd.cfg.precision,
+             sg_policy_count(sd.pset->set), sd.cfg.policies);
+    notify("READY=1\nSTATUS=serving %zu policies with %s", sg_policy_count(sd.pset->set),
+           sd.info->name);
+    if (event_base_dispatch(sd.base) < 0)
+        log_warnx("event loop failed");
+    shutdown_all(&sd);
+    log_info("exiting");
+    return 0;
+}

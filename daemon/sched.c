@@ -1,0 +1,274 @@
+/*
+ * sched.c: the bounded queue, the worker thread and the hand-back to the loop. One mutex
+ * guards the queue, the done list and the statistics; the worker sleeps on a condition
+ * variable; finished jobs wake the loop through event_active on a pure event (libevent's
+ * pthreads support makes that safe from another thread).
+ */
+#include "sched.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+enum { ST_QUEUED = 1, ST_RUNNING = 2, ST_FINISHED = 3 };
+
+struct sched {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int started;
+    int stop;
+    struct sched_job *head, *tail; /* the queue */
+    size_t depth, max_queue;
+    struct sched_job *done_head, *done_tail; /* finished, not yet delivered (via ->next) */
+    struct sched_job **batch;
+    size_t max_batch;
+    size_t budget;
+    size_t running;
+    sched_run_fn run;
+    void *ud;
+    struct event *done_ev;
+    struct sched_stats st;
+};
+
+double sched_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void queue_remove_locked(struct sched *s, struct sched_job *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        s->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        s->tail = j->prev;
+    j->prev = j->next = NULL;
+    s->depth--;
+}
+
+static void done_push_locked(struct sched *s, struct sched_job *j)
+{
+    j->state = ST_FINISHED;
+    j->next = NULL;
+    j->prev = NULL;
+    if (s->done_tail)
+        s->done_tail->next = j;
+    else
+        s->done_head = j;
+    s->done_tail = j;
+}
+
+static void deliver(struct sched *s)
+{
+    struct sched_job *j;
+
+    pthread_mutex_lock(&s->mu);
+    j = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (j != NULL) {
+        struct sched_job *next = j->next;
+
+        j->next = NULL;
+        j->state = 0;
+        j->done(j, j->arg);
+        j = next;
+    }
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    deliver(arg);
+}
+
+static void record_batch_locked(struct sched *s, size_t n)
+{
+    size_t lim = 1;
+
+    s->st.batches++;
+    s->st.jobs_run += n;
+    for (int b = 0; b < SCHED_BATCH_BUCKETS; b++, lim *= 2)
+        if (n <= lim || b == SCHED_BATCH_BUCKETS - 1)
+            s->st.batch_hist[b]++;
+}
+
+static void *worker(void *arg)
+{
+    struct sched *s = arg;
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        size_t n = 0, cost = 0;
+        int posted = 0;
+        double now;
+
+        while (s->head == NULL && !s->stop)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->stop)
+            break;
+        now = sched_now();
+        while (s->head != NULL && n < s->max_batch) {
+            struct sched_job *j = s->head;
+
+            if (j->deadline > 0 && now >= j->deadline) {
+                queue_remove_locked(s, j);
+                j->status = SCHED_EXPIRED;
+                s->st.expired++;
+                done_push_locked(s, j);
+                posted = 1;
+                continue;
+            }
+            if (n > 0 && cost + j->cost > s->budget)
+                break;
+            queue_remove_locked(s, j);
+            j->state = ST_RUNNING;
+            j->status = SCHED_OK;
+            s->batch[n++] = j;
+            cost += j->cost;
+        }
+        s->running = n;
+        if (n > 0)
+            record_batch_locked(s, n);
+        pthread_mutex_unlock(&s->mu);
+        if (posted)
+            event_active(s->done_ev, EV_READ, 0);
+        if (n > 0)
+            s->run(s->ud, s->batch, n);
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < n; i++) {
+            if (s->batch[i]->cancelled)
+                s->batch[i]->status = SCHED_CANCELLED;
+            done_push_locked(s, s->batch[i]);
+        }
+        s->running = 0;
+        if (n > 0) {
+            pthread_mutex_unlock(&s->mu);
+            event_active(s->done_ev, EV_READ, 0);
+            pthread_mutex_lock(&s->mu);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int sched_new(struct sched **out, struct event_base *base, size_t max_queue, size_t max_batch,
+              size_t budget, sched_run_fn run, void *ud)
+{
+    struct sched *s = calloc(1, sizeof *s);
+    int rc;
+
+    *out = NULL;
+    if (s == NULL)
+        return -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->max_queue = max_queue;
+    s->max_batch = max_batch > 0 ? max_batch : 1;
+    s->budget = budget;
+    s->run = run;
+    s->ud = ud;
+    s->batch = calloc(s->max_batch, sizeof *s->batch);
+    s->done_ev = event_new(base, -1, 0, on_done, s);
+    if (s->batch == NULL || s->done_ev == NULL)
+        goto fail;
+    rc = pthread_create(&s->thread, NULL, worker, s);
+    if (rc != 0) {
+        errno = rc;
+        goto fail;
+    }
+    s->started = 1;
+    *out = s;
+    return 0;
+fail:
+    sched_free(s);
+    return -1;
+}
+
+int sched_submit(struct sched *s, struct sched_job *job)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->stop || s->depth >= s->max_queue) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    job->cancelled = 0;
+    job->status = SCHED_OK;
+    job->state = ST_QUEUED;
+    job->next = NULL;
+    job->prev = s->tail;
+    if (s->tail)
+        s->tail->next = job;
+    else
+        s->head = job;
+    s->tail = job;
+    s->depth++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int sched_cancel(struct sched *s, struct sched_job *job)
+{
+    int removed = 0;
+
+    pthread_mutex_lock(&s->mu);
+    if (job->state == ST_QUEUED) {
+        queue_remove_locked(s, job);
+        job->state = 0;
+        removed = 1;
+    } else {
+        job->cancelled = 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return removed;
+}
+
+void sched_get_stats(struct sched *s, struct sched_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->st;
+    out->depth = s->depth;
+    out->running = s->running;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sched_free(struct sched *s)
+{
+    if (s == NULL)
+        return;
+    if (s->started) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = 1;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    /* What never ran is cancelled; deliver it and whatever finished. */
+    while (s->head != NULL) {
+        struct sched_job *j = s->head;
+
+        queue_remove_locked(s, j);
+        j->status = SCHED_CANCELLED;
+        done_push_locked(s, j);
+    }
+    if (s->done_ev != NULL)
+        deliver(s);
+    if (s->done_ev)
+        event_free(s->done_ev);
+    free(s->batch);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

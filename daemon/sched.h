@@ -1,0 +1,85 @@
+#ifndef SG_DAEMON_SCHED_H
+#define SG_DAEMON_SCHED_H
+/*
+ * sched.h: the request scheduler. One worker thread owns the engine; the event loop never
+ * calls it. The loop submits jobs to a bounded queue; the worker takes everything waiting (up
+ * to a cost budget, in arrival order) and hands it to the run function as one batch, then
+ * posts the finished jobs back to the loop, which calls each job's `done` callback.
+ *
+ * Jobs are owned by the caller (embed struct sched_job in your request). A queued job can be
+ * withdrawn at no cost (sched_cancel); a running one is flagged so the run function can stop
+ * early, and its `done` callback still comes.
+ *
+ * The event base must have threading enabled (evthread_use_pthreads before event_base_new).
+ */
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+enum sched_status {
+    SCHED_OK = 0,        /* the run function ran it */
+    SCHED_CANCELLED = 1, /* cancelled while it ran */
+    SCHED_EXPIRED = 2,   /* its deadline passed before its turn; not run */
+};
+
+struct sched_job {
+    struct sched_job *prev, *next; /* queue links (private) */
+    double deadline;     /* monotonic seconds (sched_now); 0: none */
+    size_t cost;         /* estimated tokens */
+    int state;           /* private */
+    volatile int cancelled; /* set by sched_cancel; the run function may poll it */
+    enum sched_status status; /* valid in `done` */
+    void (*done)(struct sched_job *job, void *arg); /* called on the loop thread */
+    void *arg;
+};
+
+/* Runs on the worker thread: process jobs[0..n) (all of them, not cancelled or expired when
+ * taken). Per-job results go into the caller's structures that embed the jobs. */
+typedef void (*sched_run_fn)(void *ud, struct sched_job **jobs, size_t n);
+
+#define SCHED_BATCH_BUCKETS 8 /* batch-size histogram: 1, 2, 4, ..., 64, +Inf */
+
+struct sched_stats {
+    size_t depth;        /* queued now */
+    size_t running;      /* in the batch being run now */
+    uint64_t batches;    /* batches run */
+    uint64_t jobs_run;   /* jobs run (sum of batch sizes) */
+    uint64_t batch_hist[SCHED_BATCH_BUCKETS]; /* cumulative counts: size <= 1, 2, 4, ... */
+    uint64_t expired;    /* expired in the queue */
+};
+
+struct sched;
+
+/* Monotonic seconds. */
+double sched_now(void);
+
+/*
+ * A scheduler posting results to `base`, with at most `max_queue` queued jobs, batches of at
+ * most `max_batch` jobs and `budget` cost (a first job over the budget still runs, alone).
+ * Returns 0 or -1 (out of memory, thread creation failure with errno set). The worker starts
+ * at once. The caller owns *out (sched_free).
+ */
+int sched_new(struct sched **out, struct event_base *base, size_t max_queue, size_t max_batch,
+              size_t budget, sched_run_fn run, void *ud);
+
+/* Queue `job` (its deadline, cost, done and arg set). Returns 0, or -1 when the queue is full
+ * or the scheduler is stopping (the job is not queued). Loop thread only. */
+int sched_submit(struct sched *s, struct sched_job *job);
+
+/*
+ * Withdraw `job`. Returns 1 if it was still queued: it is removed and its `done` will never be
+ * called. Returns 0 if it is running or finished but not yet delivered: it is flagged
+ * cancelled and `done` still comes (with SCHED_CANCELLED if it was running). Loop thread only.
+ */
+int sched_cancel(struct sched *s, struct sched_job *job);
+
+void sched_get_stats(struct sched *s, struct sched_stats *out);
+
+/* Stop the worker after its current batch, join it, and complete what is still queued with
+ * SCHED_CANCELLED (their `done` callbacks run from sched_free). */
+void sched_free(struct sched *s);
+
+#endif /* SG_DAEMON_SCHED_H */
