@@ -129,6 +129,16 @@ size_t sg_fastmat_bytes(const sg_fastmat *f)
     return f->bytes;
 }
 
+int sg_fastmat_mul_rows(const sg_fastmat *f, const int32_t *rows, size_t n_rows, const float *x,
+                        size_t m, float *y, sg_pool *pool)
+{
+    (void)pool; /* a handful of rows (the LM head's "Yes" and "No"): one thread is enough */
+    if (f->kind != K_AVX2_F32 && f->kind != K_AVX2_BF16)
+        return SG_EUNSUPPORTED;
+    sg_avx2_mul_rows(f->panels, f->kind == K_AVX2_BF16, f->n, f->k, rows, n_rows, x, m, y);
+    return SG_OK;
+}
+
 void sg_fastmat_mul(const sg_fastmat *f, const float *x, size_t m, float *y, sg_pool *pool)
 {
     if (m == 0)

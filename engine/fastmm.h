@@ -58,6 +58,14 @@ size_t sg_fastmat_bytes(const sg_fastmat *f);
  */
 void sg_fastmat_mul(const sg_fastmat *f, const float *x, size_t m, float *y, sg_pool *pool);
 
+/*
+ * y[m, n_rows] = the columns rows[0..n_rows) of sg_fastmat_mul's result, with the same bits
+ * (avx2-*: the same FMA chain, k in order). SG_OK, or SG_EUNSUPPORTED for the oneDNN kernels
+ * (their layouts are opaque; the caller then computes the rows exactly in f32).
+ */
+int sg_fastmat_mul_rows(const sg_fastmat *f, const int32_t *rows, size_t n_rows, const float *x,
+                        size_t m, float *y, sg_pool *pool);
+
 /* ---- Kernels (one file each); used by sg_fastmat_new ------------------------------------- */
 
 /* 1 if this CPU runs the AVX2+FMA kernels (gemm_avx2.c). */
@@ -69,6 +77,10 @@ int sg_avx2_pack(const sg_tensor *w, int to_bf16, void **data, size_t *bytes, ch
 /* y[m, n] = x[m, k] W^T from packed panels; split over the pool. Never allocates. */
 void sg_avx2_mul(const void *panels, int bf16, int64_t n, int64_t k, const float *x, size_t m,
                  float *y, sg_pool *pool);
+
+/* y[i, c] = x_i . W[rows[c]] from packed panels, as sg_avx2_mul computes that column. */
+void sg_avx2_mul_rows(const void *panels, int bf16, int64_t n, int64_t k, const int32_t *rows,
+                      size_t n_rows, const float *x, size_t m, float *y);
 
 /* oneDNN matmuls (matmul_dnnl.c): prec SG_PREC_INT8 (u8s8) or SG_PREC_BF16. */
 struct sg_dnnl_mat;

@@ -265,6 +265,37 @@ void sg_avx2_mul(const void *panels, int bf16, int64_t n, int64_t k, const float
     sg_pool_run(pool, avx2_task, &j, (np + NP - 1) / NP);
 }
 
+/* Scalar FMA chains in k order: fmaf rounds once, as vfmadd231ps does per lane, and a column
+ * of a tile starts from 0 and continues from the stored partial sum, as here. */
+SG_AVX2 void sg_avx2_mul_rows(const void *panels, int bf16, int64_t n, int64_t k,
+                              const int32_t *rows, size_t n_rows, const float *x, size_t m,
+                              float *y)
+{
+    (void)n;
+    for (size_t c = 0; c < n_rows; c++) {
+        const size_t p = (size_t)rows[c] / NR;
+        const int col = rows[c] % NR;
+
+        for (size_t i = 0; i < m; i++) {
+            const float *xi = x + i * (size_t)k;
+            float acc = 0.0f;
+
+            if (bf16) {
+                const uint16_t *w = (const uint16_t *)panels + p * (size_t)k * NR + bf16_pos(col);
+
+                for (int64_t l = 0; l < k; l++)
+                    acc = __builtin_fmaf(xi[l], sg_bf16_to_f32(w[l * NR]), acc);
+            } else {
+                const float *w = (const float *)panels + p * (size_t)k * NR + col;
+
+                for (int64_t l = 0; l < k; l++)
+                    acc = __builtin_fmaf(xi[l], w[l * NR], acc);
+            }
+            y[i * n_rows + c] = acc;
+        }
+    }
+}
+
 #else /* !SG_HAVE_AVX2_BUILD: sg_avx2_available() is 0, so sg_fastmat_new never packs */
 
 void sg_avx2_mul(const void *panels, int bf16, int64_t n, int64_t k, const float *x, size_t m,
@@ -278,6 +309,20 @@ void sg_avx2_mul(const void *panels, int bf16, int64_t n, int64_t k, const float
     (void)m;
     (void)y;
     (void)pool;
+}
+
+void sg_avx2_mul_rows(const void *panels, int bf16, int64_t n, int64_t k, const int32_t *rows,
+                      size_t n_rows, const float *x, size_t m, float *y)
+{
+    (void)panels;
+    (void)bf16;
+    (void)n;
+    (void)k;
+    (void)rows;
+    (void)n_rows;
+    (void)x;
+    (void)m;
+    (void)y;
 }
 
 #endif

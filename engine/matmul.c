@@ -78,7 +78,7 @@ int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, s
     /* safetensors data may be unaligned; such F32 rows are copied like any other dtype. */
     m->direct = w->dtype == SG_DT_F32 && (uintptr_t)w->data % sizeof(float) == 0;
     /* A fast kernel when this CPU, dtype and precision have one (fastmm.c says which); else
-     * the portable path below. sg_mat_mul_rows always reads the view. */
+     * the portable path below. */
     {
         char ferr[256];
         int rc = sg_fastmat_new(&m->fast, w, prec, ferr, sizeof ferr);
@@ -272,6 +272,10 @@ void sg_mat_mul_rows(const sg_mat *w, const int32_t *rows, size_t n_rows, const 
     struct mul_job j = {w, rows, n_rows, x, m, y};
 
     if (m == 0 || n_rows == 0)
+        return;
+    /* The same values as sg_mat_mul's columns: the fast kernel's own arithmetic if it has a
+     * row-subset form, else (int8) the exact portable product. */
+    if (w->fast != NULL && sg_fastmat_mul_rows(w->fast, rows, n_rows, x, m, y, pool) == SG_OK)
         return;
     sg_pool_run(pool, mul_task, &j, (n_rows + TILE_N - 1) / TILE_N);
 }

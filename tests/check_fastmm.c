@@ -339,7 +339,7 @@ START_TEST(test_refusals)
 END_TEST
 
 /* sg_mat (matmul.h) dispatches to the fast kernels: int8 through sg_mat_mul is not exact, and
- * the embedding keeps the portable path, so sg_mat_mul_rows equals sg_mat_mul's columns. */
+ * the embedding keeps the portable path; sg_mat_mul_rows equals sg_mat_mul's columns. */
 START_TEST(test_sg_mat_dispatch)
 {
     const int64_t n = 40, k = 96;
@@ -365,6 +365,13 @@ START_TEST(test_sg_mat_dispatch)
     ck_assert_double_lt(rel_err(y, ref, mag, m * (size_t)n), 1e-5);
     ck_assert_double_lt(rel_err(y8, ref, mag, m * (size_t)n), 0.05);
     ck_assert_double_gt(rel_err(y8, ref, mag, m * (size_t)n), 1e-6); /* it did quantize */
+    /* avx2 kinds: the row-subset form gives sg_mat_mul's bits. */
+    sg_mat_mul(a, x, m, y, NULL);
+    sg_mat_mul_rows(a, rows, 2, x, m, yr, NULL);
+    for (size_t i = 0; i < m; i++) {
+        ck_assert_float_eq(yr[i * 2], y[i * (size_t)n + 39]);
+        ck_assert_float_eq(yr[i * 2 + 1], y[i * (size_t)n + 2]);
+    }
     sg_mat_mul(c, x, m, y, NULL);
     sg_mat_mul_rows(c, rows, 2, x, m, yr, NULL);
     for (size_t i = 0; i < m; i++) {
