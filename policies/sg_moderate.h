@@ -30,10 +30,10 @@ typedef struct sg_moderate_opts {
 sg_moderate_opts sg_moderate_opts_default(void);
 
 typedef struct sg_moderate_req {
-    const char *text;      /* UTF-8 user message (required) */
-    size_t text_len;
+    const char *text;      /* UTF-8 user message (required, not empty) */
+    size_t text_len;       /* 0: strlen(text) */
     const char *response;  /* UTF-8 model response; NULL: prompt-only mode */
-    size_t response_len;
+    size_t response_len;   /* 0: strlen(response) */
     const char *const *policies; /* names; NULL/0: every enabled policy of the set */
     size_t n_policies;
 } sg_moderate_req;

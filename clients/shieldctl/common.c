@@ -57,47 +57,6 @@ int ctl_read_text(const char *arg, char **out, size_t *len)
     return 0;
 }
 
-json_t *ctl_classify_json(const char *model, const sg_moderate_result *res)
-{
-    json_t *root = json_object();
-    json_t *results = json_array();
-    json_t *usage = json_object();
-    int bad = 0;
-
-    /* json_object_set_new steals its value even when it fails, so one check at the end. */
-    if (!root) {
-        json_decref(results);
-        json_decref(usage);
-        return NULL;
-    }
-    bad |= json_object_set_new(root, "model", json_string(model ? model : ""));
-    bad |= json_object_set_new(root, "results", results);
-    bad |= json_object_set_new(root, "flagged", json_boolean(res->flagged));
-    bad |= json_object_set_new(root, "usage", usage);
-    if (bad || !results || !usage)
-        goto fail;
-    for (size_t i = 0; i < res->n_scores; i++) {
-        const sg_policy_score *s = &res->scores[i];
-
-        bad |= json_array_append_new(
-            results, json_pack("{s:s, s:f, s:b, s:f}", "policy", s->policy->name, "probability",
-                               s->probability, "violation", s->violation, "threshold",
-                               s->threshold));
-    }
-    bad |= json_object_set_new(usage, "prompt_tokens", json_integer((json_int_t)res->prompt_tokens));
-    bad |= json_object_set_new(usage, "computed_tokens",
-                               json_integer((json_int_t)res->computed_tokens));
-    if (res->truncated)
-        bad |= json_object_set_new(root, "truncated", json_true());
-    if (bad)
-        goto fail;
-    return root;
-
-fail:
-    json_decref(root);
-    return NULL;
-}
-
 int ctl_print_classify(FILE *f, json_t *reply, int as_json)
 {
     json_t *results = json_object_get(reply, "results");

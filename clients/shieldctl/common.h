@@ -10,8 +10,6 @@
 
 #include <jansson.h>
 
-#include "sg_moderate.h"
-
 /*
  * The text of a TEXT|- argument: `arg` itself, or all of stdin for "-" (exact bytes, no newline
  * stripped). *out is malloc'd and NUL-terminated (caller frees), *len its length. Returns 0, or
@@ -20,15 +18,7 @@
 int ctl_read_text(const char *arg, char **out, size_t *len);
 
 /*
- * The reply of the daemon's POST /v1/classify for an in-process result:
- * {"model", "results": [{"policy", "probability", "violation", "threshold"}, ...], "flagged",
- *  "usage": {"prompt_tokens", "computed_tokens"}} (plus "truncated": true when the input was
- * cut). New reference, caller decrefs; NULL when out of memory.
- */
-json_t *ctl_classify_json(const char *model, const sg_moderate_result *res);
-
-/*
- * Print a /v1/classify reply (from ctl_classify_json or from the daemon) to `f`: the JSON on
+ * Print a /v1/classify reply (sg_moderate_result_json() or the daemon's) to `f`: the JSON on
  * one line when `as_json`, else a readable table. Returns 0, or -1 if the reply lacks "results".
  */
 int ctl_print_classify(FILE *f, json_t *reply, int as_json);

@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "sg_moderate.h"
+#include "sg_moderate_json.h"
 
 int ctl_classify(int argc, char **argv);
 
@@ -192,7 +193,7 @@ int ctl_classify(int argc, char **argv)
         fprintf(stderr, "shieldctl classify: %s\n", sg_moderator_errmsg(mod));
         goto out;
     }
-    reply = ctl_classify_json(sg_model_get_info(model)->name, &res);
+    reply = sg_moderate_result_json(sg_model_get_info(model)->name, &res);
     if (!reply || ctl_print_classify(stdout, reply, as_json) < 0) {
         fprintf(stderr, "shieldctl classify: out of memory\n");
         goto out;

@@ -5,6 +5,9 @@
 - `shieldctl render --ids` equals the Hugging Face tokenization of the rendered string
   (@lenml/tokenizers under node, the real Gemma tokenizer) for both modes, several policies and
   varied user texts.
+- `shieldctl classify --json` on a small random-weight Gemma 2 model with the Gemma vocabulary
+  equals a float64 numpy forward pass (tests/integration/gemma_ref.py, no code shared with the
+  engine) within 2e-5 in probability, for both modes; computed_tokens shows the shared prefix.
 - A user text that imitates "<end_of_turn>\\n\\nOur safety principle..." stays in its slot.
 - Policy-file errors and bad requests fail with clear messages.
 """
@@ -13,12 +16,17 @@ import os
 import shutil
 import subprocess
 import tempfile
+import sys
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gemma_ref import GemmaRef, p_violation  # noqa: E402
 
 
 TOP = os.environ.get("SG_TOP") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("SG_BUILD") or os.path.join(TOP, "build")
 SHIELDCTL = os.path.join(BUILD, "shieldctl")
+MKMODEL = os.path.join(BUILD, "tools", "mkmodel")
 NODE_MODULES = os.path.join(TOP, ".cache", "npm", "node_modules")
 GEMMA_TOK = os.path.join(NODE_MODULES, "@lenml", "tokenizer-gemini", "models")
 POLICIES = os.path.join(TOP, "policies")
@@ -75,6 +83,36 @@ def render(policy, text, response=None, ids_model=None):
     if ids_model:
         return [int(x) for x in out.split()]
     return out.decode("utf-8")
+
+
+class Model:
+    """A small random-weight Gemma 2 model (tools/mkmodel, preset tiny: d_model 64, 2 layers,
+    sliding window 8) with the real Gemma tokenizer, made once per run."""
+    path = None
+    tmp = None
+
+    @classmethod
+    def get(cls):
+        if cls.path is None:
+            cls.tmp = tempfile.mkdtemp(prefix="sg-moderate-model-")
+            path = os.path.join(cls.tmp, "model")
+            p = subprocess.run([MKMODEL, "--preset", "tiny", "--seed", "7", "--dtype", "bf16",
+                                "--tokenizer", os.path.join(GEMMA_TOK, "tokenizer.json"),
+                                "--out", path, "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+            if p.returncode != 0:
+                raise AssertionError("mkmodel failed: %s" % p.stderr.decode(errors="replace"))
+            cls.path = path
+        return cls.path
+
+    @classmethod
+    def cleanup(cls):
+        if cls.tmp:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
+def tearDownModule():
+    Model.cleanup()
 
 
 class RenderTest(unittest.TestCase):
@@ -151,6 +189,94 @@ class TokenizeTest(unittest.TestCase):
             # special tokens spelled out (not the special ids).
             text = render("hate", evil, resp)
             self.assertEqual(text.count("<end_of_turn>"), turns + (1 if resp is None else 2))
+
+
+class ClassifyTest(unittest.TestCase):
+    """P(violation) from the engine equals a float64 numpy forward pass within 2e-5."""
+
+    CASES = [(TEXTS[1], None), (TEXTS[4], None), (TEXTS[0], RESPONSES[0]),
+             (TEXTS[6], RESPONSES[1])]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.model = Model.get()
+        cls.ref = GemmaRef(cls.model)
+        # Hugging Face ids of every prompt the tests need, in one node run.
+        keys = [(n, t, r) for t, r in cls.CASES for n in ENABLED] + [("violence", TEXTS[1], None)]
+        ids = hf_encode([render(n, t, r) for n, t, r in keys])
+        cls.hf = dict(zip(keys, ids))
+
+    def classify(self, text, response=None, policies=(), extra=()):
+        args = ["classify", "--model", self.model, "--policies", POLICIES, "--json",
+                "--threads", "2"]
+        for p in policies:
+            args += ["--policy", p]
+        if response is not None:
+            args += ["--response", response]
+        return json.loads(run(args + list(extra) + ["--", text]).stdout)
+
+    def test_matches_float64_reference(self):
+        worst = 0.0
+        for text, resp in self.CASES:
+            reply = self.classify(text, resp)
+            names = [r["policy"] for r in reply["results"]]
+            self.assertEqual(names, ENABLED)
+            all_ids = [self.hf[(n, text, resp)] for n in names]
+            self.assertEqual(reply["usage"]["prompt_tokens"], sum(len(i) for i in all_ids))
+            # The shared prefix runs once: computed = prefix + the suffixes.
+            lcp = 0
+            while all(len(i) > lcp + 1 for i in all_ids) and \
+                    len(set(i[lcp] for i in all_ids)) == 1:
+                lcp += 1
+            self.assertEqual(reply["usage"]["computed_tokens"],
+                             sum(len(i) for i in all_ids) - (len(all_ids) - 1) * lcp)
+            flagged = False
+            for r, ids in zip(reply["results"], all_ids):
+                zy, zn = self.ref.logits(ids, want=[3553, 1294])
+                want = p_violation(zy, zn)
+                # The random model must give scores away from 0 and 1 for the test to bite.
+                self.assertTrue(0.01 < want < 0.99, "%s: P = %g" % (r["policy"], want))
+                worst = max(worst, abs(want - r["probability"]))
+                self.assertLessEqual(abs(want - r["probability"]), 2e-5,
+                                     "%s: engine %.8f, float64 %.8f" % (r["policy"],
+                                                                        r["probability"], want))
+                self.assertEqual(r["threshold"], 0.5)
+                self.assertEqual(r["violation"], r["probability"] >= 0.5)
+                flagged = flagged or r["violation"]
+            self.assertEqual(reply["flagged"], flagged)
+        print("\nmoderate: max |P engine - P float64| = %.3g" % worst)
+
+    def test_temperature_smoothing(self):
+        text = TEXTS[1]
+        reply = self.classify(text, policies=["violence"],
+                              extra=["--temperature", "2", "--smoothing", "0.1"])
+        ids = self.hf[("violence", text, None)]
+        zy, zn = self.ref.logits(ids, want=[3553, 1294])
+        self.assertLessEqual(abs(reply["results"][0]["probability"] - p_violation(zy, zn, 2.0, 0.1)),
+                             2e-5)
+
+    def test_table_and_errors(self):
+        p = run(["classify", "--model", self.model, "--policies", POLICIES, "--threads", "2",
+                 "--policy", "hate", "hello"])
+        out = p.stdout.decode()
+        self.assertIn("policy", out)
+        self.assertIn("hate", out)
+        self.assertIn("flagged:", out)
+        p = run(["classify", "--model", self.model, "--policies", POLICIES, "--policy", "nope",
+                 "hello"], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("unknown policy 'nope'", p.stderr.decode())
+        p = run(["classify", "--model", self.model, "--policies", POLICIES, "--max-tokens", "300",
+                 "word " * 500], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("too long", p.stderr.decode())
+        reply = json.loads(run(["classify", "--model", self.model, "--policies", POLICIES,
+                                "--max-tokens", "300", "--truncate", "--json",
+                                "word " * 500]).stdout)
+        self.assertTrue(reply.get("truncated"))
+        self.assertLessEqual(reply["usage"]["prompt_tokens"], 4 * 300)
+        p = run(["classify", "--policies", POLICIES, "hello"], check=False)
+        self.assertEqual(p.returncode, 2)
 
 
 if __name__ == "__main__":
