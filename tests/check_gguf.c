@@ -800,6 +800,7 @@ static void extra_all_types(gb *b, int *n)
         {"t.i64", SG_GGUF_I64, (uint64_t)-3, 8},
         {"t.bool", SG_GGUF_BOOL, 1, 1},
         {"t.f64", SG_GGUF_F64, 0x400C000000000000ull, 8}, /* 3.5 */
+        {"t.f64big", SG_GGUF_F64, 0xFE3E000000000000ull, 8}, /* about -1e300 */
     };
     for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++) {
         gb_str(b, sc[i].k);
@@ -891,6 +892,8 @@ START_TEST(test_metadata_types)
     ck_assert_int_eq(sg_gguf_get_f32(g, "t.f64", &f, NULL, 0), 0);
     ck_assert(f == 3.5f);
     ck_assert_int_eq(sg_gguf_key_type(g, "t.f64"), SG_GGUF_F64);
+    ck_assert_int_eq(sg_gguf_get_f32(g, "t.f64big", &f, NULL, 0), 0);
+    ck_assert(isinf(f) && f < 0); /* out of float range: an infinity, not undefined behaviour */
     ck_assert_str_eq(sg_gguf_type_name(SG_GGUF_F64), "f64");
     ck_assert_str_eq(sg_gguf_type_name(99), "?");
 
