@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ struct sg_gguf {
     size_t alignment;
     size_t n_kv;
     kv *kvs;
+    size_t *by_key;       /* indices of kvs sorted by key, for lookups and duplicate checks */
     size_t n_tensors;
     sg_gguf_tensor *tensors;
     char **tensor_names;  /* owned copies, tensors[i].name points at them */
@@ -462,6 +464,40 @@ out:
     return rc;
 }
 
+/* qsort context-free comparison of key indices: the keys live in the entries themselves, so
+ * sort pointers to the entries and turn them into indices afterwards. */
+static int cmp_kv(const void *a, const void *b)
+{
+    const kv *x = *(const kv *const *)a;
+    const kv *y = *(const kv *const *)b;
+    return strcmp(x->key, y->key);
+}
+
+/* Build g->by_key (sorted) and reject duplicate keys, in O(n log n). */
+static int index_keys(sg_gguf *g, char *err, size_t errlen)
+{
+    const kv **v = malloc((g->n_kv ? g->n_kv : 1) * sizeof *v);
+    int rc = SG_OK;
+
+    g->by_key = malloc((g->n_kv ? g->n_kv : 1) * sizeof *g->by_key);
+    if (!v || !g->by_key) {
+        free(v);
+        return fail_msg(err, errlen, SG_ENOMEM, g->name, "out of memory");
+    }
+    for (size_t i = 0; i < g->n_kv; i++)
+        v[i] = &g->kvs[i];
+    qsort(v, g->n_kv, sizeof *v, cmp_kv);
+    for (size_t i = 0; i < g->n_kv; i++) {
+        if (i > 0 && strcmp(v[i - 1]->key, v[i]->key) == 0) {
+            rc = fail_msg(err, errlen, SG_EFORMAT, g->name, "duplicate key '%s'", v[i]->key);
+            break;
+        }
+        g->by_key[i] = (size_t)(v[i] - g->kvs);
+    }
+    free(v);
+    return rc;
+}
+
 static int parse(sg_gguf *g, char *err, size_t errlen)
 {
     cursor c = {g->buf, g->size, 0, g->name, err, errlen};
@@ -509,11 +545,10 @@ static int parse(sg_gguf *g, char *err, size_t errlen)
         g->n_kv = (size_t)i + 1; /* so close() frees what this entry allocated */
         if (rc < 0)
             return rc;
-        for (uint64_t j = 0; j < i; j++)
-            if (strcmp(g->kvs[j].key, g->kvs[i].key) == 0)
-                return fail_msg(err, errlen, SG_EFORMAT, g->name, "duplicate key '%s'",
-                                g->kvs[i].key);
     }
+    rc = index_keys(g, err, errlen);
+    if (rc < 0)
+        return rc;
 
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
     long ai = sg_gguf_find_key(g, "general.alignment");
@@ -644,6 +679,7 @@ void sg_gguf_close(sg_gguf *g)
         free(g->kvs[i].str_offs);
     }
     free(g->kvs);
+    free(g->by_key);
     if (g->tensor_names)
         for (size_t i = 0; i < g->n_tensors; i++)
             free(g->tensor_names[i]);
@@ -684,9 +720,18 @@ const char *sg_gguf_key(const sg_gguf *g, size_t i)
 
 long sg_gguf_find_key(const sg_gguf *g, const char *key)
 {
-    for (size_t i = 0; i < g->n_kv; i++)
-        if (strcmp(g->kvs[i].key, key) == 0)
-            return (long)i;
+    size_t lo = 0, hi = g->by_key ? g->n_kv : 0;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(g->kvs[g->by_key[mid]].key, key);
+        if (c == 0)
+            return (long)g->by_key[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return -1;
 }
 
@@ -836,6 +881,16 @@ static double load_float(uint32_t t, const uint8_t *p)
     return d;
 }
 
+/* double to float without undefined behaviour: beyond FLT_MAX gives an infinity. */
+static float to_f32(double d)
+{
+    if (d > FLT_MAX)
+        return INFINITY;
+    if (d < -FLT_MAX)
+        return -INFINITY;
+    return (float)d;
+}
+
 int sg_gguf_get_f32(const sg_gguf *g, const char *key, float *v, char *err, size_t errlen)
 {
     const kv *e = NULL;
@@ -845,7 +900,7 @@ int sg_gguf_get_f32(const sg_gguf *g, const char *key, float *v, char *err, size
         return rc;
     if (e->type != SG_GGUF_F32 && e->type != SG_GGUF_F64)
         return wrong_type(g, e, "f32", err, errlen);
-    *v = (float)load_float(e->type, g->buf + e->off);
+    *v = to_f32(load_float(e->type, g->buf + e->off));
     return SG_OK;
 }
 
@@ -960,7 +1015,8 @@ int sg_gguf_get_arr_f32(const sg_gguf *g, const char *key, float *out, size_t ca
                         "key '%s': %llu elements do not fit %zu", key,
                         (unsigned long long)e->count, cap);
     for (size_t i = 0; i < *n; i++)
-        out[i] = (float)load_float(e->elem_type, g->buf + e->off + i * type_sizes[e->elem_type]);
+        out[i] = to_f32(
+            load_float(e->elem_type, g->buf + e->off + i * type_sizes[e->elem_type]));
     return SG_OK;
 }
 
@@ -1020,17 +1076,18 @@ const sg_gguf_tensor *sg_gguf_find_tensor(const sg_gguf *g, const char *name)
 static const struct {
     const char *gguf;
     const char *hf;        /* Gemma 2 */
-    const char *hf_gemma1; /* Gemma 1 where it differs, else NULL */
+    const char *hf_gemma1; /* Gemma 1 where it differs ("": absent there), else NULL */
 } layer_names[] = {
     {"attn_q", "self_attn.q_proj", NULL},
     {"attn_k", "self_attn.k_proj", NULL},
     {"attn_v", "self_attn.v_proj", NULL},
     {"attn_output", "self_attn.o_proj", NULL},
     {"attn_norm", "input_layernorm", NULL},
-    {"post_attention_norm", "post_attention_layernorm", NULL},
-    /* Gemma 1 has one norm before the MLP, which HF calls post_attention_layernorm. */
+    /* Gemma 1 has no post-norms, and one norm before the MLP, which HF calls
+     * post_attention_layernorm ("" marks a tensor Gemma 1 does not have). */
+    {"post_attention_norm", "post_attention_layernorm", ""},
     {"ffn_norm", "pre_feedforward_layernorm", "post_attention_layernorm"},
-    {"post_ffw_norm", "post_feedforward_layernorm", NULL},
+    {"post_ffw_norm", "post_feedforward_layernorm", ""},
     {"ffn_gate", "mlp.gate_proj", NULL},
     {"ffn_up", "mlp.up_proj", NULL},
     {"ffn_down", "mlp.down_proj", NULL},
@@ -1069,6 +1126,8 @@ static int hf_name(const char *name, int gemma1, int n_layer, char *out, size_t 
             return SG_EUNSUPPORTED;
         const char *hf = gemma1 && layer_names[i].hf_gemma1 ? layer_names[i].hf_gemma1
                                                               : layer_names[i].hf;
+        if (!*hf)
+            return SG_EUNSUPPORTED;
         n = snprintf(out, cap, "model.layers.%lu.%s.weight", layer, hf);
     } else
         return SG_EUNSUPPORTED;

@@ -10,6 +10,8 @@
  */
 #include "matmul.h"
 
+#include "fastmm.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@ struct sg_mat {
     size_t block_bytes; /* bytes per dtype block */
     sg_precision prec;
     int direct;         /* F32 rows, 4-byte aligned: read in place, no conversion */
+    sg_fastmat *fast;   /* a fast kernel's repacked weight (fastmm.h), or NULL: portable */
 };
 
 int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, size_t errlen)
@@ -74,12 +77,29 @@ int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, s
     m->prec = prec;
     /* safetensors data may be unaligned; such F32 rows are copied like any other dtype. */
     m->direct = w->dtype == SG_DT_F32 && (uintptr_t)w->data % sizeof(float) == 0;
+    /* A fast kernel when this CPU, dtype and precision have one (fastmm.c says which); else
+     * the portable path below. */
+    {
+        char ferr[256];
+        int rc = sg_fastmat_new(&m->fast, w, prec, ferr, sizeof ferr);
+
+        if (rc == SG_ENOMEM) {
+            snprintf(err, errlen, "%s", ferr);
+            free(m);
+            return rc;
+        }
+        if (rc != SG_OK && prec != SG_PREC_F32)
+            sg_log(SG_LOG_DEBUG, "%s (computing in f32 instead)", ferr);
+    }
     *out = m;
     return SG_OK;
 }
 
 void sg_mat_free(sg_mat *m)
 {
+    if (m == NULL)
+        return;
+    sg_fastmat_free(m->fast);
     free(m);
 }
 
@@ -239,6 +259,10 @@ void sg_mat_mul(const sg_mat *w, const float *x, size_t m, float *y, sg_pool *po
 
     if (m == 0)
         return;
+    if (w->fast != NULL) {
+        sg_fastmat_mul(w->fast, x, m, y, pool);
+        return;
+    }
     sg_pool_run(pool, mul_task, &j, (j.n_cols + TILE_N - 1) / TILE_N);
 }
 
@@ -248,6 +272,10 @@ void sg_mat_mul_rows(const sg_mat *w, const int32_t *rows, size_t n_rows, const 
     struct mul_job j = {w, rows, n_rows, x, m, y};
 
     if (m == 0 || n_rows == 0)
+        return;
+    /* The same values as sg_mat_mul's columns: the fast kernel's own arithmetic if it has a
+     * row-subset form, else (int8) the exact portable product. */
+    if (w->fast != NULL && sg_fastmat_mul_rows(w->fast, rows, n_rows, x, m, y, pool) == SG_OK)
         return;
     sg_pool_run(pool, mul_task, &j, (n_rows + TILE_N - 1) / TILE_N);
 }

@@ -15,6 +15,7 @@
 #include "lib/engine_fixtures.h"
 #include "sg_engine.h"
 #include "sg_tok.h"
+#include "tensor.h"
 
 Suite *forward_suite(void);
 
@@ -30,7 +31,10 @@ static sg_model *open_model(const char *rel, int n_threads)
 
     o.n_threads = n_threads;
     o.load_tokenizer = 0;
-    fx_path(path, sizeof path, rel);
+    if (rel[0] == '/')
+        snprintf(path, sizeof path, "%s", rel);
+    else
+        fx_path(path, sizeof path, rel);
     int rc = sg_model_open(&m, path, &o, err, sizeof err);
     ck_assert_msg(rc == SG_OK, "sg_model_open(%s): %s", rel, err);
     return m;
@@ -72,7 +76,7 @@ static double max_diff_ff(const float *a, const float *b, size_t n)
 }
 
 /* Every logit of the last position and of every position against the goldens. */
-static void check_golden(const char *rel, int n_threads)
+static void check_golden_tol(const char *rel, const char *label, int n_threads, double tol)
 {
     int32_t ids[MAX_IDS];
     size_t n = fx_prompt_ids(ids, MAX_IDS);
@@ -101,16 +105,21 @@ static void check_golden(const char *rel, int n_threads)
     ck_assert_int_eq(sg_ctx_append(c, ids, n, &rq), SG_OK);
     double e_all = max_diff_fd(out, all, n * nv);
     ck_assert_uint_eq(sg_ctx_computed_tokens(c), n);
-    printf("forward golden %-28s threads %d: max |err| last %.3g, all positions %.3g\n", rel,
-           n_threads, e_last, e_all);
-    ck_assert_msg(e_last < GOLDEN_TOL, "%s: last-position error %g", rel, e_last);
-    ck_assert_msg(e_all < GOLDEN_TOL, "%s: all-positions error %g", rel, e_all);
+    printf("forward golden %-28s threads %d: max |err| last %.3g, all positions %.3g\n",
+           label ? label : rel, n_threads, e_last, e_all);
+    ck_assert_msg(e_last < tol, "%s: last-position error %g", rel, e_last);
+    ck_assert_msg(e_all < tol, "%s: all-positions error %g", rel, e_all);
 
     sg_ctx_free(c);
     sg_model_close(m);
     free(out);
     free(last);
     free(all);
+}
+
+static void check_golden(const char *rel, int n_threads)
+{
+    check_golden_tol(rel, NULL, n_threads, GOLDEN_TOL);
 }
 
 START_TEST(test_golden_hf_f32)
@@ -130,6 +139,69 @@ START_TEST(test_golden_single_file)
 {
     /* A .safetensors file with config.json beside it. */
     check_golden("tiny-a/hf_bf16/model.safetensors", 2);
+}
+END_TEST
+
+/*
+ * F16 safetensors: the F32 fixture converted to F16 here (in a temporary folder). The weights
+ * are bf16-exact and within F16's range, so they convert exactly and the bound is the same.
+ */
+START_TEST(test_golden_hf_f16)
+{
+    char dir[1024], src[4096], path[2048];
+    size_t len;
+    json_error_t jerr;
+
+    fx_path(src, sizeof src, "tiny-a/hf_f32/model.safetensors");
+    unsigned char *file = fx_read(src, &len);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | file[i];
+    json_t *hdr = json_loadb((const char *)file + 8, hlen, 0, &jerr);
+    ck_assert_ptr_nonnull(hdr);
+    const unsigned char *data = file + 8 + hlen;
+    unsigned char *out = malloc(len);
+    size_t used = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(hdr, key, val) {
+        if (strcmp(key, "__metadata__") == 0)
+            continue;
+        json_t *off = json_object_get(val, "data_offsets");
+        size_t b = (size_t)json_integer_value(json_array_get(off, 0));
+        size_t e = (size_t)json_integer_value(json_array_get(off, 1));
+        size_t n0 = used;
+        for (size_t i = b; i < e; i += 4) {
+            float f;
+            memcpy(&f, data + i, 4);
+            uint16_t h = sg_f32_to_f16(f);
+            out[used++] = (unsigned char)(h & 0xFF);
+            out[used++] = (unsigned char)(h >> 8);
+        }
+        json_object_set_new(val, "dtype", json_string("F16"));
+        json_object_set_new(val, "data_offsets",
+                            json_pack("[I,I]", (json_int_t)n0, (json_int_t)used));
+    }
+    char *h = json_dumps(hdr, JSON_COMPACT);
+    size_t hl = strlen(h);
+    unsigned char *st = malloc(8 + hl + used);
+    for (int i = 0; i < 8; i++)
+        st[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(st + 8, h, hl);
+    memcpy(st + 8 + hl, out, used);
+    fx_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    fx_write(path, st, 8 + hl + used);
+    fx_path(src, sizeof src, "tiny-a/hf_f32/config.json");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    fx_copy(src, path);
+    check_golden_tol(dir, "hf_f16 (converted here)", 2, GOLDEN_TOL);
+    free(st);
+    free(h);
+    free(out);
+    json_decref(hdr);
+    free(file);
+    fx_rmdir(dir);
 }
 END_TEST
 
@@ -303,6 +375,7 @@ START_TEST(test_branches)
         memcpy(seq + trunk, bt[b], bn[b] * sizeof *seq);
         float *ref = fresh_logits(m, seq, trunk + bn[b]);
         double d = max_diff_ff(out + (size_t)b * nv, ref, nv);
+        printf("branch %d (%zu tokens) vs a separate full pass: max |diff| %.3g\n", b, bn[b], d);
         ck_assert_msg(d < 1e-5, "branch %d differs from a full pass by %g", b, d);
         free(ref);
     }
@@ -501,6 +574,7 @@ Suite *forward_suite(void)
     tcase_add_test(tc, test_golden_hf_f32);
     tcase_add_test(tc, test_golden_hf_bf16);
     tcase_add_test(tc, test_golden_single_file);
+    tcase_add_test(tc, test_golden_hf_f16);
     tcase_add_test(tc, test_golden_gguf_f32);
     tcase_add_test(tc, test_golden_gguf_bf16);
     tcase_add_test(tc, test_model_info);

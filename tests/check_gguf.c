@@ -752,6 +752,12 @@ static const tdesc gemma1_tensors[] = {
     {"blk.0.attn_v.weight", 2, {256, 1}, 14, -1},
 };
 
+static const tdesc gemma1_post_norm[] = {
+    {"token_embd.weight", 2, {32, 8}, 0, -1},
+    {"blk.0.ffn_norm.weight", 1, {32}, 0, -1},
+    {"blk.0.post_attention_norm.weight", 1, {32}, 0, -1},
+};
+
 START_TEST(test_gemma1_names)
 {
     gb b;
@@ -778,6 +784,14 @@ START_TEST(test_gemma1_names)
     ck_assert(t && t->dtype == SG_DT_Q6_K && t->nbytes == 210 && t->shape[1] == 256);
     sg_weights_free(&w);
     free(b.p);
+
+    /* Gemma 1 has no post-attention norm: that tensor would collide with ffn_norm's HF name */
+    s.t = gemma1_post_norm;
+    s.nt = 3;
+    build(&b, &s);
+    expect_load_fail(&b, SG_EUNSUPPORTED, "tensor 'blk.0.post_attention_norm.weight'",
+                     "not part of a gemma model", NULL);
+    free(b.p);
 }
 END_TEST
 
@@ -800,6 +814,7 @@ static void extra_all_types(gb *b, int *n)
         {"t.i64", SG_GGUF_I64, (uint64_t)-3, 8},
         {"t.bool", SG_GGUF_BOOL, 1, 1},
         {"t.f64", SG_GGUF_F64, 0x400C000000000000ull, 8}, /* 3.5 */
+        {"t.f64big", SG_GGUF_F64, 0xFE3E000000000000ull, 8}, /* about -1e300 */
     };
     for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++) {
         gb_str(b, sc[i].k);
@@ -891,6 +906,8 @@ START_TEST(test_metadata_types)
     ck_assert_int_eq(sg_gguf_get_f32(g, "t.f64", &f, NULL, 0), 0);
     ck_assert(f == 3.5f);
     ck_assert_int_eq(sg_gguf_key_type(g, "t.f64"), SG_GGUF_F64);
+    ck_assert_int_eq(sg_gguf_get_f32(g, "t.f64big", &f, NULL, 0), 0);
+    ck_assert(isinf(f) && f < 0); /* out of float range: an infinity, not undefined behaviour */
     ck_assert_str_eq(sg_gguf_type_name(SG_GGUF_F64), "f64");
     ck_assert_str_eq(sg_gguf_type_name(99), "?");
 
