@@ -1076,17 +1076,18 @@ const sg_gguf_tensor *sg_gguf_find_tensor(const sg_gguf *g, const char *name)
 static const struct {
     const char *gguf;
     const char *hf;        /* Gemma 2 */
-    const char *hf_gemma1; /* Gemma 1 where it differs, else NULL */
+    const char *hf_gemma1; /* Gemma 1 where it differs ("": absent there), else NULL */
 } layer_names[] = {
     {"attn_q", "self_attn.q_proj", NULL},
     {"attn_k", "self_attn.k_proj", NULL},
     {"attn_v", "self_attn.v_proj", NULL},
     {"attn_output", "self_attn.o_proj", NULL},
     {"attn_norm", "input_layernorm", NULL},
-    {"post_attention_norm", "post_attention_layernorm", NULL},
-    /* Gemma 1 has one norm before the MLP, which HF calls post_attention_layernorm. */
+    /* Gemma 1 has no post-norms, and one norm before the MLP, which HF calls
+     * post_attention_layernorm ("" marks a tensor Gemma 1 does not have). */
+    {"post_attention_norm", "post_attention_layernorm", ""},
     {"ffn_norm", "pre_feedforward_layernorm", "post_attention_layernorm"},
-    {"post_ffw_norm", "post_feedforward_layernorm", NULL},
+    {"post_ffw_norm", "post_feedforward_layernorm", ""},
     {"ffn_gate", "mlp.gate_proj", NULL},
     {"ffn_up", "mlp.up_proj", NULL},
     {"ffn_down", "mlp.down_proj", NULL},
@@ -1125,6 +1126,8 @@ static int hf_name(const char *name, int gemma1, int n_layer, char *out, size_t 
             return SG_EUNSUPPORTED;
         const char *hf = gemma1 && layer_names[i].hf_gemma1 ? layer_names[i].hf_gemma1
                                                               : layer_names[i].hf;
+        if (!*hf)
+            return SG_EUNSUPPORTED;
         n = snprintf(out, cap, "model.layers.%lu.%s.weight", layer, hf);
     } else
         return SG_EUNSUPPORTED;

@@ -752,6 +752,12 @@ static const tdesc gemma1_tensors[] = {
     {"blk.0.attn_v.weight", 2, {256, 1}, 14, -1},
 };
 
+static const tdesc gemma1_post_norm[] = {
+    {"token_embd.weight", 2, {32, 8}, 0, -1},
+    {"blk.0.ffn_norm.weight", 1, {32}, 0, -1},
+    {"blk.0.post_attention_norm.weight", 1, {32}, 0, -1},
+};
+
 START_TEST(test_gemma1_names)
 {
     gb b;
@@ -777,6 +783,14 @@ START_TEST(test_gemma1_names)
     t = sg_weights_find(&w, "model.layers.0.self_attn.v_proj.weight");
     ck_assert(t && t->dtype == SG_DT_Q6_K && t->nbytes == 210 && t->shape[1] == 256);
     sg_weights_free(&w);
+    free(b.p);
+
+    /* Gemma 1 has no post-attention norm: that tensor would collide with ffn_norm's HF name */
+    s.t = gemma1_post_norm;
+    s.nt = 3;
+    build(&b, &s);
+    expect_load_fail(&b, SG_EUNSUPPORTED, "tensor 'blk.0.post_attention_norm.weight'",
+                     "not part of a gemma model", NULL);
     free(b.p);
 }
 END_TEST
