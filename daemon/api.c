@@ -374,7 +374,7 @@ static void job_free(struct job *j)
 {
     if (j == NULL)
         return;
-    for (size_t i = 0; i < j->n_in; i++) {
+    for (size_t i = 0; j->in != NULL && i < j->n_in; i++) {
         struct input *in = &j->in[i];
 
         free(in->policies);

@@ -183,7 +183,10 @@ int sg_ctx_append(sg_ctx *c, const int32_t *ids, size_t n, const sg_logits_req *
  * Evaluate `n_branches` continuations of the trunk as one batch: branch b is tokens[b][0..n[b])
  * at positions len..len+n[b]-1, attending to the trunk and to itself only. The trunk is not
  * changed. req->all_positions must be 0; req->out receives one row per branch (the logits at
- * its last token). Every n[b] must be >= 1.
+ * its last token). Every n[b] must be >= 1. SG_ERANGE beyond max_branches branches or
+ * max_branch_tokens tokens in all; SG_EINVAL for an empty branch or an id outside the vocabulary.
+ * With the portable f32 kernels a branch's logits are bit-identical to appending its tokens to
+ * the trunk in a fresh context.
  */
 int sg_ctx_branches(sg_ctx *c, const int32_t *const *tokens, const size_t *n, size_t n_branches,
                     const sg_logits_req *req);

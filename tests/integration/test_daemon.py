@@ -1,0 +1,890 @@
+"""shieldd end to end: the real binary on a temporary Unix socket and a free TCP port, on a tiny
+random Gemma 2 model with the real Gemma tokenizer (tools/mkmodel --preset tiny).
+
+Covers every endpoint on both listener kinds, batch input, the OpenAI moderation shape key by
+key, equality with `shieldctl classify --json` in-process, more than 20 kinds of bad request
+(each answered with the right status and a JSON error while the daemon keeps serving), queue
+full (503 + Retry-After), deadlines (504), SIGHUP with a good and a broken policy file,
+SIGTERM draining, -n on good and bad configurations, socket-file handling, the result cache,
+the connection limit, and a load of 200 concurrent requests. Under an ASan build
+(make asan) the daemon's exit status also covers leaks (LeakSanitizer).
+"""
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+TOP = os.environ.get("SG_TOP") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("SG_BUILD") or os.path.join(TOP, "build")
+SHIELDD = os.path.join(BUILD, "shieldd")
+SHIELDCTL = os.path.join(BUILD, "shieldctl")
+MKMODEL = os.path.join(BUILD, "tools", "mkmodel")
+POLICIES = os.path.join(TOP, "policies")
+TOKENIZER = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemini",
+                         "models", "tokenizer.json")
+ENABLED = ["dangerous", "harassment", "hate", "sexual"]
+SLOW = 4 if "asan" in BUILD else 1   # sanitizer builds are slower: scale the waits
+
+_tmp = None
+_model = None
+
+
+def setUpModule():
+    global _tmp, _model
+    _tmp = tempfile.mkdtemp(prefix="shieldd-test-")
+    _model = os.path.join(_tmp, "model")
+    subprocess.run([MKMODEL, "--preset", "tiny", "--dtype", "bf16", "--seed", "7",
+                    "--tokenizer", TOKENIZER, "--out", _model, "--quiet"], check=True,
+                   timeout=300)
+
+
+def tearDownModule():
+    shutil.rmtree(_tmp, ignore_errors=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+class Daemon:
+    """A shieldd process on its own socket and port."""
+
+    def __init__(self, *extra, policies=POLICIES, sock_name="s.sock", directory=None):
+        self.dir = directory or tempfile.mkdtemp(prefix="d-", dir=_tmp)
+        self.sock = os.path.join(self.dir, sock_name)
+        self.port = free_port()
+        self.log = open(os.path.join(self.dir, "stderr.log"), "w+b")
+        self.args = [SHIELDD, "-d", "-m", _model, "-p", policies,
+                     "--listen", "unix:" + self.sock,
+                     "--listen", "tcp:127.0.0.1:%d" % self.port] + list(extra)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120 * SLOW
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError("shieldd exited %d: %s" % (self.proc.returncode,
+                                                                self.stderr()))
+            try:
+                if self.request("GET", "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                self.proc.kill()
+                raise AssertionError("shieldd did not come up: " + self.stderr())
+            time.sleep(0.05)
+
+    def stderr(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log.name, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def conn(self, kind="tcp", timeout=60 * SLOW):
+        if kind == "unix":
+            return UnixHTTPConnection(self.sock, timeout=timeout)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, kind="tcp", headers=None):
+        c = self.conn(kind)
+        try:
+            h = dict(headers or {})
+            if body is not None and not isinstance(body, bytes):
+                body = json.dumps(body).encode()
+                h.setdefault("Content-Type", "application/json")
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+        finally:
+            c.close()
+
+    def json(self, method, path, body=None, kind="tcp"):
+        status, headers, data = self.request(method, path, body, kind)
+        return status, json.loads(data.decode()) if data else None
+
+    def raw(self, data, kind="tcp", wait=5.0, shut=False):
+        """Send raw bytes, return everything received until the server closes or `wait`."""
+        if kind == "unix":
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(self.sock)
+        else:
+            s = socket.create_connection(("127.0.0.1", self.port))
+        s.settimeout(wait * SLOW)
+        try:
+            s.sendall(data)
+            if shut:
+                s.shutdown(socket.SHUT_WR)
+            out = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    break
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            return out
+        finally:
+            s.close()
+
+    def metrics(self):
+        status, _, data = self.request("GET", "/metrics")
+        assert status == 200
+        return data.decode()
+
+    def metric(self, name):
+        m = re.search(r"^%s (\S+)$" % re.escape(name), self.metrics(), re.M)
+        return float(m.group(1)) if m else None
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("shieldd did not exit after SIGTERM")
+        self.log.close()
+        return rc
+
+
+def parse_responses(data):
+    """Split raw bytes into (status, headers, body) responses (Content-Length framing)."""
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        out.append((status, headers, rest[:n]))
+        data = rest[n:]
+    return out
+
+
+def classify_inprocess(text, response=None, policies=None):
+    args = [SHIELDCTL, "classify", "--model", _model, "--policies", POLICIES, "--json"]
+    for p in policies or []:
+        args += ["--policy", p]
+    if response is not None:
+        args += ["--response", response]
+    p = subprocess.run(args + ["--", text], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=300, check=True)
+    return json.loads(p.stdout)
+
+
+class DaemonTest(unittest.TestCase):
+    """One daemon with small limits, shared by the tests of the API and of bad requests."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon("--max-body-bytes", "65536", "--max-header-bytes", "4096",
+                       "--max-tokens", "400", "--max-inputs", "8", "--read-timeout", "1.5s",
+                       "--idle-timeout", "5s", "--socket-mode", "0600")
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.d.stop()
+        assert rc == 0, "shieldd exited %d: %s" % (rc, cls.d.stderr()[-4000:])
+
+    def assertServing(self):
+        for kind in ("tcp", "unix"):
+            status, body = self.d.json("GET", "/healthz", kind=kind)
+            self.assertEqual(status, 200)
+            self.assertEqual(body, {"status": "ok"})
+
+    def assertError(self, status, headers, data, want, words=()):
+        self.assertEqual(status, want, data[:300])
+        self.assertTrue(headers.get("content-type", "").startswith("application/json"))
+        body = json.loads(data.decode())
+        self.assertEqual(set(body), {"error"})
+        self.assertEqual(set(body["error"]), {"type", "message"})
+        self.assertIsInstance(body["error"]["type"], str)
+        self.assertIsInstance(body["error"]["message"], str)
+        for w in words:
+            self.assertIn(w, body["error"]["message"])
+        self.assertServing()
+        return body
+
+    def assertRawError(self, raw, want, words=()):
+        rs = parse_responses(raw)
+        self.assertGreaterEqual(len(rs), 1, raw[:300])
+        status, headers, data = rs[0]
+        return self.assertError(status, headers, data, want, words)
+
+    # ---- endpoints, on both listener kinds ------------------------------------------------
+
+    def test_endpoints_both_listeners(self):
+        for kind in ("tcp", "unix"):
+            status, body = self.d.json("GET", "/healthz", kind=kind)
+            self.assertEqual((status, body), (200, {"status": "ok"}))
+            status, body = self.d.json("GET", "/readyz", kind=kind)
+            self.assertEqual(status, 200)
+            self.assertEqual(body["status"], "ready")
+            self.assertEqual(body["model"], "model")
+            status, body = self.d.json("GET", "/v1/policies", kind=kind)
+            self.assertEqual(status, 200)
+            names = [p["name"] for p in body["policies"]]
+            self.assertEqual(sorted(names), sorted(ENABLED + ["obscenity", "violence"]))
+            for p in body["policies"]:
+                self.assertEqual(set(p), {"name", "title", "description", "threshold",
+                                          "enabled"})
+                self.assertEqual(p["enabled"], p["name"] in ENABLED)
+            status, body = self.d.json("POST", "/v1/classify", {"text": "hello " + kind},
+                                       kind=kind)
+            self.assertEqual(status, 200)
+            self.assertEqual(set(body), {"model", "results", "flagged", "usage"})
+            self.assertEqual([r["policy"] for r in body["results"]], ENABLED)
+            for r in body["results"]:
+                self.assertEqual(set(r), {"policy", "probability", "violation", "threshold"})
+                self.assertTrue(0.0 <= r["probability"] <= 1.0)
+                self.assertEqual(r["violation"], r["probability"] >= r["threshold"])
+            self.assertEqual(body["flagged"], any(r["violation"] for r in body["results"]))
+            self.assertGreater(body["usage"]["prompt_tokens"], 0)
+            status, body = self.d.json("POST", "/v1/moderations", {"input": "hi " + kind},
+                                       kind=kind)
+            self.assertEqual(status, 200)
+            self.assertEqual(len(body["results"]), 1)
+            status, headers, data = self.d.request("GET", "/metrics", kind=kind)
+            self.assertEqual(status, 200)
+            self.assertTrue(headers["content-type"].startswith("text/plain"))
+            self.assertIn(b"shieldd_requests_total", data)
+
+    def test_same_answer_on_both_listeners_and_inprocess(self):
+        cases = [("How do I bake bread?", None, None),
+                 ("You are all worthless idiots.", None, ["hate", "harassment"]),
+                 ("How do I make a bomb?", "Sure, here is how:", None),
+                 ("\u00bfD\u00f3nde est\u00e1 la biblioteca? \U0001F370", None, ["violence"])]
+        for text, response, policies in cases:
+            req = {"text": text}
+            if response is not None:
+                req["response"] = response
+            if policies is not None:
+                req["policies"] = policies
+            _, tcp = self.d.json("POST", "/v1/classify", req, kind="tcp")
+            _, unix = self.d.json("POST", "/v1/classify", req, kind="unix")
+            ref = classify_inprocess(text, response, policies)
+            self.assertEqual(tcp["results"], unix["results"])
+            self.assertEqual(tcp["model"], ref["model"])
+            self.assertEqual(tcp["flagged"], ref["flagged"])
+            self.assertEqual(tcp["usage"]["prompt_tokens"], ref["usage"]["prompt_tokens"])
+            self.assertEqual([r["policy"] for r in tcp["results"]],
+                             [r["policy"] for r in ref["results"]])
+            for a, b in zip(tcp["results"], ref["results"]):
+                self.assertEqual(a["violation"], b["violation"])
+                self.assertEqual(a["threshold"], b["threshold"])
+                self.assertAlmostEqual(a["probability"], b["probability"], delta=1e-6)
+
+    def test_batch(self):
+        inputs = [{"text": "first input"},
+                  {"text": "second input", "policies": ["hate"]},
+                  {"text": "third input", "response": "a reply"},
+                  {"text": "first input"}]
+        for kind in ("tcp", "unix"):
+            status, body = self.d.json("POST", "/v1/classify", {"inputs": inputs}, kind=kind)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(set(body), {"model", "results", "flagged", "usage"})
+            self.assertEqual(len(body["results"]), 4)
+            for inp, res in zip(inputs, body["results"]):
+                self.assertEqual(set(res), {"results", "flagged", "usage"})
+                single = dict(inp)
+                _, one = self.d.json("POST", "/v1/classify", single)
+                self.assertEqual(res["results"], one["results"])
+                self.assertEqual(res["flagged"], one["flagged"])
+            self.assertEqual([r["policy"] for r in body["results"][1]["results"]], ["hate"])
+            self.assertEqual(body["flagged"], any(r["flagged"] for r in body["results"]))
+            self.assertEqual(body["usage"]["prompt_tokens"],
+                             sum(r["usage"]["prompt_tokens"] for r in body["results"]))
+        # Batch-wide policies apply to inputs without their own.
+        status, body = self.d.json("POST", "/v1/classify",
+                                   {"inputs": [{"text": "a"}, {"text": "b", "policies": ["sexual"]}],
+                                    "policies": ["hate", "violence"]})
+        self.assertEqual(status, 200)
+        self.assertEqual([r["policy"] for r in body["results"][0]["results"]], ["hate", "violence"])
+        self.assertEqual([r["policy"] for r in body["results"][1]["results"]], ["sexual"])
+
+    def test_openai_shape(self):
+        for inp in ("a single string", ["one", "two", "three"],
+                    [{"type": "text", "text": "multimodal text item"}]):
+            status, body = self.d.json("POST", "/v1/moderations",
+                                       {"input": inp, "model": "omni-moderation-latest"})
+            self.assertEqual(status, 200, body)
+            self.assertEqual(set(body), {"id", "model", "results"})
+            self.assertIsInstance(body["id"], str)
+            self.assertTrue(body["id"].startswith("modr-"))
+            self.assertEqual(body["model"], "model")
+            n = 1 if isinstance(inp, str) else len(inp)
+            self.assertEqual(len(body["results"]), n)
+            for r in body["results"]:
+                self.assertEqual(set(r), {"flagged", "categories", "category_scores",
+                                          "category_applied_input_types"})
+                self.assertIsInstance(r["flagged"], bool)
+                self.assertEqual(sorted(r["categories"]), sorted(ENABLED))
+                self.assertEqual(sorted(r["category_scores"]), sorted(ENABLED))
+                self.assertEqual(sorted(r["category_applied_input_types"]), sorted(ENABLED))
+                for name in ENABLED:
+                    self.assertIsInstance(r["categories"][name], bool)
+                    self.assertIsInstance(r["category_scores"][name], float)
+                    self.assertTrue(0 <= r["category_scores"][name] <= 1)
+                    self.assertEqual(r["category_applied_input_types"][name], ["text"])
+                self.assertEqual(r["flagged"], any(r["categories"].values()))
+        # The scores are those of /v1/classify for the same text.
+        _, mod = self.d.json("POST", "/v1/moderations", {"input": "compare me"})
+        _, cls = self.d.json("POST", "/v1/classify", {"text": "compare me"})
+        for r in cls["results"]:
+            self.assertEqual(mod["results"][0]["category_scores"][r["policy"]], r["probability"])
+            self.assertEqual(mod["results"][0]["categories"][r["policy"]], r["violation"])
+        # Ids are unique.
+        _, again = self.d.json("POST", "/v1/moderations", {"input": "compare me"})
+        self.assertNotEqual(mod["id"], again["id"])
+
+    def test_cache(self):
+        text = "cache me %f" % time.time()
+        hits = self.d.metric("shieldd_cache_hits_total")
+        misses = self.d.metric("shieldd_cache_misses_total")
+        _, first = self.d.json("POST", "/v1/classify", {"text": text})
+        _, second = self.d.json("POST", "/v1/classify", {"text": text}, kind="unix")
+        self.assertEqual(first["results"], second["results"])
+        self.assertGreater(first["usage"]["computed_tokens"], 0)
+        self.assertEqual(second["usage"]["computed_tokens"], 0)
+        self.assertEqual(self.d.metric("shieldd_cache_hits_total"), hits + 1)
+        self.assertEqual(self.d.metric("shieldd_cache_misses_total"), misses + 1)
+        # A different policy list or a response is a different request.
+        _, third = self.d.json("POST", "/v1/classify", {"text": text, "policies": ["hate"]})
+        self.assertGreater(third["usage"]["computed_tokens"], 0)
+        self.assertEqual(self.d.metric("shieldd_cache_enabled"), 1)
+
+    def test_metrics(self):
+        self.d.json("POST", "/v1/classify", {"text": "metrics"})
+        self.d.request("GET", "/nope")
+        m = self.d.metrics()
+        for pat in (r'shieldd_requests_total\{endpoint="/v1/classify",status="200"\} \d+',
+                    r'shieldd_requests_total\{endpoint="other",status="404"\} \d+',
+                    r'shieldd_request_duration_seconds_bucket\{endpoint="/v1/classify",le="\+Inf"\} \d+',
+                    r'shieldd_request_duration_seconds_count\{endpoint="/v1/classify"\} \d+',
+                    r"shieldd_computed_tokens_total [1-9]\d*",
+                    r"shieldd_prompt_tokens_total [1-9]\d*",
+                    r"shieldd_queue_depth \d+",
+                    r'shieldd_batch_size_bucket\{le="1"\} \d+',
+                    r"shieldd_batch_size_count [1-9]\d*",
+                    r"shieldd_cache_hits_total \d+", r"shieldd_cache_misses_total \d+",
+                    r'shieldd_model_info\{name="model",arch="gemma2",format="safetensors",'
+                    r'precision="f32"\} 1',
+                    r"shieldd_connections \d+", r"shieldd_ready 1"):
+            self.assertRegex(m, pat)
+        for line in m.splitlines():
+            self.assertRegex(line, r"^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-+0-9.eInf]+)$")
+
+    def test_head_and_keepalive(self):
+        c = self.d.conn()
+        for _ in range(3):
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            self.assertEqual(r.read(), b'{"status":"ok"}')
+        c.request("HEAD", "/v1/policies")
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertGreater(int(r.getheader("Content-Length")), 0)
+        self.assertEqual(r.read(), b"")
+        c.close()
+
+    def test_socket_mode(self):
+        self.assertEqual(os.stat(self.d.sock).st_mode & 0o777, 0o600)
+
+    # ---- bad requests ------------------------------------------------------------------------
+
+    def post(self, body, path="/v1/classify", kind="tcp", headers=None):
+        return self.d.request("POST", path, body, kind=kind, headers=headers)
+
+    def test_bad_json(self):
+        cases = [
+            (b'{"text": "unterminated', 400, "malformed JSON"),          # malformed JSON
+            (b"", 400, "empty request body"),                            # empty body
+            (b'["text", "array"]', 400, "JSON object"),                  # not an object
+            (b'{"text": "a", "text": "b"}', 400, "duplicate"),           # duplicate keys
+            (b'{"text": "nul \\u0000 byte"}', 400, "malformed JSON"),    # NUL in a string
+            (b'{"text": "\xff\xfe bad"}', 400, "UTF-8"),                 # invalid UTF-8
+            (b'{"text": "\xed\xa0\x80 surrogate"}', 400, "UTF-8"),       # encoded surrogate
+            (b'{"text": "\\ud800 lone"}', 400, "malformed JSON"),        # escaped lone surrogate
+        ]
+        for body, want, word in cases:
+            for kind in ("tcp", "unix"):
+                st, h, d = self.post(body, kind=kind)
+                self.assertError(st, h, d, want, [word])
+
+    def test_bad_fields(self):
+        cases = [
+            ({}, 400, "missing 'text'"),                                    # missing text
+            ({"text": ""}, 400, "'text' is empty"),                         # empty text
+            ({"text": 42}, 400, "must be a string"),                        # wrong type
+            ({"text": None}, 400, "must be a string"),                      # null text
+            ({"text": "a", "response": 7}, 400, "'response' must be a string"),
+            ({"text": "a", "response": ""}, 400, "'response' is empty"),
+            ({"text": "a", "policies": "hate"}, 400, "must be an array"),   # wrong type
+            ({"text": "a", "policies": []}, 400, "'policies' is empty"),
+            ({"text": "a", "policies": [1]}, 400, "must be a string"),
+            ({"text": "a", "policies": ["nope"]}, 400, "unknown policy 'nope'"),
+            ({"text": "a", "policies": ["hate", "hate"]}, 400, "twice"),
+            ({"text": "a", "txet": "b"}, 400, "unknown field 'txet'"),
+            ({"text": "a", "inputs": [{"text": "b"}]}, 400, "not both"),
+            ({"inputs": []}, 400, "'inputs' is empty"),
+            ({"inputs": {"text": "a"}}, 400, "must be an array"),
+            ({"inputs": ["plain string"]}, 400, "inputs[0]"),
+            ({"inputs": [{"text": "ok"}, {"text": ""}]}, 400, "inputs[1]: 'text' is empty"),
+            ({"inputs": [{"text": "x"}] * 9}, 413, "max_inputs"),         # too many inputs
+            ({"text": "word " * 3000}, 413, "max_tokens"),                # over the token limit
+        ]
+        for body, want, word in cases:
+            st, h, d = self.post(body)
+            self.assertError(st, h, d, want, [word])
+        mod_cases = [
+            ({}, 400, "missing 'input'"),
+            ({"input": ""}, 400, "empty"),
+            ({"input": 3}, 400, "string or an array"),
+            ({"input": []}, 400, "empty array"),
+            ({"input": ["a", 2]}, 400, "input[1]"),
+            ({"input": [{"type": "image_url", "image_url": {"url": "x"}}]}, 400, "only"),
+            ({"input": "a", "model": 5}, 400, "'model' must be a string"),
+            ({"input": ["x"] * 9}, 413, "max_inputs"),
+        ]
+        for body, want, word in mod_cases:
+            st, h, d = self.post(body, path="/v1/moderations", kind="unix")
+            self.assertError(st, h, d, want, [word])
+
+    def test_bad_http(self):
+        d = self.d
+        # unknown path, on both listeners
+        for kind in ("tcp", "unix"):
+            st, h, data = d.request("GET", "/v2/nothing", kind=kind)
+            self.assertError(st, h, data, 404, ["/v2/nothing"])
+        # wrong method
+        st, h, data = d.request("GET", "/v1/classify")
+        self.assertError(st, h, data, 405)
+        self.assertEqual(h["allow"], "POST")
+        st, h, data = d.request("POST", "/healthz", {"x": 1})
+        self.assertError(st, h, data, 405)
+        self.assertEqual(h["allow"], "GET, HEAD")
+        st, h, data = d.request("DELETE", "/v1/policies")
+        self.assertError(st, h, data, 405)
+        # body over the limit: answered from the headers, before the body is sent
+        raw = d.raw(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+        self.assertRawError(raw, 413, ["max_body_bytes", "65536"])
+        # ... and when the client sends it anyway
+        st, h, data = self.post(json.dumps({"text": "x" * 70000}).encode())
+        self.assertError(st, h, data, 413, ["max_body_bytes"])
+        # chunked body over the limit
+        chunk = b"x" * 40000
+        raw = d.raw(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 2 + b"0\r\n\r\n")
+        self.assertRawError(raw, 413, ["max_body_bytes"])
+        # huge headers
+        raw = d.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n")
+        self.assertRawError(raw, 431, ["max_header_bytes"])
+        # huge request line
+        raw = d.raw(b"GET /" + b"a" * 8000 + b" HTTP/1.1\r\n\r\n")
+        self.assertRawError(raw, 414)
+        # malformed request line, bad version, bad framing
+        self.assertRawError(d.raw(b"GARBAGE\r\n\r\n"), 400, ["request line"])
+        self.assertRawError(d.raw(b"GET /healthz HTTP/2.0\r\n\r\n"), 505)
+        self.assertRawError(d.raw(b"GET /healthz FTP/1.1\r\n\r\n"), 400)
+        self.assertRawError(d.raw(b"POST /v1/classify HTTP/1.1\r\nContent-Length: abc\r\n\r\n"),
+                            400, ["Content-Length"])
+        self.assertRawError(d.raw(b"POST /v1/classify HTTP/1.1\r\nContent-Length: 2\r\n"
+                                  b"Content-Length: 3\r\n\r\n{}"), 400, ["conflicting"])
+        self.assertRawError(d.raw(b"POST /v1/classify HTTP/1.1\r\nContent-Length: 2\r\n"
+                                  b"Transfer-Encoding: chunked\r\n\r\n{}"), 400)
+        self.assertRawError(d.raw(b"POST /v1/classify HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+                            501)
+        self.assertRawError(d.raw(b"GET /healthz HTTP/1.1\r\nBad Header: x\r\n\r\n"), 400)
+        self.assertRawError(d.raw(b"GET /healthz HTTP/1.1\r\nX: a\r\n folded\r\n\r\n"), 400,
+                            ["folding"])
+        self.assertRawError(d.raw(b"POST /v1/classify HTTP/1.1\r\nExpect: magic\r\n\r\n"), 417)
+        self.assertRawError(d.raw(b"POST /v1/classify HTTP/1.1\r\nTransfer-Encoding: chunked"
+                                  b"\r\n\r\nzz\r\n"), 400, ["chunk"])
+
+    def test_chunked_and_expect_continue(self):
+        body = json.dumps({"text": "chunked hello"}).encode()
+        raw = self.d.raw(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"Connection: close\r\n\r\n" + b"%x\r\n" % 5 + body[:5] + b"\r\n" +
+                         b"%x;ext=1\r\n" % (len(body) - 5) + body[5:] + b"\r\n0\r\nTrailer: x\r\n\r\n",
+                         kind="unix")
+        rs = parse_responses(raw)
+        self.assertEqual(rs[0][0], 200, raw[:300])
+        self.assertEqual(json.loads(rs[0][2])["results"][0]["policy"], "dangerous")
+        s = socket.create_connection(("127.0.0.1", self.d.port))
+        s.settimeout(10 * SLOW)
+        s.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+        self.assertEqual(s.recv(100), b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertEqual(parse_responses(data)[0][0], 200)
+
+    def test_pipelined(self):
+        reqs = b""
+        bodies = [json.dumps({"text": "pipelined %d" % i}).encode() for i in range(3)]
+        for b in bodies:
+            reqs += b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+                len(b), b)
+        reqs += b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+        reqs += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        for kind in ("tcp", "unix"):
+            rs = parse_responses(self.d.raw(reqs, kind=kind))
+            self.assertEqual([r[0] for r in rs], [200, 200, 200, 404, 200])
+            for i in range(3):
+                _, one = self.d.json("POST", "/v1/classify", {"text": "pipelined %d" % i})
+                self.assertEqual(json.loads(rs[i][2])["results"], one["results"])
+            self.assertEqual(rs[4][2], b'{"status":"ok"}')
+
+    def test_slow_clients(self):
+        # A client that sends slowly but within read_timeout is served.
+        s = socket.create_connection(("127.0.0.1", self.d.port))
+        s.settimeout(10 * SLOW)
+        body = json.dumps({"text": "slowly"}).encode()
+        msg = b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        for i in range(0, len(msg), 20):
+            s.sendall(msg[i:i + 20])
+            time.sleep(0.02)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertEqual(parse_responses(data)[0][0], 200)
+        # One that stalls (slowloris) gets 408 after read_timeout, and the connection closes.
+        for partial in (b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
+                        b"POST /v1/classify HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"te"):
+            t0 = time.time()
+            raw = self.d.raw(partial, wait=10)
+            self.assertLess(time.time() - t0, 8 * SLOW)
+            self.assertRawError(raw, 408, ["read_timeout"])
+
+    def test_disconnects(self):
+        before = self.d.metric("shieldd_cancelled_total")
+        # Mid-request: headers only, then half a body, then gone.
+        for partial in (b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Le",
+                        b"POST /v1/classify HTTP/1.1\r\nContent-Length: 50\r\n\r\n{\"text\""):
+            s = socket.create_connection(("127.0.0.1", self.d.port))
+            s.sendall(partial)
+            s.close()
+        # After the request is complete, before the reply: the request is withdrawn.
+        for i in range(6):
+            body = json.dumps({"text": "gone before the reply %d %s" % (i, "long " * 300)}).encode()
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(self.d.sock)
+            s.sendall(b"POST /v1/classify HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            s.close()
+        self.assertServing()
+        deadline = time.time() + 20 * SLOW
+        while self.d.metric("shieldd_cancelled_total") < before + 1 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertGreaterEqual(self.d.metric("shieldd_cancelled_total"), before + 1)
+        st, body = self.d.json("POST", "/v1/classify", {"text": "still serving"})
+        self.assertEqual(st, 200)
+
+
+class QueueTest(unittest.TestCase):
+    def test_queue_full_503(self):
+        d = Daemon("--queue-depth", "2", "--no-cache", "--batch-tokens", "1")
+        try:
+            self.assertEqual(d.metric("shieldd_cache_enabled"), 0)
+            text = "long text to keep the worker busy " * 60
+
+            def one(i):
+                return d.request("POST", "/v1/classify", {"text": "%d %s" % (i, text)},
+                                 kind="unix" if i % 2 else "tcp")
+
+            with concurrent.futures.ThreadPoolExecutor(24) as ex:
+                res = list(ex.map(one, range(24)))
+            codes = [r[0] for r in res]
+            self.assertIn(503, codes)
+            self.assertIn(200, codes)
+            self.assertEqual(set(codes), {200, 503})
+            for st, h, data in res:
+                if st == 503:
+                    self.assertEqual(h["retry-after"], "1")
+                    self.assertIn("queue_depth", json.loads(data)["error"]["message"])
+            self.assertEqual(d.metric("shieldd_queue_full_total"), codes.count(503))
+            self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
+
+    def test_deadline_504(self):
+        d = Daemon("--request-timeout", "0.15s", "--no-cache")
+        try:
+            text = "a long text that takes a while " * 60
+
+            def one(i):
+                return d.request("POST", "/v1/classify", {"text": "%d %s" % (i, text)})
+
+            with concurrent.futures.ThreadPoolExecutor(20) as ex:
+                res = list(ex.map(one, range(20)))
+            codes = [r[0] for r in res]
+            self.assertIn(504, codes)
+            self.assertTrue(set(codes) <= {200, 504}, codes)
+            for st, h, data in res:
+                if st == 504:
+                    self.assertIn("request_timeout", json.loads(data)["error"]["message"])
+            self.assertEqual(d.metric("shieldd_timeouts_total"), codes.count(504))
+            self.assertEqual(d.request("GET", "/healthz")[0], 200)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
+
+    def test_connection_limit(self):
+        d = Daemon("--max-connections", "2")
+        try:
+            a = d.conn()
+            a.request("GET", "/healthz")
+            self.assertEqual(a.getresponse().read(), b'{"status":"ok"}')
+            b = socket.create_connection(("127.0.0.1", d.port))
+            time.sleep(0.2)
+            raw = d.raw(b"GET /healthz HTTP/1.1\r\n\r\n", kind="unix")
+            rs = parse_responses(raw)
+            self.assertEqual(rs[0][0], 503)
+            self.assertIn("max_connections", json.loads(rs[0][2])["error"]["message"])
+            self.assertEqual(rs[0][1]["retry-after"], "1")
+            a.close()
+            b.close()
+            time.sleep(0.2)
+            self.assertEqual(d.request("GET", "/healthz")[0], 200)
+            self.assertGreaterEqual(d.metric("shieldd_connections_rejected_total"), 1)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
+
+
+class LifecycleTest(unittest.TestCase):
+    def test_sighup_reload(self):
+        pol = os.path.join(_tmp, "policies-hup")
+        shutil.copytree(POLICIES, pol)
+        d = Daemon(policies=pol)
+        try:
+            _, before = d.json("POST", "/v1/classify", {"text": "reload me", "policies": ["hate"]})
+            self.assertEqual(before["results"][0]["threshold"], 0.5)
+            path = os.path.join(pol, "hate.yaml")
+            with open(path) as f:
+                good = f.read()
+            self.assertIn("threshold: 0.5", good)
+            with open(path, "w") as f:
+                f.write(good.replace("threshold: 0.5", "threshold: 0.25"))
+            d.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 10 * SLOW
+            while d.metric("shieldd_policy_reloads_total") != 1 and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(d.metric("shieldd_policy_reloads_total"), 1)
+            _, pols = d.json("GET", "/v1/policies")
+            self.assertEqual([p["threshold"] for p in pols["policies"] if p["name"] == "hate"],
+                             [0.25])
+            # The cache does not serve results computed under the old thresholds.
+            _, after = d.json("POST", "/v1/classify", {"text": "reload me", "policies": ["hate"]})
+            self.assertEqual(after["results"][0]["threshold"], 0.25)
+            self.assertGreater(after["usage"]["computed_tokens"], 0)
+            # A broken file: the old set stays, the failure is logged and counted.
+            with open(path, "w") as f:
+                f.write(good.replace("threshold: 0.5", "threshold: [unclosed"))
+            d.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 10 * SLOW
+            while d.metric("shieldd_policy_reload_failures_total") != 1 and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(d.metric("shieldd_policy_reload_failures_total"), 1)
+            self.assertIn("policy reload failed", d.stderr())
+            self.assertIn("hate.yaml", d.stderr())
+            _, pols = d.json("GET", "/v1/policies")
+            self.assertEqual([p["threshold"] for p in pols["policies"] if p["name"] == "hate"],
+                             [0.25])
+            st, body = d.json("POST", "/v1/classify", {"text": "still works"})
+            self.assertEqual(st, 200)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
+
+    def test_sigterm_drains(self):
+        d = Daemon("--no-cache")
+        text = "drain me " * 200
+        results = []
+
+        def slow():
+            results.append(d.json("POST", "/v1/classify",
+                                  {"inputs": [{"text": "%d %s" % (i, text)} for i in range(8)]}))
+
+        threads = [threading.Thread(target=slow) for _ in range(3)]
+        for t in threads:
+            t.start()
+        # Wait until the requests are in the daemon.
+        deadline = time.time() + 10 * SLOW
+        while time.time() < deadline:
+            m = d.metrics()
+            if re.search(r"^shieldd_(queue_depth|running_requests) [1-9]", m, re.M):
+                break
+        idle = socket.create_connection(("127.0.0.1", d.port))   # an idle keep-alive client
+        rc = d.stop(signal.SIGTERM)
+        for t in threads:
+            t.join()
+        idle.close()
+        self.assertEqual(rc, 0, d.stderr()[-3000:])
+        self.assertEqual([r[0] for r in results], [200, 200, 200])
+        for _, body in results:
+            self.assertEqual(len(body["results"]), 8)
+        self.assertIn("drained", d.stderr())
+        self.assertFalse(os.path.exists(d.sock))
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", d.port), timeout=2)
+
+    def test_check_config(self):
+        cfg = os.path.join(_tmp, "good.yaml")
+        with open(cfg, "w") as f:
+            f.write("model: %s\npolicies: %s\nlisten:\n  - unix:/tmp/x.sock\n  - tcp:127.0.0.1:1\n"
+                    "cache_ttl: 2m\nmax_body_bytes: 1M\n" % (_model, POLICIES))
+        p = subprocess.run([SHIELDD, "-n", "-c", cfg], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=120 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, b"configuration OK\n")
+        self.assertFalse(os.path.exists("/tmp/x.sock"))
+        bad = [
+            ("model: %s\npolicies: %s\nmax_bodybytes: 3\n" % (_model, POLICIES),
+             "bad.yaml:3:1: unknown key 'max_bodybytes'"),
+            ("model: %s\npolicies: %s\nqueue_depth: many\n" % (_model, POLICIES),
+             "bad.yaml:3:14: queue_depth: 'many' is not an integer"),
+            ("model: %s\npolicies: [unclosed\n" % _model, "bad.yaml:"),
+            ("model: /nonexistent/model\npolicies: %s\n" % POLICIES, "/nonexistent/model"),
+            ("model: %s\npolicies: /nonexistent/policies\n" % _model, "/nonexistent/policies"),
+            ("model: %s\npolicies: %s\nlisten: http:1\n" % (_model, POLICIES), "listen"),
+        ]
+        for text, want in bad:
+            path = os.path.join(_tmp, "bad.yaml")
+            with open(path, "w") as f:
+                f.write(text)
+            p = subprocess.run([SHIELDD, "-n", "-c", path], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=120 * SLOW)
+            self.assertEqual(p.returncode, 1, text)
+            self.assertIn(want, p.stderr.decode())
+            self.assertNotIn(b"configuration OK", p.stdout)
+        # Flags win over the file.
+        path = os.path.join(_tmp, "bad.yaml")
+        with open(path, "w") as f:
+            f.write("model: /nonexistent/model\npolicies: %s\n" % POLICIES)
+        p = subprocess.run([SHIELDD, "-n", "-c", path, "--model", _model],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = subprocess.run([SHIELDD, "-n", "--bogus-flag", "1"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"unknown flag '--bogus-flag'", p.stderr)
+
+    def test_socket_files(self):
+        d = Daemon()
+        try:
+            # A live socket is not replaced: a second daemon on the same path fails.
+            p = subprocess.run([SHIELDD, "-d", "-m", _model, "-p", POLICIES, "--listen",
+                                "unix:" + d.sock], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=120 * SLOW)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"in use", p.stderr)
+            self.assertEqual(d.request("GET", "/healthz", kind="unix")[0], 200)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
+        # A stale socket (a file no one listens on) is replaced.
+        d0 = tempfile.mkdtemp(dir=_tmp)
+        stale = os.path.join(d0, "s.sock")
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(stale)
+        s.close()
+        self.assertTrue(os.path.exists(stale))
+        d = Daemon(sock_name="s.sock", directory=d0)
+        try:
+            self.assertEqual(d.request("GET", "/healthz", kind="unix")[0], 200)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
+        # A file that is not a socket is never replaced.
+        plain = os.path.join(d0, "plain")
+        with open(plain, "w") as f:
+            f.write("keep me")
+        p = subprocess.run([SHIELDD, "-d", "-m", _model, "-p", POLICIES, "--listen",
+                            "unix:" + plain], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120 * SLOW)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"not a socket", p.stderr)
+        with open(plain) as f:
+            self.assertEqual(f.read(), "keep me")
+
+
+class LoadTest(unittest.TestCase):
+    def test_200_concurrent(self):
+        d = Daemon("--queue-depth", "256", "--request-timeout", "120s")
+        try:
+            texts = ["load test input number %d: %s" % (i % 150, "some words " * (i % 7))
+                     for i in range(200)]
+            expected = {}
+
+            def one(i):
+                kind = "unix" if i % 2 else "tcp"
+                if i % 5 == 4:
+                    st, body = d.json("POST", "/v1/moderations", {"input": texts[i]}, kind=kind)
+                else:
+                    st, body = d.json("POST", "/v1/classify", {"text": texts[i]}, kind=kind)
+                return i, st, body
+
+            t0 = time.time()
+            with concurrent.futures.ThreadPoolExecutor(200) as ex:
+                res = list(ex.map(one, range(200)))
+            elapsed = time.time() - t0
+            self.assertLess(elapsed, 120 * SLOW)
+            for i, st, body in res:
+                self.assertEqual(st, 200, body)
+            # Identical texts got identical scores, whether computed, deduplicated or cached.
+            for i, st, body in res:
+                if "category_scores" not in json.dumps(body):
+                    scores = {r["policy"]: r["probability"] for r in body["results"]}
+                else:
+                    scores = body["results"][0]["category_scores"]
+                prev = expected.setdefault(texts[i], scores)
+                self.assertEqual(prev, scores)
+            m = d.metrics()
+            self.assertRegex(m, r"shieldd_batch_size_count [1-9]")
+            print("\n  load: 200 concurrent requests in %.2fs (%.0f req/s)" % (elapsed, 200 / elapsed))
+        finally:
+            rc = d.stop()
+            self.assertEqual(rc, 0, d.stderr()[-3000:])
+
+
+if __name__ == "__main__":
+    unittest.main()
