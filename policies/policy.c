@@ -26,6 +26,7 @@
 #define MAX_FILE_BYTES (1u << 20) /* a policy file is a few hundred bytes */
 #define MAX_POLICIES 1024
 #define MAX_NAME 64
+#define MAX_FLOW_OPENERS 1000 /* libyaml slows down quadratically with flow nesting */
 
 /* A template, split at its placeholders. */
 typedef struct tmpl {
@@ -413,6 +414,19 @@ static int load_yaml(loader *L, yaml_document_t *doc)
     if (!sg_utf8_valid(L->buf, L->len, &bad))
         return fail_at(L, mark_of_offset(L, bad), SG_POLICY_ESYNTAX,
                        "invalid UTF-8 (byte 0x%02x)", (unsigned char)L->buf[bad]);
+    /* libyaml's scanner takes quadratic time in the depth of nested flow collections ("[[[[",
+     * 32000 deep: 11 s). A policy file needs a handful at most, so bound their number. */
+    {
+        size_t openers = 0;
+
+        for (size_t i = 0; i < L->len; i++) {
+            if (L->buf[i] != '[' && L->buf[i] != '{')
+                continue;
+            if (++openers > MAX_FLOW_OPENERS)
+                return fail_at(L, mark_of_offset(L, i), SG_POLICY_ESYNTAX,
+                               "more than %d '[' and '{' in one file", MAX_FLOW_OPENERS);
+        }
+    }
     if (!yaml_parser_initialize(&parser))
         return fail(L, SG_POLICY_ENOMEM, "%s: out of memory", L->path);
     yaml_parser_set_input_string(&parser, (const unsigned char *)L->buf, L->len);

@@ -388,6 +388,18 @@ START_TEST(err_syntax)
                         "second YAML document");
     expect_policy_error("? [a]\n: b\n", SG_POLICY_EINVALID, "1:3:", "key must be a string");
     expect_policy_error("name: demo\x01\n", SG_POLICY_ESYNTAX, "1:11:", "control characters");
+    /* Deeply nested flow collections (quadratic in libyaml) are refused up front. */
+    {
+        char *deep = malloc(2 * 40000 + 16);
+
+        ck_assert_ptr_nonnull(deep);
+        strcpy(deep, "name: ");
+        memset(deep + 6, '[', 40000);
+        memset(deep + 6 + 40000, ']', 40000);
+        strcpy(deep + 6 + 80000, "\n");
+        expect_policy_error(deep, SG_POLICY_ESYNTAX, "1:1007:", "more than 1000 '[' and '{'");
+        free(deep);
+    }
 }
 END_TEST
 
