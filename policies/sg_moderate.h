@@ -22,7 +22,8 @@ typedef struct sg_moderate_opts {
     double temperature;   /* T > 0; default 1 */
     double smoothing;     /* a >= 0; default 0 */
     int truncate;         /* 0 (default): SG_ERANGE when a prompt exceeds max_tokens;
-                             1: cut the user text (then the response) from the end to fit */
+                             1: cut the longer of the user text and the response from its end
+                             (both to the same length if need be) until every prompt fits */
     int max_tokens;       /* per rendered prompt; 0: the model's context length */
     int precision;        /* -1: the model's */
 } sg_moderate_opts;
@@ -52,6 +53,8 @@ typedef struct sg_moderate_result {
     size_t prompt_tokens;    /* tokens of all rendered prompts together */
     size_t computed_tokens;  /* tokens actually run through the model for this request */
     int truncated;           /* 1 if the input was cut to fit */
+    size_t text_bytes;       /* bytes of the text classified (fewer than given when cut) */
+    size_t response_bytes;   /* the same for the response (0 in prompt-only mode) */
 } sg_moderate_result;
 
 typedef struct sg_moderator sg_moderator;

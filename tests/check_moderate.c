@@ -542,6 +542,8 @@ START_TEST(limits_and_truncation)
         ck_assert_msg(sg_moderate(mod, fx.set, &req, &res) == SG_OK, "%s",
                       sg_moderator_errmsg(mod));
         ck_assert_int_eq(res.truncated, 1);
+        ck_assert_uint_lt(res.text_bytes, len);
+        ck_assert_uint_eq(res.response_bytes, 0);
         /* Every prompt fits, and the cut keeps nearly all the room (30 tokens of text). */
         ck_assert_uint_le(res.prompt_tokens, 4 * (size_t)max_tokens);
         ck_assert_uint_gt(res.prompt_tokens, sum_len + 4 * 24);
@@ -550,13 +552,53 @@ START_TEST(limits_and_truncation)
         ck_assert_int_eq(res.truncated, 0);
         sg_moderate_result_free(&res);
     }
-    /* Response mode: the user text goes first, then the response is cut. */
+    /* Response mode: a short user text stays whole while the long response is cut, and the
+     * result is that of the cut texts given as they are. */
+    sg_moderator_free(mod);
     {
-        sg_moderate_req req = {longtext, len, longtext, len, NULL, 0};
+        const char *q = "Is this OK?";
+        sg_moderate_req req = {q, 0, longtext, len, NULL, 0};
+        sg_moderate_req cut = {q, 0, longtext, 0, NULL, 0};
+        sg_moderate_result again;
+
+        /* Room for ~40 tokens of response next to the question. */
+        o.max_tokens = 0;
+        for (size_t i = 0; i < sg_policy_count(fx.set); i++) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+
+            ck_assert_int_eq(sg_moderate_tokenize(fx.tok, fx.set, sg_policy_at(fx.set, i), q,
+                                                  strlen(q), "x", 1, &ids, &n),
+                             SG_OK);
+            if ((int)n > o.max_tokens)
+                o.max_tokens = (int)n;
+            free(ids);
+        }
+        o.max_tokens += 40;
+        mod = new_mod(&fx, &o);
 
         ck_assert_msg(sg_moderate(mod, fx.set, &req, &res) == SG_OK, "%s",
                       sg_moderator_errmsg(mod));
         ck_assert_int_eq(res.truncated, 1);
+        ck_assert_uint_eq(res.text_bytes, strlen(q));
+        ck_assert_uint_gt(res.response_bytes, 0);
+        ck_assert_uint_lt(res.response_bytes, len);
+        cut.response_len = res.response_bytes;
+        ck_assert_int_eq(sg_moderate(mod, fx.set, &cut, &again), SG_OK);
+        ck_assert_int_eq(again.truncated, 0);
+        ck_assert_uint_eq(again.prompt_tokens, res.prompt_tokens);
+        for (size_t i = 0; i < res.n_scores; i++)
+            ck_assert(fabs(again.scores[i].probability - res.scores[i].probability) <= 1e-6);
+        sg_moderate_result_free(&again);
+        sg_moderate_result_free(&res);
+
+        /* Two long texts are cut to the same length. */
+        req.text = longtext;
+        req.text_len = len;
+        ck_assert_int_eq(sg_moderate(mod, fx.set, &req, &res), SG_OK);
+        ck_assert_int_eq(res.truncated, 1);
+        ck_assert_uint_eq(res.text_bytes, res.response_bytes);
+        ck_assert_uint_gt(res.text_bytes, 0);
         sg_moderate_result_free(&res);
     }
     sg_moderator_free(mod);
