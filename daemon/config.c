@@ -243,8 +243,6 @@ static int check_listen(const char *v, char *err, size_t errlen)
             return fail(err, errlen, "listen: '%s' has a bad port '%s' (0-65535)", v, port);
         return 0;
     }
-    if (strncmp(v, "fd:", 3) == 0)
-        return 0;
     return fail(err, errlen, "listen: '%s' is neither unix:PATH nor tcp:HOST:PORT", v);
 }
 
@@ -360,9 +358,57 @@ static int yaml_fail(char *err, size_t errlen, const char *path, const yaml_mark
 
 int config_load_file(struct shieldd_config *c, const char *path, char *err, size_t errlen)
 {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    if (f == NULL)
+        return fail(err, errlen, "%s: %s", path, strerror(errno));
+    for (;;) {
+        size_t n;
+
+        if (cap - len < 4096) {
+            char *p;
+
+            if (cap > (64u << 20)) {
+                free(buf);
+                fclose(f);
+                return fail(err, errlen, "%s: larger than 64 MiB", path);
+            }
+            p = realloc(buf, cap ? cap * 2 : 8192);
+            if (p == NULL) {
+                free(buf);
+                fclose(f);
+                return fail(err, errlen, "%s: out of memory", path);
+            }
+            buf = p;
+            cap = cap ? cap * 2 : 8192;
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        int e = errno;
+
+        free(buf);
+        fclose(f);
+        return fail(err, errlen, "%s: %s", path, strerror(e));
+    }
+    fclose(f);
+    rc = config_load_string(c, path, buf, len, err, errlen);
+    free(buf);
+    return rc;
+}
+
+int config_load_string(struct shieldd_config *c, const char *name, const char *text, size_t len,
+                       char *err, size_t errlen)
+{
     yaml_parser_t parser;
     yaml_event_t ev;
-    FILE *f;
+    const char *path = name;
     int rc = -1;
     int depth = 0;          /* 0: stream/doc, 1: top mapping, 2: a sequence value */
     int have_ev = 0;
@@ -370,14 +416,9 @@ int config_load_file(struct shieldd_config *c, const char *path, char *err, size
     char key[64] = "";      /* the key awaiting a value; "" when expecting a key */
     char msg[512];
 
-    f = fopen(path, "r");
-    if (f == NULL)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
-    if (!yaml_parser_initialize(&parser)) {
-        fclose(f);
+    if (!yaml_parser_initialize(&parser))
         return fail(err, errlen, "%s: out of memory", path);
-    }
-    yaml_parser_set_input_file(&parser, f);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     for (;;) {
         if (!yaml_parser_parse(&parser, &ev)) {
             snprintf(msg, sizeof msg, "YAML syntax error: %s",
@@ -467,7 +508,6 @@ fail:
     if (have_ev)
         yaml_event_delete(&ev);
     yaml_parser_delete(&parser);
-    fclose(f);
     return rc;
 }
 

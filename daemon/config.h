@@ -65,6 +65,10 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
  */
 int config_load_file(struct shieldd_config *c, const char *path, char *err, size_t errlen);
 
+/* The same for text[0..len) in memory; `name` stands for the file in messages. */
+int config_load_string(struct shieldd_config *c, const char *name, const char *text, size_t len,
+                       char *err, size_t errlen);
+
 #define SHIELDD_MAX_ARGS 64
 
 /* The command line, parsed but not yet applied. Pointers borrow from argv. */

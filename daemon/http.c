@@ -838,32 +838,25 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     conn_process(c);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int socklen, void *arg)
+/* Take a new connection. Returns 0, or -1 when it could not be set up (fd closed). */
+static int conn_new(struct http_server *s, evutil_socket_t fd, const char *kind)
 {
-    struct http_server *s = arg;
     struct http_conn *c;
-    const char *kind = "tcp";
 
-    (void)sa;
-    (void)socklen;
-    for (size_t i = 0; i < s->n_listeners; i++)
-        if (s->listeners[i] == l)
-            kind = s->listener_kind[i];
     if (s->draining) {
         evutil_closesocket(fd);
-        return;
+        return -1;
     }
     if (s->n_conns >= s->o.max_connections && s->n_rejected_open >= 64) {
         /* Flooded: no reply, no state. */
         s->rejected++;
         evutil_closesocket(fd);
-        return;
+        return -1;
     }
     c = calloc(1, sizeof *c);
     if (c == NULL) {
         evutil_closesocket(fd);
-        return;
+        return -1;
     }
     c->srv = s;
     c->kind = kind;
@@ -886,7 +879,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         if (c->bev == NULL)
             evutil_closesocket(fd);
         conn_free(c);
-        return;
+        return -1;
     }
     evutil_make_socket_nonblocking(fd);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -899,11 +892,31 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
                  s->o.max_connections);
         snprintf(extra, sizeof extra, "Retry-After: %d\r\n", s->o.retry_after);
         conn_error(c, 503, extra, msg);
-        return;
+        return 0;
     }
     bufferevent_setwatermark(c->bev, EV_READ, 0, s->o.max_header_bytes + 65536);
     bufferevent_enable(c->bev, EV_READ);
     arm_timer(c, s->o.idle_timeout);
+    return 0;
+}
+
+int http_server_adopt(struct http_server *s, int fd, const char *kind)
+{
+    return conn_new(s, fd, kind);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    struct http_server *s = arg;
+    const char *kind = "tcp";
+
+    (void)sa;
+    (void)socklen;
+    for (size_t i = 0; i < s->n_listeners; i++)
+        if (s->listeners[i] == l)
+            kind = s->listener_kind[i];
+    conn_new(s, fd, kind);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)

@@ -64,6 +64,10 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
  * requests ("unix" or "tcp"). Returns 0, or -1 with errno set. */
 int http_server_listen_fd(struct http_server *s, int fd, const char *kind);
 
+/* Serve the already connected socket `fd` (it takes ownership), as if accepted on a listener
+ * of `kind`. Returns 0, or -1 (fd closed). For tests and fuzzing, with a socketpair. */
+int http_server_adopt(struct http_server *s, int fd, const char *kind);
+
 /*
  * Stop accepting (close every listener), close idle connections, and close the others once
  * their current request is answered. `on_empty(arg)` is called when no connection is left

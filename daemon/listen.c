@@ -233,8 +233,16 @@ int listen_systemd(struct listener *ls, size_t max, char *err, size_t errlen)
             ls[i].kind = "unix";
             snprintf(ls[i].name, sizeof ls[i].name, "systemd:unix:%.100s", su->sun_path);
         } else {
+            char host[64], port[16]; /* numeric forms */
+
             ls[i].kind = "tcp";
-            snprintf(ls[i].name, sizeof ls[i].name, "systemd:tcp:fd%d", fd);
+            if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
+                            NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+                snprintf(ls[i].name, sizeof ls[i].name, "systemd:tcp:%s%s%s:%s",
+                         ss.ss_family == AF_INET6 ? "[" : "", host,
+                         ss.ss_family == AF_INET6 ? "]" : "", port);
+            else
+                snprintf(ls[i].name, sizeof ls[i].name, "systemd:tcp:fd%d", fd);
         }
         fcntl(fd, F_SETFD, FD_CLOEXEC);
     }

@@ -180,6 +180,18 @@ int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts)
     const size_t kv_total = (size_t)hp->n_layer * c->n_slots * c->kv_dim;
     c->tokens = calloc(c->n_ctx, sizeof *c->tokens);
     bad |= !c->tokens;
+    /* Scratch the matrix products want for a pass of `ch` rows (int8: the quantized rows). */
+    {
+        size_t need = 0;
+
+        for (int l = 0; l < hp->n_layer; l++)
+            for (int i = 0; i < SG_LM_COUNT; i++) {
+                const size_t b = sg_mat_scratch(c->layers[l].mat[i], ch);
+
+                need = b > need ? b : need;
+            }
+        bad |= need > 0 && sg_pool_reserve(c->pool, need) != SG_OK;
+    }
     /* calloc maps big blocks lazily: cache pages cost memory only once written. */
     c->kcache = alloc_floats(kv_total, &bad);
     c->vcache = alloc_floats(kv_total, &bad);

@@ -91,6 +91,20 @@ int sg_avx2_pack(const sg_tensor *w, int to_bf16, void **data, size_t *bytes, ch
     for (int64_t p = 0; p < np; p++) {
         const int64_t nc = n - p * NR < NR ? n - p * NR : NR;
 
+        if (to_bf16 && w->dtype == SG_DT_BF16 && (uintptr_t)w->data % 2 == 0) {
+            /* bf16 to bf16: a transposing copy, no conversion (most of a BF16 model's load). */
+            uint16_t *dst = (uint16_t *)(void *)out + (size_t)p * (size_t)k * NR;
+            const uint16_t *src[NR];
+
+            for (int c = 0; c < NR; c++)
+                src[c] = c < nc ? (const uint16_t *)((const uint8_t *)w->data +
+                                                     (size_t)(p * NR + c) * row_bytes)
+                                : NULL;
+            for (int64_t kk = 0; kk < k; kk++)
+                for (int c = 0; c < NR; c++)
+                    dst[kk * NR + bf16_pos(c)] = src[c] != NULL ? src[c][kk] : 0;
+            continue;
+        }
         for (int64_t c = 0; c < NR; c++) {
             if (c < nc)
                 sg_dequant_row(w->dtype, (const uint8_t *)w->data + (size_t)(p * NR + c) * row_bytes,
@@ -228,13 +242,13 @@ static SG_AVX2 void avx2_task(void *arg, size_t task, int thread)
                 b[p] = (const float *)j->panels + ((p0 + p) * k + k0) * NR;
             }
         }
-        for (size_t i0 = 0; i0 < j->m; i0 += MR) {
-            const int mr = j->m - i0 < MR ? (int)(j->m - i0) : MR;
-            const float *xi = j->x + i0 * k + k0;
+        for (size_t p = 0; p < np; p++) {
+            const size_t c0 = (p0 + p) * NR;
+            const size_t nc = n - c0 < NR ? n - c0 : NR;
 
-            for (size_t p = 0; p < np; p++) {
-                const size_t c0 = (p0 + p) * NR;
-                const size_t nc = n - c0 < NR ? n - c0 : NR;
+            for (size_t i0 = 0; i0 < j->m; i0 += MR) {
+                const int mr = j->m - i0 < MR ? (int)(j->m - i0) : MR;
+                const float *xi = j->x + i0 * k + k0;
                 float *yi = j->y + i0 * n + c0;
 
                 if (nc == NR) {

@@ -847,6 +847,94 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(f.read(), "keep me")
 
 
+class SystemdTest(unittest.TestCase):
+    def test_notify_and_journal_prefixes(self):
+        """Type=notify: READY=1 after the model is loaded, STATUS= lines, STOPPING=1; under the
+        journal (JOURNAL_STREAM names stderr) every log line carries a <N> priority."""
+        ndir = tempfile.mkdtemp(dir=_tmp)
+        npath = os.path.join(ndir, "notify")
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ns.bind(npath)
+        ns.settimeout(60 * SLOW)
+        log = open(os.path.join(ndir, "stderr"), "w+b")
+        st = os.fstat(log.fileno())
+        env = dict(os.environ, NOTIFY_SOCKET=npath, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        sock = os.path.join(ndir, "s.sock")
+        p = subprocess.Popen([SHIELDD, "-m", _model, "-p", POLICIES, "--listen", "unix:" + sock],
+                             stdout=subprocess.DEVNULL, stderr=log, env=env)
+        try:
+            msgs = []
+            while not any("READY=1" in m for m in msgs):
+                msgs.append(ns.recv(4096).decode())
+            self.assertTrue(any(m.startswith("STATUS=loading") for m in msgs), msgs)
+            self.assertIn("STATUS=serving", msgs[-1])
+            # Ready means ready: the socket answers at once.
+            c = UnixHTTPConnection(sock)
+            c.request("GET", "/readyz")
+            self.assertEqual(c.getresponse().status, 200)
+            c.close()
+            p.send_signal(signal.SIGHUP)
+            msgs = [ns.recv(4096).decode(), ns.recv(4096).decode()]
+            self.assertTrue(msgs[0].startswith("RELOADING=1"), msgs)
+            self.assertTrue(msgs[1].startswith("READY=1"), msgs)
+            p.send_signal(signal.SIGTERM)
+            self.assertIn("STOPPING=1", ns.recv(4096).decode())
+            self.assertEqual(p.wait(timeout=60 * SLOW), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            ns.close()
+        log.seek(0)
+        lines = log.read().decode().splitlines()
+        log.close()
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^<[3467]>")
+        self.assertTrue(any(line.startswith("<6>ready: model") for line in lines), lines)
+
+    def test_socket_activation(self):
+        """shieldd.socket: the daemon serves on the sockets systemd passes (sd_listen_fds)."""
+        activate = shutil.which("systemd-socket-activate")
+        if activate is None:
+            self.skipTest("systemd-socket-activate is not installed")
+        sdir = tempfile.mkdtemp(dir=_tmp)
+        sock = os.path.join(sdir, "act.sock")
+        port = free_port()
+        log = open(os.path.join(sdir, "stderr"), "w+b")
+        p = subprocess.Popen([activate, "-l", sock, "-l", "127.0.0.1:%d" % port, SHIELDD, "-d",
+                              "-m", _model, "-p", POLICIES, "--listen", "unix:/nonexistent/x.sock"],
+                             stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 30
+            while not os.path.exists(sock):
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.05)
+            # The first connection starts the daemon; it waits in the backlog meanwhile.
+            c = UnixHTTPConnection(sock, timeout=120 * SLOW)
+            c.request("POST", "/v1/classify", body=json.dumps({"text": "activated"}),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(len(json.loads(r.read())["results"]), 4)
+            c.close()
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60 * SLOW)
+            c.request("GET", "/readyz")
+            self.assertEqual(c.getresponse().status, 200)
+            c.close()
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=60 * SLOW), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        log.seek(0)
+        out = log.read().decode()
+        log.close()
+        self.assertIn("socket activation: 2 sockets from systemd", out)
+        self.assertIn("listening on systemd:tcp:127.0.0.1:%d" % port, out)
+
+
 class LoadTest(unittest.TestCase):
     def test_200_concurrent(self):
         d = Daemon("--queue-depth", "256", "--request-timeout", "120s")
