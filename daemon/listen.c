@@ -169,7 +169,10 @@ static int open_tcp(struct listener *l, const char *hostport, char *err, size_t 
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host[0] == '\0' || strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
+    /* Loopback unless told otherwise: an empty host is 127.0.0.1, "*" every address. */
+    if (host[0] == '\0')
+        snprintf(host, sizeof host, "127.0.0.1");
+    rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
     if (rc != 0)
         return fail(err, errlen, "tcp:%s: %s", hostport, gai_strerror(rc));
     for (ai = res; ai != NULL; ai = ai->ai_next) {
