@@ -625,49 +625,67 @@ class DaemonTest(unittest.TestCase):
 
 
 class QueueTest(unittest.TestCase):
+    @staticmethod
+    def busy(d, results, n_inputs=32):
+        """Keep the worker busy with one heavy batch request (in a thread)."""
+        text = "long text to keep the worker busy for a while " * 40
+        body = {"inputs": [{"text": "%d %s" % (i, text)} for i in range(n_inputs)]}
+        t = threading.Thread(target=lambda: results.append(d.json("POST", "/v1/classify", body)))
+        t.start()
+        deadline = time.time() + 30 * SLOW
+        while not re.search(r"^shieldd_running_requests [1-9]", d.metrics(), re.M):
+            if time.time() > deadline:
+                raise AssertionError("the busy request never ran")
+            time.sleep(0.005)
+        return t
+
     def test_queue_full_503(self):
-        d = Daemon("--queue-depth", "2", "--no-cache", "--batch-tokens", "1")
+        d = Daemon("--queue-depth", "2", "--no-cache", "--max-inputs", "64")
         try:
             self.assertEqual(d.metric("shieldd_cache_enabled"), 0)
-            text = "long text to keep the worker busy " * 60
+            heavy = []
+            t = self.busy(d, heavy)
 
             def one(i):
-                return d.request("POST", "/v1/classify", {"text": "%d %s" % (i, text)},
+                return d.request("POST", "/v1/classify", {"text": "queued %d" % i},
                                  kind="unix" if i % 2 else "tcp")
 
-            with concurrent.futures.ThreadPoolExecutor(24) as ex:
-                res = list(ex.map(one, range(24)))
+            with concurrent.futures.ThreadPoolExecutor(10) as ex:
+                res = list(ex.map(one, range(10)))
+            t.join()
+            self.assertEqual(heavy[0][0], 200)
             codes = [r[0] for r in res]
-            self.assertIn(503, codes)
-            self.assertIn(200, codes)
-            self.assertEqual(set(codes), {200, 503})
+            self.assertEqual(codes.count(200), 2, codes)   # the two that fit in the queue
+            self.assertEqual(codes.count(503), 8, codes)
             for st, h, data in res:
                 if st == 503:
                     self.assertEqual(h["retry-after"], "1")
                     self.assertIn("queue_depth", json.loads(data)["error"]["message"])
-            self.assertEqual(d.metric("shieldd_queue_full_total"), codes.count(503))
+            self.assertEqual(d.metric("shieldd_queue_full_total"), 8)
             self.assertEqual(d.request("GET", "/healthz")[0], 200)
         finally:
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
 
     def test_deadline_504(self):
-        d = Daemon("--request-timeout", "0.15s", "--no-cache")
+        d = Daemon("--request-timeout", "0.3s", "--no-cache", "--max-inputs", "64")
         try:
-            text = "a long text that takes a while " * 60
-
-            def one(i):
-                return d.request("POST", "/v1/classify", {"text": "%d %s" % (i, text)})
-
-            with concurrent.futures.ThreadPoolExecutor(20) as ex:
-                res = list(ex.map(one, range(20)))
-            codes = [r[0] for r in res]
-            self.assertIn(504, codes)
-            self.assertTrue(set(codes) <= {200, 504}, codes)
-            for st, h, data in res:
-                if st == 504:
-                    self.assertIn("request_timeout", json.loads(data)["error"]["message"])
-            self.assertEqual(d.metric("shieldd_timeouts_total"), codes.count(504))
-            self.assertEqual(d.request("GET", "/healthz")[0], 200)
+            heavy = []
+            t = self.busy(d, heavy, n_inputs=64)
+            t0 = time.time()
+            st, h, data = d.request("POST", "/v1/classify", {"text": "waits in the queue"},
+                                    kind="unix")
+            waited = time.time() - t0
+            t.join()
+            # Both time out: the queued one, and the running one (its result is dropped).
+            for status, body in ((st, json.loads(data)), heavy[0]):
+                self.assertEqual(status, 504)
+                self.assertEqual(set(body["error"]), {"type", "message"})
+                self.assertIn("request_timeout (0.3s)", body["error"]["message"])
+            # Answered at the deadline, not when the worker got to it.
+            self.assertLess(waited, 0.3 + 1.0 * SLOW)
+            self.assertEqual(d.metric("shieldd_timeouts_total"), 2)
+            st, body = d.json("POST", "/v1/classify", {"text": "after the timeouts"})
+            self.assertEqual(st, 200)
         finally:
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
 
