@@ -631,11 +631,13 @@ class DaemonTest(unittest.TestCase):
 
 class QueueTest(unittest.TestCase):
     @staticmethod
-    def busy(d, results, n_inputs=32):
+    def busy(d, results, n_inputs=64, headers=None):
         """Keep the worker busy with one heavy batch request (in a thread)."""
         text = "long text to keep the worker busy for a while " * 40
-        body = {"inputs": [{"text": "%d %s" % (i, text)} for i in range(n_inputs)]}
-        t = threading.Thread(target=lambda: results.append(d.json("POST", "/v1/classify", body)))
+        body = json.dumps({"inputs": [{"text": "%d %s" % (i, text)}
+                                      for i in range(n_inputs)]}).encode()
+        t = threading.Thread(target=lambda: results.append(
+            d.request("POST", "/v1/classify", body, headers=headers)))
         t.start()
         deadline = time.time() + 30 * SLOW
         while not re.search(r"^shieldd_running_requests [1-9]", d.metrics(), re.M):
@@ -645,7 +647,7 @@ class QueueTest(unittest.TestCase):
         return t
 
     def test_queue_full_503(self):
-        d = Daemon("--queue-depth", "2", "--no-cache", "--max-inputs", "64")
+        d = Daemon("--queue-depth", "2", "--no-cache")
         try:
             self.assertEqual(d.metric("shieldd_cache_enabled"), 0)
             heavy = []
@@ -672,24 +674,41 @@ class QueueTest(unittest.TestCase):
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
 
     def test_deadline_504(self):
-        d = Daemon("--request-timeout", "0.3s", "--no-cache", "--max-inputs", "64")
+        d = Daemon("--request-timeout", "0.4s", "--no-cache", "--max-inputs", "256")
         try:
+            # Running past the deadline: 504 at the deadline; the worker stops the batch at
+            # its next input, so the next request is served at once.
             heavy = []
-            t = self.busy(d, heavy, n_inputs=64)
             t0 = time.time()
-            st, h, data = d.request("POST", "/v1/classify", {"text": "waits in the queue"},
-                                    kind="unix")
+            t = self.busy(d, heavy, n_inputs=256)
+            t.join()
+            st, h, data = heavy[0]
+            self.assertEqual(st, 504)
+            self.assertIn("request_timeout (0.4s)", json.loads(data)["error"]["message"])
+            self.assertLess(time.time() - t0, 0.4 + 1.5 * SLOW)
+            self.assertEqual(d.json("POST", "/v1/classify", {"text": "next"})[0], 200)
+            # Waiting in the queue past a client's shorter deadline (X-Request-Timeout): 504,
+            # answered by the loop while the worker is still busy.
+            heavy = []
+            t = self.busy(d, heavy, n_inputs=256)
+            t0 = time.time()
+            st, h, data = d.request("POST", "/v1/classify", {"text": "queued"}, kind="unix",
+                                    headers={"X-Request-Timeout": "50ms"})
             waited = time.time() - t0
             t.join()
-            # Both time out: the queued one, and the running one (its result is dropped).
-            for status, body in ((st, json.loads(data)), heavy[0]):
-                self.assertEqual(status, 504)
-                self.assertEqual(set(body["error"]), {"type", "message"})
-                self.assertIn("request_timeout (0.3s)", body["error"]["message"])
-            # Answered at the deadline, not when the worker got to it.
-            self.assertLess(waited, 0.3 + 1.0 * SLOW)
-            self.assertEqual(d.metric("shieldd_timeouts_total"), 2)
-            st, body = d.json("POST", "/v1/classify", {"text": "after the timeouts"})
+            body = json.loads(data)
+            self.assertEqual(st, 504, body)
+            self.assertEqual(set(body["error"]), {"type", "message"})
+            self.assertIn("X-Request-Timeout (0.05s)", body["error"]["message"])
+            self.assertLess(waited, 0.35)
+            self.assertEqual(d.metric("shieldd_timeouts_total"), 3)
+            # A longer X-Request-Timeout does not extend request_timeout; a bad one is a 400.
+            st, h, data = d.request("POST", "/v1/classify", {"text": "x"},
+                                    headers={"X-Request-Timeout": "soon"})
+            self.assertEqual(st, 400)
+            self.assertIn("X-Request-Timeout", json.loads(data)["error"]["message"])
+            st, h, data = d.request("POST", "/v1/classify", {"text": "after the timeouts"},
+                                    headers={"X-Request-Timeout": "1h"})
             self.assertEqual(st, 200)
         finally:
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
@@ -772,12 +791,12 @@ class LifecycleTest(unittest.TestCase):
         threads = [threading.Thread(target=slow) for _ in range(3)]
         for t in threads:
             t.start()
-        # Wait until the requests are in the daemon.
+        # Wait until the three requests are in the daemon (running or queued).
         deadline = time.time() + 10 * SLOW
         while time.time() < deadline:
-            m = d.metrics()
-            if re.search(r"^shieldd_(queue_depth|running_requests) [1-9]", m, re.M):
+            if d.metric("shieldd_queue_depth") + d.metric("shieldd_running_requests") >= 3:
                 break
+            time.sleep(0.005)
         idle = socket.create_connection(("127.0.0.1", d.port))   # an idle keep-alive client
         rc = d.stop(signal.SIGTERM)
         for t in threads:
