@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "config.h"
 #include "log.h"
 #include "sg_moderate_json.h"
 #include "shieldd.h"
@@ -61,6 +62,7 @@ struct job {
     struct event *deadline;
     int queued;               /* submitted and not yet handed back */
     double arrived;
+    double timeout;           /* seconds from arrival */
 };
 
 /* ---- Policy sets --------------------------------------------------------------------------- */
@@ -429,8 +431,9 @@ static void job_deadline(evutil_socket_t fd, short what, void *arg)
     if (j->req == NULL)
         return;
     sd->metrics.timeouts++;
-    reply_err(sd, j->req, j->ep, 504, NULL,
-              "the request was not answered within request_timeout (%gs)", sd->cfg.request_timeout);
+    reply_err(sd, j->req, j->ep, 504, NULL, "the request was not answered within %s (%gs)",
+              j->timeout < sd->cfg.request_timeout ? "X-Request-Timeout" : "request_timeout",
+              j->timeout);
     job_detach(j);
     if (j->queued && sched_cancel(sd->sched, &j->sj) == 1)
         j->queued = 0;
@@ -783,12 +786,27 @@ static void handle_moderation(struct shieldd *sd, struct http_request *req,
     char err[1024];
     size_t missing = 0, cost = 0;
     double now = sched_now();
-    double left;
+    double left, timeout;
+    const char *hdr;
     int status;
 
     if (!sd->ready) {
         reply_err(sd, req, ep, 503, "Retry-After: 1\r\n", "the model is not loaded yet");
         return;
+    }
+    /* A client may ask for a shorter deadline than request_timeout (a gateway's budget). */
+    timeout = sd->cfg.request_timeout;
+    hdr = http_request_header(req, "X-Request-Timeout");
+    if (hdr != NULL) {
+        double t;
+
+        if (config_parse_duration(hdr, &t) < 0 || !(t > 0)) {
+            reply_err(sd, req, ep, 400, NULL, "bad X-Request-Timeout '%.40s' (seconds, or with "
+                      "ms/s/m/h)", hdr);
+            return;
+        }
+        if (t < timeout)
+            timeout = t;
     }
     j = calloc(1, sizeof *j);
     if (j == NULL) {
@@ -796,6 +814,7 @@ static void handle_moderation(struct shieldd *sd, struct http_request *req,
         return;
     }
     j->sd = sd;
+    j->timeout = timeout;
     j->ep = ep;
     j->kind = ep == EP_MODERATIONS ? KIND_MODERATIONS : KIND_CLASSIFY;
     j->pset = pset_ref(sd->pset);
@@ -835,8 +854,8 @@ static void handle_moderation(struct shieldd *sd, struct http_request *req,
         job_free(j);
         return;
     }
-    left = sd->cfg.request_timeout - (now - req->arrived);
-    j->sj.deadline = req->arrived + sd->cfg.request_timeout;
+    left = timeout - (now - req->arrived);
+    j->sj.deadline = req->arrived + timeout;
     j->sj.cost = cost;
     j->sj.done = job_done;
     j->sj.arg = j;

@@ -169,7 +169,10 @@ static int open_tcp(struct listener *l, const char *hostport, char *err, size_t 
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host[0] == '\0' || strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
+    /* Loopback unless told otherwise: an empty host is 127.0.0.1, "*" every address. */
+    if (host[0] == '\0')
+        snprintf(host, sizeof host, "127.0.0.1");
+    rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
     if (rc != 0)
         return fail(err, errlen, "tcp:%s: %s", hostport, gai_strerror(rc));
     for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -233,8 +236,16 @@ int listen_systemd(struct listener *ls, size_t max, char *err, size_t errlen)
             ls[i].kind = "unix";
             snprintf(ls[i].name, sizeof ls[i].name, "systemd:unix:%.100s", su->sun_path);
         } else {
+            char host[64], port[16]; /* numeric forms */
+
             ls[i].kind = "tcp";
-            snprintf(ls[i].name, sizeof ls[i].name, "systemd:tcp:fd%d", fd);
+            if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
+                            NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+                snprintf(ls[i].name, sizeof ls[i].name, "systemd:tcp:%s%s%s:%s",
+                         ss.ss_family == AF_INET6 ? "[" : "", host,
+                         ss.ss_family == AF_INET6 ? "]" : "", port);
+            else
+                snprintf(ls[i].name, sizeof ls[i].name, "systemd:tcp:fd%d", fd);
         }
         fcntl(fd, F_SETFD, FD_CLOEXEC);
     }

@@ -16,7 +16,8 @@ struct listener {
 
 /*
  * Open a listening socket for `spec`. TCP: "tcp:HOST:PORT" (HOST may be a name, an IPv4
- * address, an IPv6 address in brackets, or "*" for every address) or "tcp:PORT" (loopback).
+ * address, an IPv6 address in brackets, or "*" for every address) or "tcp:PORT" / "tcp::PORT"
+ * (loopback).
  * Unix: "unix:PATH"; a socket file left by a dead process is replaced, a live one (something
  * accepts connections on it) or a file that is not a socket is an error. The socket gets
  * permissions `mode` and, if `group` is not empty, that group (name or number).

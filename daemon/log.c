@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,11 +79,26 @@ static void lib_log(sg_log_level level, const char *msg, void *ud)
     }
 }
 
+/* Whether stderr is the journal: JOURNAL_STREAM holds "DEVICE:INODE" of the stream systemd
+ * connected, and still matches stderr unless it was redirected since (sd-daemon(3)). */
+static int stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2)
+        return 0;
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return 0;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 void log_init(int verbose, int journal)
 {
     log_verbose = verbose;
     if (journal < 0)
-        journal = getenv("JOURNAL_STREAM") != NULL;
+        journal = stderr_is_journal();
     log_journal = journal;
     sg_engine_set_log(lib_log, NULL);
 }

@@ -483,6 +483,11 @@ int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_r
     for (size_t i = 1; i < n; i++)
         if (pr[i].n < min_len)
             min_len = pr[i].n;
+    if (min_len == 0) {
+        /* Cannot happen with a valid set (guidelines are never empty); never index ids[-1]. */
+        rc = set_err(mod, SG_EINVAL, "a rendered prompt has no tokens");
+        goto fail;
+    }
     lcp = 0;
     while (lcp < min_len) {
         size_t i = 1;

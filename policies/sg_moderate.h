@@ -28,6 +28,7 @@ typedef struct sg_moderate_opts {
     int precision;        /* -1: the model's */
 } sg_moderate_opts;
 
+/* T = 1, a = 0, no truncation, the model's context as the limit, the model's precision. */
 sg_moderate_opts sg_moderate_opts_default(void);
 
 typedef struct sg_moderate_req {
@@ -59,8 +60,16 @@ typedef struct sg_moderate_result {
 
 typedef struct sg_moderator sg_moderator;
 
+/*
+ * A moderator for model `m` (borrowed: it must outlive the moderator; its tokenizer is used),
+ * with `opts` (NULL: the defaults). It creates one engine context whose trunk keeps the shared
+ * prefix of the last request, so that the next one recomputes only what differs. The caller
+ * owns *out (sg_moderator_free). Errors: SG_EINVAL (bad option, no tokenizer), SG_ERANGE
+ * (max_tokens over the model's context), or the engine's; the message goes to `err`.
+ */
 int sg_moderator_new(sg_moderator **out, sg_model *m, const sg_moderate_opts *opts, char *err,
                      size_t errlen);
+/* Free a moderator and its context (NULL is fine). */
 void sg_moderator_free(sg_moderator *mod);
 /* The message of the last failure. Never NULL. */
 const char *sg_moderator_errmsg(const sg_moderator *mod);
@@ -72,6 +81,7 @@ const char *sg_moderator_errmsg(const sg_moderator *mod);
  */
 int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_req *req,
                 sg_moderate_result *res);
+/* Free the scores of a result and zero it (NULL is fine). */
 void sg_moderate_result_free(sg_moderate_result *res);
 
 /*

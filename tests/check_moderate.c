@@ -756,6 +756,62 @@ START_TEST(errors)
 }
 END_TEST
 
+/* The same model as GGUF (tokenizer from its metadata): the same prompt ids and scores. */
+START_TEST(gguf_same_as_safetensors)
+{
+    fixture fx;
+    sg_model *gg = NULL;
+    sg_model_opts mo = sg_model_opts_default();
+    char path[1024];
+    char err[512] = "";
+    sg_moderator *a;
+    sg_moderator *b = NULL;
+    sg_moderate_result ra, rb;
+    sg_moderate_req req = {texts[0], 0, response, 0, NULL, 0};
+
+    fx_open(&fx);
+    mo.n_threads = 2;
+    mo.precision = SG_PREC_F32;
+    snprintf(path, sizeof path, "%s/tests/fixtures/tiny-a/model-f32.gguf", top());
+    ck_assert_msg(sg_model_open(&gg, path, &mo, err, sizeof err) == SG_OK, "%s", err);
+    ck_assert_ptr_nonnull(sg_model_tok(gg));
+    for (size_t i = 0; i < sg_policy_count(fx.set); i++) {
+        const sg_policy *p = sg_policy_at(fx.set, i);
+        int32_t *x = NULL;
+        int32_t *y = NULL;
+        size_t nx = 0;
+        size_t ny = 0;
+
+        ck_assert_int_eq(sg_moderate_tokenize(fx.tok, fx.set, p, texts[0], strlen(texts[0]),
+                                              response, strlen(response), &x, &nx),
+                         SG_OK);
+        ck_assert_int_eq(sg_moderate_tokenize(sg_model_tok(gg), fx.set, p, texts[0],
+                                              strlen(texts[0]), response, strlen(response), &y,
+                                              &ny),
+                         SG_OK);
+        ck_assert_uint_eq(nx, ny);
+        ck_assert(memcmp(x, y, nx * sizeof *x) == 0);
+        free(x);
+        free(y);
+    }
+    a = new_mod(&fx, NULL);
+    ck_assert_msg(sg_moderator_new(&b, gg, NULL, err, sizeof err) == SG_OK, "%s", err);
+    ck_assert_int_eq(sg_moderate(a, fx.set, &req, &ra), SG_OK);
+    ck_assert_msg(sg_moderate(b, fx.set, &req, &rb) == SG_OK, "%s", sg_moderator_errmsg(b));
+    ck_assert_uint_eq(ra.prompt_tokens, rb.prompt_tokens);
+    for (size_t i = 0; i < ra.n_scores; i++)
+        ck_assert_msg(fabs(ra.scores[i].probability - rb.scores[i].probability) <= 1e-6,
+                      "%s: %.9f vs %.9f", ra.scores[i].policy->name, ra.scores[i].probability,
+                      rb.scores[i].probability);
+    sg_moderate_result_free(&ra);
+    sg_moderate_result_free(&rb);
+    sg_moderator_free(a);
+    sg_moderator_free(b);
+    sg_model_close(gg);
+    fx_close(&fx);
+}
+END_TEST
+
 Suite *moderate_suite(void)
 {
     Suite *s = suite_create("moderate");
@@ -770,6 +826,7 @@ Suite *moderate_suite(void)
     tcase_add_test(tc, limits_and_truncation);
     tcase_add_test(tc, scoring);
     tcase_add_test(tc, errors);
+    tcase_add_test(tc, gguf_same_as_safetensors);
     suite_add_tcase(s, tc);
     return s;
 }
