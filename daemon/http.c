@@ -70,6 +70,7 @@ struct http_server {
     size_t n_rejected_open;
     unsigned long long accepted, rejected;
     int draining;
+    struct event *resume_ev;  /* re-enables accepting after an accept error */
     void (*on_empty)(void *);
     void *on_empty_arg;
 };
@@ -919,15 +920,31 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     conn_new(s, fd, kind);
 }
 
+static void resume_accepting(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_server *s = arg;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < s->n_listeners; i++)
+        evconnlistener_enable(s->listeners[i]);
+}
+
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
+    struct http_server *s = arg;
     int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, 100000};
 
     (void)l;
-    (void)arg;
     errno = err;
-    /* EMFILE and the like: the listener keeps going; say so once per event. */
-    log_warn("accept");
+    /* Out of descriptors (EMFILE, ENFILE) or memory: the listening socket stays readable, so
+     * pause accepting for 100 ms instead of spinning, and say why. */
+    log_warn("accept (pausing new connections for 100 ms)");
+    for (size_t i = 0; i < s->n_listeners; i++)
+        evconnlistener_disable(s->listeners[i]);
+    if (s->resume_ev != NULL)
+        evtimer_add(s->resume_ev, &tv);
 }
 
 struct http_server *http_server_new(struct event_base *base, const struct http_server_opts *o,
@@ -943,6 +960,11 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
         s->o.write_timeout = 30;
     s->handler = handler;
     s->ud = ud;
+    s->resume_ev = evtimer_new(base, resume_accepting, s);
+    if (s->resume_ev == NULL) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -971,6 +993,7 @@ void http_server_drain(struct http_server *s, void (*on_empty)(void *arg), void 
     struct http_conn *c, *next;
 
     s->draining = 1;
+    evtimer_del(s->resume_ev);
     s->on_empty = on_empty;
     s->on_empty_arg = arg;
     for (size_t i = 0; i < s->n_listeners; i++)
@@ -1010,5 +1033,7 @@ void http_server_free(struct http_server *s)
         evconnlistener_free(s->listeners[i]);
     while (s->conns != NULL)
         conn_free(s->conns);
+    if (s->resume_ev)
+        event_free(s->resume_ev);
     free(s);
 }

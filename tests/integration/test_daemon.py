@@ -74,7 +74,8 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class Daemon:
     """A shieldd process on its own socket and port."""
 
-    def __init__(self, *extra, policies=POLICIES, sock_name="s.sock", directory=None):
+    def __init__(self, *extra, policies=POLICIES, sock_name="s.sock", directory=None,
+                 preexec_fn=None):
         self.dir = directory or tempfile.mkdtemp(prefix="d-", dir=_tmp)
         self.sock = os.path.join(self.dir, sock_name)
         self.port = free_port()
@@ -82,7 +83,8 @@ class Daemon:
         self.args = [SHIELDD, "-d", "-m", _model, "-p", policies,
                      "--listen", "unix:" + self.sock,
                      "--listen", "tcp:127.0.0.1:%d" % self.port] + list(extra)
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=preexec_fn)
         deadline = time.time() + 120 * SLOW
         while True:
             if self.proc.poll() is not None:
@@ -710,6 +712,36 @@ class QueueTest(unittest.TestCase):
             st, h, data = d.request("POST", "/v1/classify", {"text": "after the timeouts"},
                                     headers={"X-Request-Timeout": "1h"})
             self.assertEqual(st, 200)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
+
+    def test_out_of_descriptors(self):
+        """EMFILE on accept: the daemon pauses accepting instead of spinning, and recovers."""
+        import resource
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+        d = Daemon(preexec_fn=low_limit)
+        try:
+            socks = []
+            for _ in range(60):
+                s = socket.create_connection(("127.0.0.1", d.port))
+                socks.append(s)
+            time.sleep(0.5)
+            for s in socks:
+                s.close()
+            deadline = time.time() + 10 * SLOW
+            while time.time() < deadline:
+                try:
+                    if d.request("GET", "/healthz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            self.assertEqual(d.request("GET", "/healthz")[0], 200)
+            self.assertEqual(d.json("POST", "/v1/classify", {"text": "recovered"})[0], 200)
+            self.assertIn("pausing new connections", d.stderr())
         finally:
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
 
