@@ -325,9 +325,13 @@ int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
             d->scale[j] = amax > 0.0f ? amax / qmax : 1.0f;
             inv = amax > 0.0f ? qmax / amax : 0.0f;
             for (int64_t i = 0; i < k; i++) {
-                const long v = lrintf(row[i] * inv);
-                q[i] = (int8_t)(v > (long)qmax ? (long)qmax : v < -(long)qmax ? -(long)qmax : v);
-                colsum += q[i];
+                /* |row * inv| <= qmax: round half away from zero, inline (no libm call). */
+                const float v = row[i] * inv;
+                int qi = (int)(v + (v >= 0.0f ? 0.5f : -0.5f));
+
+                qi = qi > (int)qmax ? (int)qmax : qi < -(int)qmax ? -(int)qmax : qi;
+                q[i] = (int8_t)qi;
+                colsum += qi;
             }
             d->comp[j] = 128.0f * (float)colsum;
         }
