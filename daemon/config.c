@@ -667,7 +667,8 @@ void config_usage(FILE *f)
     fprintf(f, "usage: shieldd [-dhnv] [-c shieldd.yaml] [-m MODEL] [-p POLICY_DIR] [-s SOCKET]\n"
                "               [-l HOST:PORT] [-t THREADS] [--KEY VALUE]...\n"
                "  -c FILE   configuration file (YAML); flags override it\n"
-               "  -d        stay in the foreground, log to stderr\n"
+               "  -d        foreground, plain log lines on stderr (shieldd never forks; without\n"
+               "            -d, lines get journald priorities when stderr is the journal)\n"
                "  -n        check the configuration, the model and the policies, then exit\n"
                "  -v        more verbose (repeatable)\n"
                "  -m, -p, -t: --model, --policies, --threads; -s PATH: --listen unix:PATH;\n"
@@ -683,8 +684,10 @@ void config_usage(FILE *f)
             snprintf(def, sizeof def, "%s", *(char *const *)p);
             break;
         case K_INT:
-        case K_BOOL:
             snprintf(def, sizeof def, "%d", *(const int *)p);
+            break;
+        case K_BOOL:
+            snprintf(def, sizeof def, "%s", *(const int *)p ? "true" : "false");
             break;
         case K_MODE:
             snprintf(def, sizeof def, "%04o", (unsigned)*(const int *)p);
