@@ -58,6 +58,7 @@ static void usage(FILE *f)
             "  --json             one JSON object: {\"prefill_tokens_per_s\": {\"64\": x, ...},\n"
             "                     \"prefill_tokens_per_s_median\": {...}, \"classify_4_policies_ms\",\n"
             "                     \"classify_prompt_tokens\", \"classify_computed_tokens\",\n"
+            "                     \"classify_probabilities\" (first warm message, per policy),\n"
             "                     \"tokenizer_mb_per_s\", \"load_s\", \"rss_mb\", \"rss_after_load_mb\",\n"
             "                     \"model\", \"precision\", \"threads\"}\n");
 }
@@ -227,6 +228,8 @@ int ctl_bench(int argc, char **argv)
     double pf_med[MAX_LENS] = {0};
     double cl_best = 0, cl_med = 0, cl_first = 0;
     size_t cl_prompt = 0, cl_computed = 0, cl_msg_tokens = 0;
+    double cl_p[4] = {0};
+    size_t cl_np = 0;
     double tok_mbs = 0;
     char err[1024];
     int max_len = 0;
@@ -438,6 +441,10 @@ int ctl_bench(int argc, char **argv)
                 cl_first = now() - t0;
             } else {
                 t[r - 1] = now() - t0;
+                if (r == 1) { /* the same message at every precision: compare P */
+                    for (cl_np = 0; cl_np < res.n_scores && cl_np < 4; cl_np++)
+                        cl_p[cl_np] = res.scores[cl_np].probability;
+                }
                 cl_prompt = res.prompt_tokens;
                 cl_computed = res.computed_tokens;
                 sg_tok_encode(tok, text, strlen(text), SG_TOK_USER, tids, 1024, &cl_msg_tokens);
@@ -490,6 +497,8 @@ int ctl_bench(int argc, char **argv)
             json_object_set_new(pm, key, json_real(lens[l] / pf_med[l]));
         }
         json_object_set_new(o, "model", json_string(info->name));
+        json_object_set_new(o, "d_model", json_integer(info->d_model));
+        json_object_set_new(o, "n_layer", json_integer(info->n_layer));
         json_object_set_new(o, "precision", json_string(prec_name(mo.precision)));
         json_object_set_new(o, "threads", json_integer(mo.n_threads));
         json_object_set_new(o, "load_s", json_real(load_s));
@@ -503,6 +512,13 @@ int ctl_bench(int argc, char **argv)
             json_object_set_new(o, "classify_prompt_tokens", json_integer((json_int_t)cl_prompt));
             json_object_set_new(o, "classify_computed_tokens",
                                 json_integer((json_int_t)cl_computed));
+            {
+                json_t *pa = json_array();
+
+                for (size_t i = 0; i < cl_np; i++)
+                    json_array_append_new(pa, json_real(cl_p[i]));
+                json_object_set_new(o, "classify_probabilities", pa);
+            }
         }
         if (tok != NULL)
             json_object_set_new(o, "tokenizer_mb_per_s", json_real(tok_mbs));
