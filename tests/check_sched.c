@@ -19,11 +19,11 @@ Suite *sched_suite(void);
 
 struct fake {
     pthread_mutex_t mu;
-    int gate;                /* the run function waits while gate == 0 */
+    int gate; /* the run function waits while gate == 0 */
     pthread_cond_t cv;
-    size_t batches[64];      /* sizes of the batches run */
+    size_t batches[64]; /* sizes of the batches run */
     size_t n_batches;
-    int ran[64];             /* ids of the jobs run, in order */
+    int ran[64]; /* ids of the jobs run, in order */
     size_t n_ran;
     int saw_cancel;
 };
