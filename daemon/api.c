@@ -914,20 +914,16 @@ static int same_input(const struct input *a, const struct input *b)
     return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
 }
 
-/* An earlier input of this batch with the same key and a result, or NULL. */
-static const struct input *find_dup(struct sched_job **jobs, size_t upto_job, size_t upto_in,
-                                    const struct input *in)
+/* An earlier input of this request with the same text, response and policies that has a
+ * result, or NULL. (Across requests, the moderator's cached prefix and the result cache do
+ * the sharing; a finished request is handed back at once and may be freed.) */
+static const struct input *find_dup(const struct job *j, size_t upto_in, const struct input *in)
 {
-    for (size_t k = 0; k <= upto_job; k++) {
-        struct job *j = (struct job *)jobs[k];
-        size_t lim = k == upto_job ? upto_in : j->n_in;
+    for (size_t i = 0; i < upto_in; i++) {
+        const struct input *o = &j->in[i];
 
-        for (size_t i = 0; i < lim; i++) {
-            const struct input *o = &j->in[i];
-
-            if (o->have_res && !o->res_copy && same_input(o, in))
-                return o;
-        }
+        if (o->have_res && !o->res_copy && same_input(o, in))
+            return o;
     }
     return NULL;
 }
@@ -953,7 +949,7 @@ void api_run_batch(void *ud, struct sched_job **jobs, size_t n)
                 in->rc = RC_EXPIRED;
                 break;
             }
-            dup = find_dup(jobs, k, i, in);
+            dup = find_dup(j, i, in);
             if (dup != NULL) {
                 /* The same input earlier in this batch: share its result (nothing computed). */
                 in->res = dup->res;
@@ -987,6 +983,8 @@ void api_run_batch(void *ud, struct sched_job **jobs, size_t n)
             }
             in->have_res = 1;
         }
+        /* Its reply need not wait for the rest of the batch. */
+        sched_finish(sd->sched, &j->sj);
     }
 }
 

@@ -76,6 +76,13 @@ int sched_submit(struct sched *s, struct sched_job *job);
  */
 int sched_cancel(struct sched *s, struct sched_job *job);
 
+/*
+ * Worker thread, from the run function: `job` (of the running batch) is finished; hand it
+ * back to the loop now rather than with the rest of the batch, so that its reply does not
+ * wait for the others. The run function must not touch the job afterwards.
+ */
+void sched_finish(struct sched *s, struct sched_job *job);
+
 void sched_get_stats(struct sched *s, struct sched_stats *out);
 
 /* Stop the worker after its current batch, join it, and complete what is still queued with

@@ -26,6 +26,9 @@ struct fake {
     int ran[64]; /* ids of the jobs run, in order */
     size_t n_ran;
     int saw_cancel;
+    struct sched *s; /* set: hand each job back as soon as it is run */
+    void *last;
+    int delivered_early; /* jobs already delivered when the next one ran */
 };
 
 struct tjob {
@@ -49,6 +52,19 @@ static void run(void *ud, struct sched_job **jobs, size_t n)
         f->saw_cancel |= jobs[i]->cancelled;
     }
     pthread_mutex_unlock(&f->mu);
+    if (f->s != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            struct tjob *j = (struct tjob *)jobs[i];
+
+            if (i > 0) {
+                /* Give the loop time to deliver the previous one before this one ends. */
+                usleep(100000);
+                f->delivered_early += ((struct tjob *)f->last)->done;
+            }
+            f->last = j;
+            sched_finish(f->s, &j->sj);
+        }
+    }
 }
 
 static void done(struct sched_job *sj, void *arg)
@@ -217,6 +233,53 @@ START_TEST(free_completes_queued)
 }
 END_TEST
 
+/* Loop thread: runs the base until all jobs are done, in a helper thread's absence. */
+static void *loop_thread(void *arg)
+{
+    struct event_base *base = arg;
+
+    for (int t = 0; t < 300; t++) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        usleep(5000);
+    }
+    return NULL;
+}
+
+START_TEST(finish_early)
+{
+    struct event_base *base = new_base();
+    struct fake f;
+    struct sched *s;
+    struct tjob js[3];
+    pthread_t lt;
+
+    fake_init(&f);
+    f.gate = 1;
+    ck_assert_int_eq(sched_new(&s, base, 8, 64, 1000, run, &f), 0);
+    f.s = s;
+    /* Queue three jobs while the worker waits, so that they form one batch. */
+    pthread_mutex_lock(&f.mu);
+    f.gate = 0;
+    pthread_mutex_unlock(&f.mu);
+    for (int i = 0; i < 3; i++) {
+        job_init(&js[i], i, 1);
+        ck_assert_int_eq(sched_submit(s, &js[i].sj), 0);
+    }
+    pthread_create(&lt, NULL, loop_thread, base);
+    open_gate(&f);
+    pthread_join(lt, NULL);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(js[i].done, 1); /* exactly once */
+        ck_assert_int_eq(js[i].status, SCHED_OK);
+    }
+    ck_assert_uint_eq(f.n_batches, 1);
+    ck_assert_uint_eq(f.batches[0], 3);
+    ck_assert_int_eq(f.delivered_early, 2); /* each was delivered while the next ran */
+    sched_free(s);
+    event_base_free(base);
+}
+END_TEST
+
 Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -226,6 +289,7 @@ Suite *sched_suite(void)
     tcase_add_test(tc, batches_and_order);
     tcase_add_test(tc, full_cancel_expire);
     tcase_add_test(tc, free_completes_queued);
+    tcase_add_test(tc, finish_early);
     suite_add_tcase(s, tc);
     return s;
 }
