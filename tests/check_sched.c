@@ -116,6 +116,20 @@ static void wait_done(struct event_base *base, struct tjob *js, size_t n)
     }
 }
 
+/* Wait until the worker has taken a batch (it is blocked in the run function). */
+static void wait_running(struct sched *s)
+{
+    struct sched_stats st;
+
+    for (int t = 0; t < 1000; t++) {
+        sched_get_stats(s, &st);
+        if (st.running > 0)
+            return;
+        usleep(5000);
+    }
+    ck_abort_msg("the worker never took the first job");
+}
+
 static struct event_base *new_base(void)
 {
     ck_assert_int_eq(evthread_use_pthreads(), 0);
@@ -136,7 +150,7 @@ START_TEST(batches_and_order)
     for (int i = 0; i < 6; i++)
         job_init(&js[i], i, 40);
     ck_assert_int_eq(sched_submit(s, &js[0].sj), 0);
-    usleep(50000);
+    wait_running(s);
     for (int i = 1; i < 6; i++)
         ck_assert_int_eq(sched_submit(s, &js[i].sj), 0);
     sched_get_stats(s, &st);
@@ -178,7 +192,7 @@ START_TEST(full_cancel_expire)
     for (int i = 0; i < 5; i++)
         job_init(&js[i], i, 1);
     ck_assert_int_eq(sched_submit(s, &js[0].sj), 0);
-    usleep(50000); /* job 0 is running (blocked) */
+    wait_running(s); /* job 0 is running (blocked) */
     ck_assert_int_eq(sched_submit(s, &js[1].sj), 0);
     js[2].sj.deadline = sched_now() - 1; /* already past */
     ck_assert_int_eq(sched_submit(s, &js[2].sj), 0);
@@ -221,7 +235,7 @@ START_TEST(free_completes_queued)
     for (int i = 0; i < 3; i++)
         job_init(&js[i], i, 1);
     ck_assert_int_eq(sched_submit(s, &js[0].sj), 0);
-    usleep(50000);
+    wait_running(s);
     ck_assert_int_eq(sched_submit(s, &js[1].sj), 0);
     ck_assert_int_eq(sched_submit(s, &js[2].sj), 0);
     open_gate(&f);
@@ -250,30 +264,28 @@ START_TEST(finish_early)
     struct event_base *base = new_base();
     struct fake f;
     struct sched *s;
-    struct tjob js[3];
+    struct tjob js[4];
     pthread_t lt;
 
     fake_init(&f);
-    f.gate = 1;
     ck_assert_int_eq(sched_new(&s, base, 8, 64, 1000, run, &f), 0);
     f.s = s;
-    /* Queue three jobs while the worker waits, so that they form one batch. */
-    pthread_mutex_lock(&f.mu);
-    f.gate = 0;
-    pthread_mutex_unlock(&f.mu);
-    for (int i = 0; i < 3; i++) {
+    /* Job 0 blocks the worker; 1..3 queue behind it and form the next batch. */
+    for (int i = 0; i < 4; i++)
         job_init(&js[i], i, 1);
+    ck_assert_int_eq(sched_submit(s, &js[0].sj), 0);
+    wait_running(s);
+    for (int i = 1; i < 4; i++)
         ck_assert_int_eq(sched_submit(s, &js[i].sj), 0);
-    }
     pthread_create(&lt, NULL, loop_thread, base);
     open_gate(&f);
     pthread_join(lt, NULL);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(js[i].done, 1); /* exactly once */
         ck_assert_int_eq(js[i].status, SCHED_OK);
     }
-    ck_assert_uint_eq(f.n_batches, 1);
-    ck_assert_uint_eq(f.batches[0], 3);
+    ck_assert_uint_eq(f.n_batches, 2);
+    ck_assert_uint_eq(f.batches[1], 3);
     ck_assert_int_eq(f.delivered_early, 2); /* each was delivered while the next ran */
     sched_free(s);
     event_base_free(base);
