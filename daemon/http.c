@@ -43,18 +43,18 @@ struct http_conn {
     enum conn_state state;
     const char *kind;
     struct http_request req;
-    int have_req;          /* req holds a request being read or handled */
-    int in_request_line;   /* nothing but the request line read yet */
-    size_t head_bytes;     /* bytes of request line and headers so far */
-    char *head;            /* the header block being built (lines joined with NUL) */
+    int have_req;        /* req holds a request being read or handled */
+    int in_request_line; /* nothing but the request line read yet */
+    size_t head_bytes;   /* bytes of request line and headers so far */
+    char *head;          /* the header block being built (lines joined with NUL) */
     size_t head_len, head_cap;
     size_t body_expected;  /* Content-Length */
     struct evbuffer *body; /* chunked body being assembled */
     enum chunk_state chunk;
     size_t chunk_left;
-    int keep_alive;        /* of the current request */
-    int close_after;       /* close once the reply is flushed */
-    int rejected;          /* over the connection limit */
+    int keep_alive;  /* of the current request */
+    int close_after; /* close once the reply is flushed */
+    int rejected;    /* over the connection limit */
 };
 
 struct http_server {
@@ -66,11 +66,11 @@ struct http_server {
     const char *listener_kind[MAX_LISTENERS];
     size_t n_listeners;
     struct http_conn *conns;
-    size_t n_conns;        /* accepted within the limit */
+    size_t n_conns; /* accepted within the limit */
     size_t n_rejected_open;
     unsigned long long accepted, rejected;
     int draining;
-    struct event *resume_ev;  /* re-enables accepting after an accept error */
+    struct event *resume_ev; /* re-enables accepting after an accept error */
     void (*on_empty)(void *);
     void *on_empty_arg;
 };
@@ -81,45 +81,78 @@ static void conn_process(struct http_conn *c);
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }
 }
 
 const char *http_error_type(int status)
 {
     switch (status) {
-    case 400: return "invalid_request_error";
-    case 404: return "not_found_error";
-    case 405: return "method_not_allowed_error";
-    case 408: return "request_timeout_error";
-    case 411: return "length_required_error";
-    case 413: return "request_too_large_error";
-    case 414: return "uri_too_long_error";
-    case 417: return "expectation_failed_error";
-    case 431: return "headers_too_large_error";
-    case 501: return "not_implemented_error";
-    case 503: return "overloaded_error";
-    case 504: return "timeout_error";
-    case 505: return "http_version_error";
-    default: return status < 500 ? "invalid_request_error" : "server_error";
+    case 400:
+        return "invalid_request_error";
+    case 404:
+        return "not_found_error";
+    case 405:
+        return "method_not_allowed_error";
+    case 408:
+        return "request_timeout_error";
+    case 411:
+        return "length_required_error";
+    case 413:
+        return "request_too_large_error";
+    case 414:
+        return "uri_too_long_error";
+    case 417:
+        return "expectation_failed_error";
+    case 431:
+        return "headers_too_large_error";
+    case 501:
+        return "not_implemented_error";
+    case 503:
+        return "overloaded_error";
+    case 504:
+        return "timeout_error";
+    case 505:
+        return "http_version_error";
+    default:
+        return status < 500 ? "invalid_request_error" : "server_error";
     }
 }
 
@@ -226,7 +259,8 @@ static void conn_linger(struct http_conn *c)
     bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     bufferevent_enable(c->bev, EV_READ);
-    evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
     arm_timer(c, LINGER_SECONDS);
 }
 
@@ -241,7 +275,8 @@ static void send_response(struct http_conn *c, int status, const char *content_t
                         "HTTP/1.1 %d %s\r\nServer: shieldd\r\nContent-Type: %s\r\n"
                         "Content-Length: %zu\r\n%sConnection: %s\r\n\r\n",
                         status, http_status_text(status), content_type, len,
-                        extra_headers ? extra_headers : "", c->close_after ? "close" : "keep-alive");
+                        extra_headers ? extra_headers : "",
+                        c->close_after ? "close" : "keep-alive");
     if (!head_only && len > 0)
         evbuffer_add(out, body, len);
     c->state = WRITING;
@@ -364,8 +399,11 @@ static int is_tchar(int ch)
            (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-static const struct { const char *name; enum http_method m; } methods[] = {
-    {"GET", HTTP_GET}, {"HEAD", HTTP_HEAD}, {"POST", HTTP_POST}, {"PUT", HTTP_PUT},
+static const struct {
+    const char *name;
+    enum http_method m;
+} methods[] = {
+    {"GET", HTTP_GET},       {"HEAD", HTTP_HEAD},   {"POST", HTTP_POST},       {"PUT", HTTP_PUT},
     {"DELETE", HTTP_DELETE}, {"PATCH", HTTP_PATCH}, {"OPTIONS", HTTP_OPTIONS},
 };
 
@@ -419,8 +457,9 @@ static int parse_request_line(struct http_conn *c)
     r->target = sp1 + 1;
     for (const unsigned char *p = (const unsigned char *)r->target; *p; p++)
         if (*p <= 0x20 || *p >= 0x7f) {
-            conn_error(c, 400, NULL, "malformed request target: control, space or non-ASCII "
-                                     "byte (percent-encode it)");
+            conn_error(c, 400, NULL,
+                       "malformed request target: control, space or non-ASCII "
+                       "byte (percent-encode it)");
             return 400;
         }
     ver = sp2 + 1;
@@ -758,9 +797,11 @@ static void conn_process(struct http_conn *c)
             line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
             if (line == NULL) {
                 if (c->head_bytes + evbuffer_get_length(in) > c->srv->o.max_header_bytes) {
-                    snprintf(msg, sizeof msg, "%s is over the limit of %zu bytes "
-                             "(max_header_bytes)", c->in_request_line ? "request line" :
-                             "request header", c->srv->o.max_header_bytes);
+                    snprintf(msg, sizeof msg,
+                             "%s is over the limit of %zu bytes "
+                             "(max_header_bytes)",
+                             c->in_request_line ? "request line" : "request header",
+                             c->srv->o.max_header_bytes);
                     conn_error(c, c->in_request_line ? 414 : 431, NULL, msg);
                 }
                 return;
@@ -977,8 +1018,8 @@ int http_server_listen_fd(struct http_server *s, int fd, const char *kind)
         return -1;
     }
     evutil_make_socket_nonblocking(fd);
-    l = evconnlistener_new(s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                           -1, fd);
+    l = evconnlistener_new(s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+                           fd);
     if (l == NULL)
         return -1;
     evconnlistener_set_error_cb(l, accept_error_cb);

@@ -27,7 +27,8 @@
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -54,8 +55,8 @@ static int resolve_group(const char *group, gid_t *gid)
     return 0;
 }
 
-static int open_unix(struct listener *l, const char *path, int mode, const char *group,
-                     char *err, size_t errlen)
+static int open_unix(struct listener *l, const char *path, int mode, const char *group, char *err,
+                     size_t errlen)
 {
     struct sockaddr_un sa;
     struct stat st;
@@ -72,16 +73,17 @@ static int open_unix(struct listener *l, const char *path, int mode, const char 
         int probe;
 
         if (!S_ISSOCK(st.st_mode))
-            return fail(err, errlen, "unix:%s: exists and is not a socket; not replacing it",
-                        path);
+            return fail(err, errlen, "unix:%s: exists and is not a socket; not replacing it", path);
         /* A socket file: stale if nobody accepts on it. */
         probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe < 0)
             return fail(err, errlen, "unix:%s: socket: %s", path, strerror(errno));
         if (connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
             close(probe);
-            return fail(err, errlen, "unix:%s: in use by a running process (is another shieldd "
-                        "running?)", path);
+            return fail(err, errlen,
+                        "unix:%s: in use by a running process (is another shieldd "
+                        "running?)",
+                        path);
         }
         if (errno != ECONNREFUSED && errno != ENOENT) {
             int e = errno;

@@ -31,14 +31,17 @@ static void vlog(int pri, const char *fmt, va_list ap, const char *suffix)
     } else {
         struct timespec ts;
         struct tm tm;
-        const char *lvl = pri == PRI_ERR ? "error" : pri == PRI_WARNING ? "warning"
-                          : pri == PRI_INFO ? "info" : "debug";
+        const char *lvl = pri == PRI_ERR       ? "error"
+                          : pri == PRI_WARNING ? "warning"
+                          : pri == PRI_INFO    ? "info"
+                                               : "debug";
 
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
-        k = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ shieldd %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, lvl);
+        k = snprintf(line, sizeof line,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ shieldd %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, lvl);
     }
     if (k > 0)
         n = (size_t)k < sizeof line ? (size_t)k : sizeof line - 1;

@@ -19,7 +19,7 @@ Suite *http_suite(void);
 
 struct ctx {
     int calls;
-    int defer;                   /* keep the request instead of replying */
+    int defer; /* keep the request instead of replying */
     struct http_request *held;
     int aborted;
     char last[4096];
@@ -41,8 +41,8 @@ static void handler(struct http_request *req, void *ud)
     const char *x = http_request_header(req, "x-test");
 
     c->calls++;
-    snprintf(c->last, sizeof c->last, "%s %s body=%s x=%s", req->method_name, req->path,
-             req->body, x ? x : "-");
+    snprintf(c->last, sizeof c->last, "%s %s body=%s x=%s", req->method_name, req->path, req->body,
+             x ? x : "-");
     if (c->defer) {
         c->held = req;
         req->on_abort = on_abort;
@@ -116,12 +116,14 @@ START_TEST(bodies)
     ck_assert_ptr_nonnull(strstr(r, "POST /p body=hello"));
     free(r);
     r = xchg("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-             "3\r\nabc\r\n2;ext\r\nde\r\n0\r\nTrailer: t\r\n\r\n", 0);
+             "3\r\nabc\r\n2;ext\r\nde\r\n0\r\nTrailer: t\r\n\r\n",
+             0);
     ck_assert_ptr_nonnull(strstr(r, "POST /c body=abcde"));
     free(r);
     /* Expect: 100-continue gets the interim response first. */
     r = xchg("POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
-             "Connection: close\r\n\r\n", 1);
+             "Connection: close\r\n\r\n",
+             1);
     ck_assert_msg(strncmp(r, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0, "%s", r);
     free(r);
     teardown();
@@ -134,7 +136,8 @@ START_TEST(pipelining_and_keepalive)
 
     setup(8);
     r = xchg("GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nz"
-             "HEAD /3 HTTP/1.1\r\n\r\nGET /4 HTTP/1.0\r\n\r\n", 0);
+             "HEAD /3 HTTP/1.1\r\n\r\nGET /4 HTTP/1.0\r\n\r\n",
+             0);
     p = strstr(r, "GET /1 body=");
     ck_assert_ptr_nonnull(p);
     p = strstr(p, "POST /2 body=z");
@@ -153,7 +156,11 @@ END_TEST
 
 START_TEST(errors)
 {
-    static const struct { const char *req; int status; const char *word; } cases[] = {
+    static const struct {
+        const char *req;
+        int status;
+        const char *word;
+    } cases[] = {
         {"GARBAGE\r\n\r\n", 400, "request line"},
         {"GET / HTTP/1.1 extra\r\n\r\n", 400, "request line"},
         {"G(T / HTTP/1.1\r\n\r\n", 400, "method"},
@@ -167,11 +174,9 @@ START_TEST(errors)
         {"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "Content-Length"},
         {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400,
          "Content-Length"},
-        {"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400,
-         "conflicting"},
+        {"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400, "conflicting"},
         {"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 413, "100 bytes"},
-        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n", 400,
-         "both"},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n", 400, "both"},
         {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "chunked"},
         {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0"},
         {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400, "chunk size"},

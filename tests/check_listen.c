@@ -121,8 +121,7 @@ START_TEST(bad_specs)
     ck_assert_msg(strstr(err, "udp:1") != NULL, "%s", err);
     ck_assert_int_eq(listen_open(&l, "tcp:no.such.host.invalid:1", 0, "", err, sizeof err), -1);
     ck_assert_msg(strstr(err, "tcp:no.such.host.invalid:1") != NULL, "%s", err);
-    ck_assert_int_eq(listen_open(&l, "unix:/nonexistent/dir/s.sock", 0, "", err, sizeof err),
-                     -1);
+    ck_assert_int_eq(listen_open(&l, "unix:/nonexistent/dir/s.sock", 0, "", err, sizeof err), -1);
     ck_assert_msg(strstr(err, "bind") != NULL, "%s", err);
 }
 END_TEST

@@ -741,7 +741,10 @@ class QueueTest(unittest.TestCase):
                 time.sleep(0.1)
             self.assertEqual(d.request("GET", "/healthz")[0], 200)
             self.assertEqual(d.json("POST", "/v1/classify", {"text": "recovered"})[0], 200)
-            self.assertIn("pausing new connections", d.stderr())
+            log = d.stderr()
+            self.assertIn("pausing new connections", log[-3000:])
+            # Paused, not spinning: a few warnings (one per 100 ms at most), not thousands.
+            self.assertLess(log.count("accept (pausing"), 100, log[-2000:])
         finally:
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
 
@@ -781,6 +784,9 @@ class LifecycleTest(unittest.TestCase):
             self.assertIn("threshold: 0.5", good)
             with open(path, "w") as f:
                 f.write(good.replace("threshold: 0.5", "threshold: 0.25"))
+            # A new policy dropped into the directory appears with the reload.
+            with open(os.path.join(pol, "custom.yaml"), "w") as f:
+                f.write(good.replace("name: hate", "name: custom"))
             d.proc.send_signal(signal.SIGHUP)
             deadline = time.time() + 10 * SLOW
             while d.metric("shieldd_policy_reloads_total") != 1 and time.time() < deadline:
@@ -789,6 +795,9 @@ class LifecycleTest(unittest.TestCase):
             _, pols = d.json("GET", "/v1/policies")
             self.assertEqual([p["threshold"] for p in pols["policies"] if p["name"] == "hate"],
                              [0.25])
+            self.assertIn("custom", [p["name"] for p in pols["policies"]])
+            st, body = d.json("POST", "/v1/classify", {"text": "x", "policies": ["custom"]})
+            self.assertEqual((st, body["results"][0]["policy"]), (200, "custom"))
             # The cache does not serve results computed under the old thresholds.
             _, after = d.json("POST", "/v1/classify", {"text": "reload me", "policies": ["hate"]})
             self.assertEqual(after["results"][0]["threshold"], 0.25)
@@ -808,6 +817,18 @@ class LifecycleTest(unittest.TestCase):
                              [0.25])
             st, body = d.json("POST", "/v1/classify", {"text": "still works"})
             self.assertEqual(st, 200)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
+
+    def test_truncate(self):
+        d = Daemon("--max-tokens", "300", "--truncate")
+        try:
+            st, body = d.json("POST", "/v1/classify", {"text": "many words " * 2000})
+            self.assertEqual(st, 200, body)
+            self.assertIs(body["truncated"], True)
+            self.assertLessEqual(body["usage"]["prompt_tokens"], 300 * len(ENABLED))
+            st, body = d.json("POST", "/v1/classify", {"text": "short"})
+            self.assertNotIn("truncated", body)
         finally:
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
 
