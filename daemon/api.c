@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "config.h"
 #include "log.h"
 #include "sg_moderate_json.h"
 #include "shieldd.h"
@@ -35,16 +36,16 @@ struct input {
     size_t response_len;
     const char **policies; /* NULL: the set's enabled policies */
     size_t n_policies;
-    unsigned char *key;    /* cache key */
+    unsigned char *key; /* cache key */
     size_t key_len;
-    json_t *obj;           /* the per-input reply object, once known */
+    json_t *obj; /* the per-input reply object, once known */
     /* Written by the worker. */
     int ran;
     int rc;
     char err[320];
     sg_moderate_result res;
     int have_res;
-    int res_copy;          /* res.scores is our own copy (a duplicate in the batch) */
+    int res_copy; /* res.scores is our own copy (a duplicate in the batch) */
 };
 
 struct job {
@@ -53,14 +54,15 @@ struct job {
     struct http_request *req; /* NULL once replied or aborted */
     enum job_kind kind;
     enum metrics_endpoint ep;
-    int batch;                /* the reply is a list */
+    int batch; /* the reply is a list */
     json_t *body;
     struct pset *pset;
     struct input *in;
     size_t n_in;
     struct event *deadline;
-    int queued;               /* submitted and not yet handed back */
+    int queued; /* submitted and not yet handed back */
     double arrived;
+    double timeout; /* seconds from arrival */
 };
 
 /* ---- Policy sets --------------------------------------------------------------------------- */
@@ -108,8 +110,9 @@ static void reply_json(struct shieldd *sd, struct http_request *req, enum metric
 #if defined(__GNUC__)
 __attribute__((format(printf, 6, 7)))
 #endif
-static void reply_err(struct shieldd *sd, struct http_request *req, enum metrics_endpoint ep,
-                      int status, const char *extra, const char *fmt, ...)
+static void
+reply_err(struct shieldd *sd, struct http_request *req, enum metrics_endpoint ep, int status,
+          const char *extra, const char *fmt, ...)
 {
     char msg[1024];
     char *body;
@@ -200,14 +203,21 @@ static json_t *parse_body(struct shieldd *sd, struct http_request *req, enum met
 static const char *json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "a value";
 }
@@ -255,7 +265,8 @@ static int parse_policies(const sg_policy_set *set, const json_t *v, const char 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    json_array_foreach(v, i, e) {
+    json_array_foreach(v, i, e)
+    {
         const char *name = json_string_value(e);
 
         if (name == NULL) {
@@ -318,7 +329,8 @@ static int only_keys(const json_t *obj, const char *const *allowed, const char *
     const char *key;
     json_t *v;
 
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         int ok = 0;
 
         for (const char *const *a = allowed; *a; a++)
@@ -429,8 +441,9 @@ static void job_deadline(evutil_socket_t fd, short what, void *arg)
     if (j->req == NULL)
         return;
     sd->metrics.timeouts++;
-    reply_err(sd, j->req, j->ep, 504, NULL,
-              "the request was not answered within request_timeout (%gs)", sd->cfg.request_timeout);
+    reply_err(sd, j->req, j->ep, 504, NULL, "the request was not answered within %s (%gs)",
+              j->timeout < sd->cfg.request_timeout ? "X-Request-Timeout" : "request_timeout",
+              j->timeout);
     job_detach(j);
     if (j->queued && sched_cancel(sd->sched, &j->sj) == 1)
         j->queued = 0;
@@ -473,7 +486,8 @@ static json_t *moderation_result(const json_t *obj)
     json_object_set_new(out, "categories", cats);
     json_object_set_new(out, "category_scores", scores);
     json_object_set_new(out, "category_applied_input_types", types);
-    json_array_foreach(results, i, r) {
+    json_array_foreach(results, i, r)
+    {
         const char *name = json_string_value(json_object_get(r, "policy"));
 
         if (name == NULL)
@@ -524,8 +538,9 @@ static void job_reply(struct job *j)
             computed += json_integer_value(json_object_get(usage, "computed_tokens"));
         }
         json_object_set_new(root, "flagged", json_boolean(flagged));
-        json_object_set_new(root, "usage", json_pack("{s:I, s:I}", "prompt_tokens", prompt,
-                                                     "computed_tokens", computed));
+        json_object_set_new(
+            root, "usage",
+            json_pack("{s:I, s:I}", "prompt_tokens", prompt, "computed_tokens", computed));
     }
 done:
     reply_json(sd, j->req, j->ep, 200, root);
@@ -569,8 +584,8 @@ static void job_done(struct sched_job *sj, void *arg)
         if (in->obj != NULL)
             continue;
         if (j->batch)
-            snprintf(where, sizeof where, "%s[%zu]: ",
-                     j->kind == KIND_MODERATIONS ? "input" : "inputs", i);
+            snprintf(where, sizeof where,
+                     "%s[%zu]: ", j->kind == KIND_MODERATIONS ? "input" : "inputs", i);
         if (in->rc == RC_EXPIRED || !in->ran) {
             job_deadline(-1, 0, j);
             return;
@@ -581,8 +596,7 @@ static void job_done(struct sched_job *sj, void *arg)
             if (sd->cfg.max_tokens > 0)
                 snprintf(limit, sizeof limit, "%d", sd->cfg.max_tokens);
             reply_err(sd, j->req, j->ep, 413, NULL,
-                      "%sinput over the token limit (max_tokens = %s): %s", where, limit,
-                      in->err);
+                      "%sinput over the token limit (max_tokens = %s): %s", where, limit, in->err);
             job_detach(j);
             job_free(j);
             return;
@@ -605,9 +619,8 @@ static void job_done(struct sched_job *sj, void *arg)
             json_t *stored = from_cache(in->obj);
             size_t cost = 128 + 96 * in->res.n_scores;
 
-            if (stored != NULL &&
-                cache_put(sd->cache, in->key, in->key_len, stored, cost, free_json,
-                          sched_now()) < 0)
+            if (stored != NULL && cache_put(sd->cache, in->key, in->key_len, stored, cost,
+                                            free_json, sched_now()) < 0)
                 json_decref(stored);
         }
     }
@@ -689,7 +702,8 @@ static int parse_classify(struct job *j, char *err, size_t errlen)
     j->in = calloc(j->n_in, sizeof *j->in);
     if (j->in == NULL)
         return snprintf(err, errlen, "out of memory"), 500;
-    json_array_foreach(inputs, i, e) {
+    json_array_foreach(inputs, i, e)
+    {
         char where[48];
 
         snprintf(where, sizeof where, "inputs[%zu]: ", i);
@@ -752,8 +766,10 @@ static int parse_moderations(struct job *j, char *err, size_t errlen)
             const char *type = json_string_value(json_object_get(e, "type"));
 
             if (type == NULL || strcmp(type, "text") != 0) {
-                snprintf(err, errlen, "%sonly {\"type\": \"text\", \"text\": ...} items are "
-                         "supported", where);
+                snprintf(err, errlen,
+                         "%sonly {\"type\": \"text\", \"text\": ...} items are "
+                         "supported",
+                         where);
                 return 400;
             }
             if (get_text(e, "text", where, 1, &in->text, &in->text_len, err, errlen) < 0)
@@ -769,8 +785,7 @@ static int parse_moderations(struct job *j, char *err, size_t errlen)
             in->text = json_string_value(e);
             in->text_len = json_string_length(e);
         }
-        if (parse_policies(j->pset->set, pol, "", &in->policies, &in->n_policies, err,
-                           errlen) < 0)
+        if (parse_policies(j->pset->set, pol, "", &in->policies, &in->n_policies, err, errlen) < 0)
             return 400;
     }
     return 0;
@@ -783,12 +798,29 @@ static void handle_moderation(struct shieldd *sd, struct http_request *req,
     char err[1024];
     size_t missing = 0, cost = 0;
     double now = sched_now();
-    double left;
+    double left, timeout;
+    const char *hdr;
     int status;
 
     if (!sd->ready) {
         reply_err(sd, req, ep, 503, "Retry-After: 1\r\n", "the model is not loaded yet");
         return;
+    }
+    /* A client may ask for a shorter deadline than request_timeout (a gateway's budget). */
+    timeout = sd->cfg.request_timeout;
+    hdr = http_request_header(req, "X-Request-Timeout");
+    if (hdr != NULL) {
+        double t;
+
+        if (config_parse_duration(hdr, &t) < 0 || !(t > 0)) {
+            reply_err(sd, req, ep, 400, NULL,
+                      "bad X-Request-Timeout '%.40s' (seconds, or with "
+                      "ms/s/m/h)",
+                      hdr);
+            return;
+        }
+        if (t < timeout)
+            timeout = t;
     }
     j = calloc(1, sizeof *j);
     if (j == NULL) {
@@ -796,6 +828,7 @@ static void handle_moderation(struct shieldd *sd, struct http_request *req,
         return;
     }
     j->sd = sd;
+    j->timeout = timeout;
     j->ep = ep;
     j->kind = ep == EP_MODERATIONS ? KIND_MODERATIONS : KIND_CLASSIFY;
     j->pset = pset_ref(sd->pset);
@@ -835,8 +868,8 @@ static void handle_moderation(struct shieldd *sd, struct http_request *req,
         job_free(j);
         return;
     }
-    left = sd->cfg.request_timeout - (now - req->arrived);
-    j->sj.deadline = req->arrived + sd->cfg.request_timeout;
+    left = timeout - (now - req->arrived);
+    j->sj.deadline = req->arrived + timeout;
     j->sj.cost = cost;
     j->sj.done = job_done;
     j->sj.arg = j;
@@ -853,8 +886,10 @@ static void handle_moderation(struct shieldd *sd, struct http_request *req,
         j->req = NULL;
         sd->metrics.queue_full++;
         snprintf(extra, sizeof extra, "Retry-After: %d\r\n", sd->cfg.retry_after);
-        reply_err(sd, req, ep, 503, extra, "the request queue is full (queue_depth = %d); retry "
-                  "later", sd->cfg.queue_depth);
+        reply_err(sd, req, ep, 503, extra,
+                  "the request queue is full (queue_depth = %d); retry "
+                  "later",
+                  sd->cfg.queue_depth);
         job_free(j);
         return;
     }
@@ -879,20 +914,16 @@ static int same_input(const struct input *a, const struct input *b)
     return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
 }
 
-/* An earlier input of this batch with the same key and a result, or NULL. */
-static const struct input *find_dup(struct sched_job **jobs, size_t upto_job, size_t upto_in,
-                                    const struct input *in)
+/* An earlier input of this request with the same text, response and policies that has a
+ * result, or NULL. (Across requests, the moderator's cached prefix and the result cache do
+ * the sharing; a finished request is handed back at once and may be freed.) */
+static const struct input *find_dup(const struct job *j, size_t upto_in, const struct input *in)
 {
-    for (size_t k = 0; k <= upto_job; k++) {
-        struct job *j = (struct job *)jobs[k];
-        size_t lim = k == upto_job ? upto_in : j->n_in;
+    for (size_t i = 0; i < upto_in; i++) {
+        const struct input *o = &j->in[i];
 
-        for (size_t i = 0; i < lim; i++) {
-            const struct input *o = &j->in[i];
-
-            if (o->have_res && !o->res_copy && same_input(o, in))
-                return o;
-        }
+        if (o->have_res && !o->res_copy && same_input(o, in))
+            return o;
     }
     return NULL;
 }
@@ -918,7 +949,7 @@ void api_run_batch(void *ud, struct sched_job **jobs, size_t n)
                 in->rc = RC_EXPIRED;
                 break;
             }
-            dup = find_dup(jobs, k, i, in);
+            dup = find_dup(j, i, in);
             if (dup != NULL) {
                 /* The same input earlier in this batch: share its result (nothing computed). */
                 in->res = dup->res;
@@ -952,13 +983,14 @@ void api_run_batch(void *ud, struct sched_job **jobs, size_t n)
             }
             in->have_res = 1;
         }
+        /* Its reply need not wait for the rest of the batch. */
+        sched_finish(sd->sched, &j->sj);
     }
 }
 
 /* ---- Routing ----------------------------------------------------------------------------- */
 
-static void handle_policies(struct shieldd *sd, struct http_request *req,
-                            enum metrics_endpoint ep)
+static void handle_policies(struct shieldd *sd, struct http_request *req, enum metrics_endpoint ep)
 {
     json_t *root = json_object();
     json_t *list = json_array();
@@ -977,8 +1009,7 @@ static void handle_policies(struct shieldd *sd, struct http_request *req,
     json_decref(root);
 }
 
-static void handle_metrics(struct shieldd *sd, struct http_request *req,
-                           enum metrics_endpoint ep)
+static void handle_metrics(struct shieldd *sd, struct http_request *req, enum metrics_endpoint ep)
 {
     struct metrics_view v;
     struct evbuffer *buf = evbuffer_new();
@@ -1043,7 +1074,8 @@ void api_handle(struct http_request *req, void *ud)
         }
         break;
     default:
-        reply_err(sd, req, EP_OTHER, 404, NULL, "no such endpoint: %s (see GET /v1/policies, "
+        reply_err(sd, req, EP_OTHER, 404, NULL,
+                  "no such endpoint: %s (see GET /v1/policies, "
                   "POST /v1/classify, POST /v1/moderations, /healthz, /readyz, /metrics)",
                   req->path);
         return;
@@ -1057,9 +1089,8 @@ void api_handle(struct http_request *req, void *ud)
             reply_err(sd, req, ep, 503, "Retry-After: 1\r\n", "%s",
                       sd->draining ? "shutting down" : "the model is not loaded yet");
         } else {
-            json_t *root = json_pack("{s:s, s:s, s:I}", "status", "ready", "model",
-                                     sd->info->name, "policies",
-                                     (json_int_t)sg_policy_count(sd->pset->set));
+            json_t *root = json_pack("{s:s, s:s, s:I}", "status", "ready", "model", sd->info->name,
+                                     "policies", (json_int_t)sg_policy_count(sd->pset->set));
 
             reply_json(sd, req, ep, 200, root);
             json_decref(root);

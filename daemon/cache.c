@@ -8,20 +8,20 @@
 #include <string.h>
 
 struct entry {
-    struct entry *hnext;        /* hash chain */
-    struct entry *prev, *next;  /* LRU list: head is the most recently used */
+    struct entry *hnext;       /* hash chain */
+    struct entry *prev, *next; /* LRU list: head is the most recently used */
     uint64_t hash;
-    double stored;              /* when it was put */
+    double stored; /* when it was put */
     void *value;
     void (*free_value)(void *);
-    size_t cost;                /* accounted bytes of the whole entry */
+    size_t cost; /* accounted bytes of the whole entry */
     size_t klen;
     unsigned char key[];
 };
 
 struct cache {
     struct entry **buckets;
-    size_t n_buckets;           /* a power of two */
+    size_t n_buckets; /* a power of two */
     struct entry *head, *tail;
     size_t max_bytes;
     double ttl;

@@ -34,8 +34,7 @@ static const struct config_key keys[] = {
     {"socket_group", K_STRING, OFF(socket_group), 0, 0, "group of Unix sockets (name or id)"},
     {"threads", K_INT, OFF(threads), 0, 1024, "engine threads (0: all cores)"},
     {"precision", K_STRING, OFF(precision), 0, 0, "matrix precision: f32, bf16 or int8"},
-    {"max_body_bytes", K_LONG_SIZE, OFF(max_body_bytes), 64, 1L << 30,
-     "request body limit (413)"},
+    {"max_body_bytes", K_LONG_SIZE, OFF(max_body_bytes), 64, 1L << 30, "request body limit (413)"},
     {"max_header_bytes", K_LONG_SIZE, OFF(max_header_bytes), 256, 1L << 20,
      "request line and headers limit (431)"},
     {"max_tokens", K_INT, OFF(max_tokens), 0, 1 << 24,
@@ -117,7 +116,8 @@ void config_free(struct shieldd_config *c)
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -224,8 +224,7 @@ static int check_listen(const char *v, char *err, size_t errlen)
         if (v[5] == '\0')
             return fail(err, errlen, "listen: '%s' has no socket path", v);
         if (strlen(v + 5) >= 108)
-            return fail(err, errlen, "listen: socket path '%s' is longer than 107 bytes",
-                        v + 5);
+            return fail(err, errlen, "listen: socket path '%s' is longer than 107 bytes", v + 5);
         return 0;
     }
     if (strncmp(v, "tcp:", 4) == 0) {
@@ -234,8 +233,7 @@ static int check_listen(const char *v, char *err, size_t errlen)
         long p;
 
         if (port == NULL)
-            return fail(err, errlen, "listen: '%s' needs a port (tcp:HOST:PORT or tcp:PORT)",
-                        v);
+            return fail(err, errlen, "listen: '%s' needs a port (tcp:HOST:PORT or tcp:PORT)", v);
         port++;
         errno = 0;
         p = strtol(port, &end, 10);
@@ -243,8 +241,6 @@ static int check_listen(const char *v, char *err, size_t errlen)
             return fail(err, errlen, "listen: '%s' has a bad port '%s' (0-65535)", v, port);
         return 0;
     }
-    if (strncmp(v, "fd:", 3) == 0)
-        return 0;
     return fail(err, errlen, "listen: '%s' is neither unix:PATH nor tcp:HOST:PORT", v);
 }
 
@@ -287,8 +283,7 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
         long v;
 
         if (config_parse_size(value, &v) < 0)
-            return fail(err, errlen, "%s: '%s' is not a size (bytes, or with k/M/G)", key,
-                        value);
+            return fail(err, errlen, "%s: '%s' is not a size (bytes, or with k/M/G)", key, value);
         if (v < k->min || v > k->max)
             return fail(err, errlen, "%s: %ld is out of range [%.0f, %.0f]", key, v, k->min,
                         k->max);
@@ -299,11 +294,10 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
         double v;
 
         if (config_parse_duration(value, &v) < 0)
-            return fail(err, errlen, "%s: '%s' is not a duration (seconds, or with ms/s/m/h)",
-                        key, value);
+            return fail(err, errlen, "%s: '%s' is not a duration (seconds, or with ms/s/m/h)", key,
+                        value);
         if (v < k->min || v > k->max)
-            return fail(err, errlen, "%s: %g s is out of range [%g, %g]", key, v, k->min,
-                        k->max);
+            return fail(err, errlen, "%s: %g s is out of range [%g, %g]", key, v, k->min, k->max);
         *(double *)p = v;
         return 0;
     }
@@ -311,8 +305,8 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
         int v;
 
         if (parse_bool(value, &v) < 0)
-            return fail(err, errlen, "%s: '%s' is not a boolean (true/false, yes/no, on/off)",
-                        key, value);
+            return fail(err, errlen, "%s: '%s' is not a boolean (true/false, yes/no, on/off)", key,
+                        value);
         *(int *)p = v;
         return 0;
     }
@@ -360,24 +354,67 @@ static int yaml_fail(char *err, size_t errlen, const char *path, const yaml_mark
 
 int config_load_file(struct shieldd_config *c, const char *path, char *err, size_t errlen)
 {
-    yaml_parser_t parser;
-    yaml_event_t ev;
-    FILE *f;
-    int rc = -1;
-    int depth = 0;          /* 0: stream/doc, 1: top mapping, 2: a sequence value */
-    int have_ev = 0;
-    int seen_listen = 0;
-    char key[64] = "";      /* the key awaiting a value; "" when expecting a key */
-    char msg[512];
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
 
-    f = fopen(path, "r");
     if (f == NULL)
         return fail(err, errlen, "%s: %s", path, strerror(errno));
-    if (!yaml_parser_initialize(&parser)) {
-        fclose(f);
-        return fail(err, errlen, "%s: out of memory", path);
+    for (;;) {
+        size_t n;
+
+        if (cap - len < 4096) {
+            char *p;
+
+            if (cap > (64u << 20)) {
+                free(buf);
+                fclose(f);
+                return fail(err, errlen, "%s: larger than 64 MiB", path);
+            }
+            p = realloc(buf, cap ? cap * 2 : 8192);
+            if (p == NULL) {
+                free(buf);
+                fclose(f);
+                return fail(err, errlen, "%s: out of memory", path);
+            }
+            buf = p;
+            cap = cap ? cap * 2 : 8192;
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
     }
-    yaml_parser_set_input_file(&parser, f);
+    if (ferror(f)) {
+        int e = errno;
+
+        free(buf);
+        fclose(f);
+        return fail(err, errlen, "%s: %s", path, strerror(e));
+    }
+    fclose(f);
+    rc = config_load_string(c, path, buf, len, err, errlen);
+    free(buf);
+    return rc;
+}
+
+int config_load_string(struct shieldd_config *c, const char *name, const char *text, size_t len,
+                       char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    const char *path = name;
+    int rc = -1;
+    int depth = 0; /* 0: stream/doc, 1: top mapping, 2: a sequence value */
+    int have_ev = 0;
+    int seen_listen = 0;
+    char key[64] = ""; /* the key awaiting a value; "" when expecting a key */
+    char msg[512];
+
+    if (!yaml_parser_initialize(&parser))
+        return fail(err, errlen, "%s: out of memory", path);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     for (;;) {
         if (!yaml_parser_parse(&parser, &ev)) {
             snprintf(msg, sizeof msg, "YAML syntax error: %s",
@@ -467,14 +504,13 @@ fail:
     if (have_ev)
         yaml_event_delete(&ev);
     yaml_parser_delete(&parser);
-    fclose(f);
     return rc;
 }
 
 /* ---- Command line ------------------------------------------------------------------------- */
 
-static int add_override(struct shieldd_cmdline *cl, const char *key, const char *value,
-                        char *err, size_t errlen)
+static int add_override(struct shieldd_cmdline *cl, const char *key, const char *value, char *err,
+                        size_t errlen)
 {
     if (cl->n >= SHIELDD_MAX_ARGS)
         return fail(err, errlen, "more than %d settings on the command line", SHIELDD_MAX_ARGS);
@@ -484,8 +520,7 @@ static int add_override(struct shieldd_cmdline *cl, const char *key, const char 
     return 0;
 }
 
-int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *err,
-                      size_t errlen)
+int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *err, size_t errlen)
 {
     memset(cl, 0, sizeof *cl);
     for (int i = 1; i < argc; i++) {
@@ -587,7 +622,8 @@ int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *e
                 /* -s PATH and -l HOST:PORT are shorthands for --listen. */
                 if (cl->n >= SHIELDD_MAX_ARGS)
                     return fail(err, errlen, "too many flags");
-                snprintf(cl->store[cl->n], sizeof cl->store[0], "%s:%s", a[1] == 's' ? "unix" : "tcp", v);
+                snprintf(cl->store[cl->n], sizeof cl->store[0], "%s:%s",
+                         a[1] == 's' ? "unix" : "tcp", v);
                 if (add_override(cl, "listen", cl->store[cl->n], err, errlen) < 0)
                     return -1;
             }
@@ -627,7 +663,8 @@ void config_usage(FILE *f)
     fprintf(f, "usage: shieldd [-dhnv] [-c shieldd.yaml] [-m MODEL] [-p POLICY_DIR] [-s SOCKET]\n"
                "               [-l HOST:PORT] [-t THREADS] [--KEY VALUE]...\n"
                "  -c FILE   configuration file (YAML); flags override it\n"
-               "  -d        stay in the foreground, log to stderr\n"
+               "  -d        foreground, plain log lines on stderr (shieldd never forks; without\n"
+               "            -d, lines get journald priorities when stderr is the journal)\n"
                "  -n        check the configuration, the model and the policies, then exit\n"
                "  -v        more verbose (repeatable)\n"
                "  -m, -p, -t: --model, --policies, --threads; -s PATH: --listen unix:PATH;\n"
@@ -643,8 +680,10 @@ void config_usage(FILE *f)
             snprintf(def, sizeof def, "%s", *(char *const *)p);
             break;
         case K_INT:
-        case K_BOOL:
             snprintf(def, sizeof def, "%d", *(const int *)p);
+            break;
+        case K_BOOL:
+            snprintf(def, sizeof def, "%s", *(const int *)p ? "true" : "false");
             break;
         case K_MODE:
             snprintf(def, sizeof def, "%04o", (unsigned)*(const int *)p);

@@ -19,31 +19,31 @@
 #define SHIELDD_MAX_LISTEN 16
 
 struct shieldd_config {
-    char *model;                  /* model path (folder, .safetensors, .gguf) */
-    char *policies;               /* policy directory */
+    char *model;                      /* model path (folder, .safetensors, .gguf) */
+    char *policies;                   /* policy directory */
     char *listen[SHIELDD_MAX_LISTEN]; /* "unix:/path" or "tcp:HOST:PORT" */
     size_t n_listen;
-    int socket_mode;              /* permissions of Unix sockets we create */
-    char *socket_group;           /* group of Unix sockets we create ("" : leave as is) */
-    int threads;                  /* engine threads; 0: all cores */
-    char *precision;              /* f32, bf16, int8 */
-    long max_body_bytes;          /* request body limit */
-    long max_header_bytes;        /* request line + headers limit */
-    int max_tokens;               /* per rendered prompt; 0: the model's context */
-    int max_inputs;               /* inputs per batch request */
-    int queue_depth;              /* queued requests before 503 */
-    int batch_tokens;             /* token budget of one worker batch */
-    double request_timeout;       /* seconds from arrival to reply (504) */
-    double read_timeout;          /* seconds to receive a whole request (408) */
-    double idle_timeout;          /* seconds a keep-alive connection may idle */
-    int max_connections;          /* open client connections */
-    double drain_timeout;         /* seconds SIGTERM waits for in-flight requests */
-    int retry_after;              /* seconds, the Retry-After of a 503 */
-    int cache;                    /* result cache on/off */
-    long cache_bytes;             /* result cache size */
-    double cache_ttl;             /* seconds an entry stays valid */
-    int truncate;                 /* cut over-long input to fit instead of 413 */
-    int verbose;                  /* log level: 0 info, 1 debug */
+    int socket_mode;        /* permissions of Unix sockets we create */
+    char *socket_group;     /* group of Unix sockets we create ("" : leave as is) */
+    int threads;            /* engine threads; 0: all cores */
+    char *precision;        /* f32, bf16, int8 */
+    long max_body_bytes;    /* request body limit */
+    long max_header_bytes;  /* request line + headers limit */
+    int max_tokens;         /* per rendered prompt; 0: the model's context */
+    int max_inputs;         /* inputs per batch request */
+    int queue_depth;        /* queued requests before 503 */
+    int batch_tokens;       /* token budget of one worker batch */
+    double request_timeout; /* seconds from arrival to reply (504) */
+    double read_timeout;    /* seconds to receive a whole request (408) */
+    double idle_timeout;    /* seconds a keep-alive connection may idle */
+    int max_connections;    /* open client connections */
+    double drain_timeout;   /* seconds SIGTERM waits for in-flight requests */
+    int retry_after;        /* seconds, the Retry-After of a 503 */
+    int cache;              /* result cache on/off */
+    long cache_bytes;       /* result cache size */
+    double cache_ttl;       /* seconds an entry stays valid */
+    int truncate;           /* cut over-long input to fit instead of 413 */
+    int verbose;            /* log level: 0 info, 1 debug */
 };
 
 /* Fill `c` with the defaults (the one place they live). Strings are malloc'd. */
@@ -65,19 +65,23 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
  */
 int config_load_file(struct shieldd_config *c, const char *path, char *err, size_t errlen);
 
+/* The same for text[0..len) in memory; `name` stands for the file in messages. */
+int config_load_string(struct shieldd_config *c, const char *name, const char *text, size_t len,
+                       char *err, size_t errlen);
+
 #define SHIELDD_MAX_ARGS 64
 
 /* The command line, parsed but not yet applied. Pointers borrow from argv. */
 struct shieldd_cmdline {
-    const char *config_file; /* -c; NULL: none */
-    int check_only;          /* -n */
-    int foreground;          /* -d */
-    int verbose;             /* number of -v */
-    int help;                /* -h */
-    const char *key[SHIELDD_MAX_ARGS];   /* key/value overrides, in order */
+    const char *config_file;           /* -c; NULL: none */
+    int check_only;                    /* -n */
+    int foreground;                    /* -d */
+    int verbose;                       /* number of -v */
+    int help;                          /* -h */
+    const char *key[SHIELDD_MAX_ARGS]; /* key/value overrides, in order */
     const char *value[SHIELDD_MAX_ARGS];
     size_t n;
-    char store[SHIELDD_MAX_ARGS][128];   /* room for values built from short flags */
+    char store[SHIELDD_MAX_ARGS][128]; /* room for values built from short flags */
 };
 
 /*
@@ -85,8 +89,7 @@ struct shieldd_cmdline {
  * (listen unix:SOCKET), -l HOST:PORT (listen tcp:HOST:PORT), -t N, and --KEY VALUE for every
  * key. Returns 0, or -1 with a message in `err` (unknown flag, missing value, extra argument).
  */
-int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *err,
-                      size_t errlen);
+int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *err, size_t errlen);
 
 /* Apply the overrides of `cl` over `c` (after the file). A "listen" flag replaces the file's
  * listeners. Returns 0 or -1 with a message in `err`. */

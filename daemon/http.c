@@ -43,18 +43,18 @@ struct http_conn {
     enum conn_state state;
     const char *kind;
     struct http_request req;
-    int have_req;          /* req holds a request being read or handled */
-    int in_request_line;   /* nothing but the request line read yet */
-    size_t head_bytes;     /* bytes of request line and headers so far */
-    char *head;            /* the header block being built (lines joined with NUL) */
+    int have_req;        /* req holds a request being read or handled */
+    int in_request_line; /* nothing but the request line read yet */
+    size_t head_bytes;   /* bytes of request line and headers so far */
+    char *head;          /* the header block being built (lines joined with NUL) */
     size_t head_len, head_cap;
     size_t body_expected;  /* Content-Length */
     struct evbuffer *body; /* chunked body being assembled */
     enum chunk_state chunk;
     size_t chunk_left;
-    int keep_alive;        /* of the current request */
-    int close_after;       /* close once the reply is flushed */
-    int rejected;          /* over the connection limit */
+    int keep_alive;  /* of the current request */
+    int close_after; /* close once the reply is flushed */
+    int rejected;    /* over the connection limit */
 };
 
 struct http_server {
@@ -66,10 +66,11 @@ struct http_server {
     const char *listener_kind[MAX_LISTENERS];
     size_t n_listeners;
     struct http_conn *conns;
-    size_t n_conns;        /* accepted within the limit */
+    size_t n_conns; /* accepted within the limit */
     size_t n_rejected_open;
     unsigned long long accepted, rejected;
     int draining;
+    struct event *resume_ev; /* re-enables accepting after an accept error */
     void (*on_empty)(void *);
     void *on_empty_arg;
 };
@@ -80,45 +81,78 @@ static void conn_process(struct http_conn *c);
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }
 }
 
 const char *http_error_type(int status)
 {
     switch (status) {
-    case 400: return "invalid_request_error";
-    case 404: return "not_found_error";
-    case 405: return "method_not_allowed_error";
-    case 408: return "request_timeout_error";
-    case 411: return "length_required_error";
-    case 413: return "request_too_large_error";
-    case 414: return "uri_too_long_error";
-    case 417: return "expectation_failed_error";
-    case 431: return "headers_too_large_error";
-    case 501: return "not_implemented_error";
-    case 503: return "overloaded_error";
-    case 504: return "timeout_error";
-    case 505: return "http_version_error";
-    default: return status < 500 ? "invalid_request_error" : "server_error";
+    case 400:
+        return "invalid_request_error";
+    case 404:
+        return "not_found_error";
+    case 405:
+        return "method_not_allowed_error";
+    case 408:
+        return "request_timeout_error";
+    case 411:
+        return "length_required_error";
+    case 413:
+        return "request_too_large_error";
+    case 414:
+        return "uri_too_long_error";
+    case 417:
+        return "expectation_failed_error";
+    case 431:
+        return "headers_too_large_error";
+    case 501:
+        return "not_implemented_error";
+    case 503:
+        return "overloaded_error";
+    case 504:
+        return "timeout_error";
+    case 505:
+        return "http_version_error";
+    default:
+        return status < 500 ? "invalid_request_error" : "server_error";
     }
 }
 
@@ -225,7 +259,8 @@ static void conn_linger(struct http_conn *c)
     bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     bufferevent_enable(c->bev, EV_READ);
-    evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
     arm_timer(c, LINGER_SECONDS);
 }
 
@@ -240,7 +275,8 @@ static void send_response(struct http_conn *c, int status, const char *content_t
                         "HTTP/1.1 %d %s\r\nServer: shieldd\r\nContent-Type: %s\r\n"
                         "Content-Length: %zu\r\n%sConnection: %s\r\n\r\n",
                         status, http_status_text(status), content_type, len,
-                        extra_headers ? extra_headers : "", c->close_after ? "close" : "keep-alive");
+                        extra_headers ? extra_headers : "",
+                        c->close_after ? "close" : "keep-alive");
     if (!head_only && len > 0)
         evbuffer_add(out, body, len);
     c->state = WRITING;
@@ -363,8 +399,11 @@ static int is_tchar(int ch)
            (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-static const struct { const char *name; enum http_method m; } methods[] = {
-    {"GET", HTTP_GET}, {"HEAD", HTTP_HEAD}, {"POST", HTTP_POST}, {"PUT", HTTP_PUT},
+static const struct {
+    const char *name;
+    enum http_method m;
+} methods[] = {
+    {"GET", HTTP_GET},       {"HEAD", HTTP_HEAD},   {"POST", HTTP_POST},       {"PUT", HTTP_PUT},
     {"DELETE", HTTP_DELETE}, {"PATCH", HTTP_PATCH}, {"OPTIONS", HTTP_OPTIONS},
 };
 
@@ -418,8 +457,9 @@ static int parse_request_line(struct http_conn *c)
     r->target = sp1 + 1;
     for (const unsigned char *p = (const unsigned char *)r->target; *p; p++)
         if (*p <= 0x20 || *p >= 0x7f) {
-            conn_error(c, 400, NULL, "malformed request target: control, space or non-ASCII "
-                                     "byte (percent-encode it)");
+            conn_error(c, 400, NULL,
+                       "malformed request target: control, space or non-ASCII "
+                       "byte (percent-encode it)");
             return 400;
         }
     ver = sp2 + 1;
@@ -757,9 +797,11 @@ static void conn_process(struct http_conn *c)
             line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
             if (line == NULL) {
                 if (c->head_bytes + evbuffer_get_length(in) > c->srv->o.max_header_bytes) {
-                    snprintf(msg, sizeof msg, "%s is over the limit of %zu bytes "
-                             "(max_header_bytes)", c->in_request_line ? "request line" :
-                             "request header", c->srv->o.max_header_bytes);
+                    snprintf(msg, sizeof msg,
+                             "%s is over the limit of %zu bytes "
+                             "(max_header_bytes)",
+                             c->in_request_line ? "request line" : "request header",
+                             c->srv->o.max_header_bytes);
                     conn_error(c, c->in_request_line ? 414 : 431, NULL, msg);
                 }
                 return;
@@ -838,32 +880,25 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     conn_process(c);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int socklen, void *arg)
+/* Take a new connection. Returns 0, or -1 when it could not be set up (fd closed). */
+static int conn_new(struct http_server *s, evutil_socket_t fd, const char *kind)
 {
-    struct http_server *s = arg;
     struct http_conn *c;
-    const char *kind = "tcp";
 
-    (void)sa;
-    (void)socklen;
-    for (size_t i = 0; i < s->n_listeners; i++)
-        if (s->listeners[i] == l)
-            kind = s->listener_kind[i];
     if (s->draining) {
         evutil_closesocket(fd);
-        return;
+        return -1;
     }
     if (s->n_conns >= s->o.max_connections && s->n_rejected_open >= 64) {
         /* Flooded: no reply, no state. */
         s->rejected++;
         evutil_closesocket(fd);
-        return;
+        return -1;
     }
     c = calloc(1, sizeof *c);
     if (c == NULL) {
         evutil_closesocket(fd);
-        return;
+        return -1;
     }
     c->srv = s;
     c->kind = kind;
@@ -886,7 +921,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         if (c->bev == NULL)
             evutil_closesocket(fd);
         conn_free(c);
-        return;
+        return -1;
     }
     evutil_make_socket_nonblocking(fd);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -899,22 +934,58 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
                  s->o.max_connections);
         snprintf(extra, sizeof extra, "Retry-After: %d\r\n", s->o.retry_after);
         conn_error(c, 503, extra, msg);
-        return;
+        return 0;
     }
     bufferevent_setwatermark(c->bev, EV_READ, 0, s->o.max_header_bytes + 65536);
     bufferevent_enable(c->bev, EV_READ);
     arm_timer(c, s->o.idle_timeout);
+    return 0;
+}
+
+int http_server_adopt(struct http_server *s, int fd, const char *kind)
+{
+    return conn_new(s, fd, kind);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    struct http_server *s = arg;
+    const char *kind = "tcp";
+
+    (void)sa;
+    (void)socklen;
+    for (size_t i = 0; i < s->n_listeners; i++)
+        if (s->listeners[i] == l)
+            kind = s->listener_kind[i];
+    conn_new(s, fd, kind);
+}
+
+static void resume_accepting(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_server *s = arg;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < s->n_listeners; i++)
+        evconnlistener_enable(s->listeners[i]);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
+    struct http_server *s = arg;
     int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, 100000};
 
     (void)l;
-    (void)arg;
     errno = err;
-    /* EMFILE and the like: the listener keeps going; say so once per event. */
-    log_warn("accept");
+    /* Out of descriptors (EMFILE, ENFILE) or memory: the listening socket stays readable, so
+     * pause accepting for 100 ms instead of spinning, and say why. */
+    log_warn("accept (pausing new connections for 100 ms)");
+    for (size_t i = 0; i < s->n_listeners; i++)
+        evconnlistener_disable(s->listeners[i]);
+    if (s->resume_ev != NULL)
+        evtimer_add(s->resume_ev, &tv);
 }
 
 struct http_server *http_server_new(struct event_base *base, const struct http_server_opts *o,
@@ -930,6 +1001,11 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
         s->o.write_timeout = 30;
     s->handler = handler;
     s->ud = ud;
+    s->resume_ev = evtimer_new(base, resume_accepting, s);
+    if (s->resume_ev == NULL) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -942,8 +1018,8 @@ int http_server_listen_fd(struct http_server *s, int fd, const char *kind)
         return -1;
     }
     evutil_make_socket_nonblocking(fd);
-    l = evconnlistener_new(s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                           -1, fd);
+    l = evconnlistener_new(s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+                           fd);
     if (l == NULL)
         return -1;
     evconnlistener_set_error_cb(l, accept_error_cb);
@@ -958,6 +1034,7 @@ void http_server_drain(struct http_server *s, void (*on_empty)(void *arg), void 
     struct http_conn *c, *next;
 
     s->draining = 1;
+    evtimer_del(s->resume_ev);
     s->on_empty = on_empty;
     s->on_empty_arg = arg;
     for (size_t i = 0; i < s->n_listeners; i++)
@@ -997,5 +1074,7 @@ void http_server_free(struct http_server *s)
         evconnlistener_free(s->listeners[i]);
     while (s->conns != NULL)
         conn_free(s->conns);
+    if (s->resume_ev)
+        event_free(s->resume_ev);
     free(s);
 }

@@ -20,23 +20,31 @@
 struct event_base;
 struct http_server;
 
-enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_PUT, HTTP_DELETE, HTTP_PATCH,
-                   HTTP_OPTIONS, HTTP_OTHER };
+enum http_method {
+    HTTP_GET,
+    HTTP_HEAD,
+    HTTP_POST,
+    HTTP_PUT,
+    HTTP_DELETE,
+    HTTP_PATCH,
+    HTTP_OPTIONS,
+    HTTP_OTHER
+};
 
 #define HTTP_MAX_HEADERS 64
 
 struct http_request {
     enum http_method method;
     const char *method_name;
-    char *target;        /* as sent: "/v1/classify?x=1" */
-    char *path;          /* target without the query */
-    int version_minor;   /* HTTP/1.x */
+    char *target;      /* as sent: "/v1/classify?x=1" */
+    char *path;        /* target without the query */
+    int version_minor; /* HTTP/1.x */
     size_t n_headers;
     const char *header_name[HTTP_MAX_HEADERS];
     const char *header_value[HTTP_MAX_HEADERS];
-    char *body;          /* NUL-terminated copy; body_len bytes */
+    char *body; /* NUL-terminated copy; body_len bytes */
     size_t body_len;
-    double arrived;      /* sched_now() at the first byte */
+    double arrived;       /* sched_now() at the first byte */
     const char *listener; /* "unix" or "tcp" */
     void (*on_abort)(struct http_request *req, void *arg);
     void *abort_arg;
@@ -52,7 +60,7 @@ struct http_server_opts {
     double idle_timeout;  /* seconds between requests on a keep-alive connection */
     double write_timeout; /* seconds without progress while sending a reply */
     size_t max_connections;
-    int retry_after;      /* Retry-After of the 503 for too many connections */
+    int retry_after; /* Retry-After of the 503 for too many connections */
 };
 
 /* A server on `base`, calling `handler(req, ud)` for each complete request. NULL when out of
@@ -63,6 +71,10 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 /* Accept connections on the listening socket `fd` (it takes ownership of fd); `kind` labels
  * requests ("unix" or "tcp"). Returns 0, or -1 with errno set. */
 int http_server_listen_fd(struct http_server *s, int fd, const char *kind);
+
+/* Serve the already connected socket `fd` (it takes ownership), as if accepted on a listener
+ * of `kind`. Returns 0, or -1 (fd closed). For tests and fuzzing, with a socketpair. */
+int http_server_adopt(struct http_server *s, int fd, const char *kind);
 
 /*
  * Stop accepting (close every listener), close idle connections, and close the others once

@@ -27,7 +27,8 @@
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -54,8 +55,8 @@ static int resolve_group(const char *group, gid_t *gid)
     return 0;
 }
 
-static int open_unix(struct listener *l, const char *path, int mode, const char *group,
-                     char *err, size_t errlen)
+static int open_unix(struct listener *l, const char *path, int mode, const char *group, char *err,
+                     size_t errlen)
 {
     struct sockaddr_un sa;
     struct stat st;
@@ -72,16 +73,17 @@ static int open_unix(struct listener *l, const char *path, int mode, const char 
         int probe;
 
         if (!S_ISSOCK(st.st_mode))
-            return fail(err, errlen, "unix:%s: exists and is not a socket; not replacing it",
-                        path);
+            return fail(err, errlen, "unix:%s: exists and is not a socket; not replacing it", path);
         /* A socket file: stale if nobody accepts on it. */
         probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe < 0)
             return fail(err, errlen, "unix:%s: socket: %s", path, strerror(errno));
         if (connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
             close(probe);
-            return fail(err, errlen, "unix:%s: in use by a running process (is another shieldd "
-                        "running?)", path);
+            return fail(err, errlen,
+                        "unix:%s: in use by a running process (is another shieldd "
+                        "running?)",
+                        path);
         }
         if (errno != ECONNREFUSED && errno != ENOENT) {
             int e = errno;
@@ -169,7 +171,10 @@ static int open_tcp(struct listener *l, const char *hostport, char *err, size_t 
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host[0] == '\0' || strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
+    /* Loopback unless told otherwise: an empty host is 127.0.0.1, "*" every address. */
+    if (host[0] == '\0')
+        snprintf(host, sizeof host, "127.0.0.1");
+    rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
     if (rc != 0)
         return fail(err, errlen, "tcp:%s: %s", hostport, gai_strerror(rc));
     for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -233,8 +238,16 @@ int listen_systemd(struct listener *ls, size_t max, char *err, size_t errlen)
             ls[i].kind = "unix";
             snprintf(ls[i].name, sizeof ls[i].name, "systemd:unix:%.100s", su->sun_path);
         } else {
+            char host[64], port[16]; /* numeric forms */
+
             ls[i].kind = "tcp";
-            snprintf(ls[i].name, sizeof ls[i].name, "systemd:tcp:fd%d", fd);
+            if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
+                            NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+                snprintf(ls[i].name, sizeof ls[i].name, "systemd:tcp:%s%s%s:%s",
+                         ss.ss_family == AF_INET6 ? "[" : "", host,
+                         ss.ss_family == AF_INET6 ? "]" : "", port);
+            else
+                snprintf(ls[i].name, sizeof ls[i].name, "systemd:tcp:fd%d", fd);
         }
         fcntl(fd, F_SETFD, FD_CLOEXEC);
     }

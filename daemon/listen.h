@@ -9,14 +9,15 @@
 
 struct listener {
     int fd;
-    const char *kind;   /* "unix" or "tcp" */
-    char name[160];     /* for logs: "unix:/run/shieldd/shieldd.sock", "tcp:127.0.0.1:8088" */
-    char *unlink_path;  /* a Unix socket we created (removed at exit); malloc'd or NULL */
+    const char *kind;  /* "unix" or "tcp" */
+    char name[160];    /* for logs: "unix:/run/shieldd/shieldd.sock", "tcp:127.0.0.1:8088" */
+    char *unlink_path; /* a Unix socket we created (removed at exit); malloc'd or NULL */
 };
 
 /*
  * Open a listening socket for `spec`. TCP: "tcp:HOST:PORT" (HOST may be a name, an IPv4
- * address, an IPv6 address in brackets, or "*" for every address) or "tcp:PORT" (loopback).
+ * address, an IPv6 address in brackets, or "*" for every address) or "tcp:PORT" / "tcp::PORT"
+ * (loopback).
  * Unix: "unix:PATH"; a socket file left by a dead process is replaced, a live one (something
  * accepts connections on it) or a file that is not a socket is an error. The socket gets
  * permissions `mode` and, if `group` is not empty, that group (name or number).

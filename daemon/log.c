@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,14 +31,17 @@ static void vlog(int pri, const char *fmt, va_list ap, const char *suffix)
     } else {
         struct timespec ts;
         struct tm tm;
-        const char *lvl = pri == PRI_ERR ? "error" : pri == PRI_WARNING ? "warning"
-                          : pri == PRI_INFO ? "info" : "debug";
+        const char *lvl = pri == PRI_ERR       ? "error"
+                          : pri == PRI_WARNING ? "warning"
+                          : pri == PRI_INFO    ? "info"
+                                               : "debug";
 
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
-        k = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ shieldd %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, lvl);
+        k = snprintf(line, sizeof line,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ shieldd %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, lvl);
     }
     if (k > 0)
         n = (size_t)k < sizeof line ? (size_t)k : sizeof line - 1;
@@ -78,11 +82,26 @@ static void lib_log(sg_log_level level, const char *msg, void *ud)
     }
 }
 
+/* Whether stderr is the journal: JOURNAL_STREAM holds "DEVICE:INODE" of the stream systemd
+ * connected, and still matches stderr unless it was redirected since (sd-daemon(3)). */
+static int stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2)
+        return 0;
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return 0;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 void log_init(int verbose, int journal)
 {
     log_verbose = verbose;
     if (journal < 0)
-        journal = getenv("JOURNAL_STREAM") != NULL;
+        journal = stderr_is_journal();
     log_journal = journal;
     sg_engine_set_log(lib_log, NULL);
 }

@@ -32,7 +32,8 @@
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static void notify(const char *fmt, ...)
+static void
+notify(const char *fmt, ...)
 {
 #ifdef SG_HAVE_SYSTEMD
     char buf[512];
@@ -140,8 +141,8 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    log_warnx("drain_timeout (%gs) passed with %zu connections open; exiting", sd->cfg.drain_timeout,
-              http_server_connections(sd->http));
+    log_warnx("drain_timeout (%gs) passed with %zu connections open; exiting",
+              sd->cfg.drain_timeout, http_server_connections(sd->http));
     event_base_loopexit(sd->base, NULL);
 }
 
@@ -157,8 +158,8 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
         return;
     }
     sd->draining = 1;
-    log_info("signal %d: no longer accepting; finishing in-flight requests (at most %gs)",
-             (int)sig, sd->cfg.drain_timeout);
+    log_info("signal %d: no longer accepting; finishing in-flight requests (at most %gs)", (int)sig,
+             sd->cfg.drain_timeout);
     notify("STOPPING=1\nSTATUS=draining");
     tv.tv_sec = (time_t)sd->cfg.drain_timeout;
     tv.tv_usec = (suseconds_t)((sd->cfg.drain_timeout - (double)tv.tv_sec) * 1e6);
@@ -174,8 +175,7 @@ static int open_listeners(struct shieldd *sd, char *err, size_t errlen)
         return -1;
     if (n > 0) {
         sd->n_listeners = (size_t)n;
-        log_info("socket activation: %d sockets from systemd (the 'listen' setting is ignored)",
-                 n);
+        log_info("socket activation: %d sockets from systemd (the 'listen' setting is ignored)", n);
     } else {
         for (size_t i = 0; i < sd->cfg.n_listen; i++) {
             if (listen_open(&sd->listeners[i], sd->cfg.listen[i], sd->cfg.socket_mode,
@@ -267,7 +267,8 @@ int main(int argc, char **argv)
         config_free(&sd.cfg);
         return 0;
     }
-    if ((cl.config_file != NULL && config_load_file(&sd.cfg, cl.config_file, err, sizeof err) < 0) ||
+    if ((cl.config_file != NULL &&
+         config_load_file(&sd.cfg, cl.config_file, err, sizeof err) < 0) ||
         config_apply_args(&sd.cfg, &cl, err, sizeof err) < 0) {
         fprintf(stderr, "shieldd: %s\n", err);
         config_free(&sd.cfg);

@@ -8,13 +8,11 @@
 
 #include <event2/buffer.h>
 
-static const double lat_le[METRICS_LAT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                   0.05,  0.1,    0.25,  0.5,  1,
-                                                   2.5,   5,      10,    30,   60};
+static const double lat_le[METRICS_LAT_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
 static const char *const ep_names[EP_COUNT] = {
-    "/v1/classify", "/v1/moderations", "/v1/policies", "/healthz", "/readyz", "/metrics",
-    "other"};
+    "/v1/classify", "/v1/moderations", "/v1/policies", "/healthz", "/readyz", "/metrics", "other"};
 
 void metrics_init(struct metrics *m)
 {
@@ -148,8 +146,7 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
     gauge(out, "shieldd_cache_bytes", "Bytes in the result cache.", (double)v->cache.bytes);
 
     gauge(out, "shieldd_connections", "Open client connections.", (double)v->connections);
-    counter(out, "shieldd_connections_total", "Client connections accepted.",
-            m->connections_total);
+    counter(out, "shieldd_connections_total", "Client connections accepted.", m->connections_total);
     counter(out, "shieldd_connections_rejected_total",
             "Connections refused over the connection limit.", m->connections_rejected);
     counter(out, "shieldd_policy_reloads_total", "Successful policy reloads (SIGHUP).",

@@ -28,19 +28,19 @@ enum metrics_endpoint {
 #define METRICS_LAT_BUCKETS 15
 
 struct metrics {
-    uint64_t requests[EP_COUNT][500]; /* by endpoint and status 100..599 */
+    uint64_t requests[EP_COUNT][500];                 /* by endpoint and status 100..599 */
     uint64_t lat_hist[EP_COUNT][METRICS_LAT_BUCKETS]; /* cumulative: <= le[i] */
     double lat_sum[EP_COUNT];
     uint64_t lat_count[EP_COUNT];
-    uint64_t inputs;           /* inputs classified by the model */
-    uint64_t prompt_tokens;    /* tokens of rendered prompts */
-    uint64_t computed_tokens;  /* tokens run through the model */
+    uint64_t inputs;          /* inputs classified by the model */
+    uint64_t prompt_tokens;   /* tokens of rendered prompts */
+    uint64_t computed_tokens; /* tokens run through the model */
     uint64_t connections_total;
     uint64_t connections_rejected;
     uint64_t reloads_ok, reloads_failed;
-    uint64_t cancelled;        /* requests whose client left before the reply */
-    uint64_t timeouts;         /* 504s */
-    uint64_t queue_full;       /* 503s for a full queue */
+    uint64_t cancelled;  /* requests whose client left before the reply */
+    uint64_t timeouts;   /* 504s */
+    uint64_t queue_full; /* 503s for a full queue */
 };
 
 /* The extra figures of one rendering, owned by other modules. */
@@ -48,11 +48,11 @@ struct metrics_view {
     struct sched_stats sched;
     struct cache_stats cache;
     int cache_enabled;
-    size_t connections;        /* open now */
+    size_t connections; /* open now */
     int ready;
     const char *model_name, *model_arch, *model_format, *precision;
     size_t n_policies;
-    double started;            /* unix time the daemon started */
+    double started; /* unix time the daemon started */
 };
 
 void metrics_init(struct metrics *m);

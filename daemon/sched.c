@@ -24,7 +24,8 @@ struct sched {
     struct sched_job *head, *tail; /* the queue */
     size_t depth, max_queue;
     struct sched_job *done_head, *done_tail; /* finished, not yet delivered (via ->next) */
-    struct sched_job **batch;
+    struct sched_job **batch;                /* the batch being run (worker thread only) */
+    size_t batch_n;
     size_t max_batch;
     size_t budget;
     size_t running;
@@ -139,6 +140,7 @@ static void *worker(void *arg)
             cost += j->cost;
         }
         s->running = n;
+        s->batch_n = n;
         if (n > 0)
             record_batch_locked(s, n);
         pthread_mutex_unlock(&s->mu);
@@ -148,6 +150,8 @@ static void *worker(void *arg)
             s->run(s->ud, s->batch, n);
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < n; i++) {
+            if (s->batch[i] == NULL)
+                continue; /* handed back early by sched_finish (and maybe freed since) */
             if (s->batch[i]->cancelled)
                 s->batch[i]->status = SCHED_CANCELLED;
             done_push_locked(s, s->batch[i]);
@@ -217,6 +221,32 @@ int sched_submit(struct sched *s, struct sched_job *job)
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return 0;
+}
+
+void sched_finish(struct sched *s, struct sched_job *job)
+{
+    int found = 0;
+
+    /* s->batch belongs to the worker thread, which is where this runs. Forget the job there:
+     * once delivered, the loop may free it. */
+    for (size_t i = 0; i < s->batch_n; i++)
+        if (s->batch[i] == job) {
+            s->batch[i] = NULL;
+            found = 1;
+            break;
+        }
+    if (!found)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (job->state == ST_RUNNING) {
+        if (job->cancelled)
+            job->status = SCHED_CANCELLED;
+        done_push_locked(s, job);
+        if (s->running > 0)
+            s->running--;
+    }
+    pthread_mutex_unlock(&s->mu);
+    event_active(s->done_ev, EV_READ, 0);
 }
 
 int sched_cancel(struct sched *s, struct sched_job *job)

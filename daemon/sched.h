@@ -27,11 +27,11 @@ enum sched_status {
 
 struct sched_job {
     struct sched_job *prev, *next; /* queue links (private) */
-    double deadline;     /* monotonic seconds (sched_now); 0: none */
-    size_t cost;         /* estimated tokens */
-    int state;           /* private */
-    volatile int cancelled; /* set by sched_cancel; the run function may poll it */
-    enum sched_status status; /* valid in `done` */
+    double deadline;               /* monotonic seconds (sched_now); 0: none */
+    size_t cost;                   /* estimated tokens */
+    int state;                     /* private */
+    volatile int cancelled;        /* set by sched_cancel; the run function may poll it */
+    enum sched_status status;      /* valid in `done` */
     void (*done)(struct sched_job *job, void *arg); /* called on the loop thread */
     void *arg;
 };
@@ -43,12 +43,12 @@ typedef void (*sched_run_fn)(void *ud, struct sched_job **jobs, size_t n);
 #define SCHED_BATCH_BUCKETS 8 /* batch-size histogram: 1, 2, 4, ..., 64, +Inf */
 
 struct sched_stats {
-    size_t depth;        /* queued now */
-    size_t running;      /* in the batch being run now */
-    uint64_t batches;    /* batches run */
-    uint64_t jobs_run;   /* jobs run (sum of batch sizes) */
+    size_t depth;                             /* queued now */
+    size_t running;                           /* in the batch being run now */
+    uint64_t batches;                         /* batches run */
+    uint64_t jobs_run;                        /* jobs run (sum of batch sizes) */
     uint64_t batch_hist[SCHED_BATCH_BUCKETS]; /* cumulative counts: size <= 1, 2, 4, ... */
-    uint64_t expired;    /* expired in the queue */
+    uint64_t expired;                         /* expired in the queue */
 };
 
 struct sched;
@@ -75,6 +75,13 @@ int sched_submit(struct sched *s, struct sched_job *job);
  * cancelled and `done` still comes (with SCHED_CANCELLED if it was running). Loop thread only.
  */
 int sched_cancel(struct sched *s, struct sched_job *job);
+
+/*
+ * Worker thread, from the run function: `job` (of the running batch) is finished; hand it
+ * back to the loop now rather than with the rest of the batch, so that its reply does not
+ * wait for the others. The run function must not touch the job afterwards.
+ */
+void sched_finish(struct sched *s, struct sched_job *job);
 
 void sched_get_stats(struct sched *s, struct sched_stats *out);
 

@@ -31,13 +31,13 @@ struct shieldd {
     struct event_base *base;
     struct http_server *http;
     struct sched *sched;
-    struct cache *cache;        /* NULL: caching off */
+    struct cache *cache; /* NULL: caching off */
     struct metrics metrics;
-    struct pset *pset;          /* the current set */
+    struct pset *pset; /* the current set */
     unsigned long next_gen;
     sg_model *model;
     const sg_model_info *info;
-    sg_moderator *mod;          /* used by the worker thread only */
+    sg_moderator *mod; /* used by the worker thread only */
     struct listener listeners[SHIELDD_MAX_LISTEN];
     size_t n_listeners;
     int ready;                  /* model loaded, serving */

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #define MAX_FAST_ROWS 65536
-#define MAX_FAST_COLS (128 * 1024) /* the int8 path's 128 KB stack chunk holds one row */
+#define MAX_FAST_COLS 49152 /* a bf16 row must fit matmul_dnnl.c's 128 KB stack chunk */
 
 typedef enum kind {
     K_AVX2_F32,
@@ -137,6 +137,11 @@ int sg_fastmat_mul_rows(const sg_fastmat *f, const int32_t *rows, size_t n_rows,
         return SG_EUNSUPPORTED;
     sg_avx2_mul_rows(f->panels, f->kind == K_AVX2_BF16, f->n, f->k, rows, n_rows, x, m, y);
     return SG_OK;
+}
+
+size_t sg_fastmat_scratch(const sg_fastmat *f, size_t m)
+{
+    return f->dnnl != NULL ? sg_dnnl_scratch(f->dnnl, m) : 0;
 }
 
 void sg_fastmat_mul(const sg_fastmat *f, const float *x, size_t m, float *y, sg_pool *pool)

@@ -53,10 +53,14 @@ size_t sg_fastmat_bytes(const sg_fastmat *f);
 
 /*
  * y[m, N] = x[m, K] W^T, as sg_mat_mul. The work is split over `pool` (NULL: the caller);
- * oneDNN kernels run on oneDNN's own threads, as many as the pool has. Never allocates,
- * except once per (kernel, thread count) inside oneDNN's primitive cache for dnnl-*.
+ * the oneDNN kernels run one single-threaded oneDNN call per chunk of 256 output columns on
+ * the pool's threads (OpenMP is held to 1 thread), and allocate only oneDNN's small handles.
  */
 void sg_fastmat_mul(const sg_fastmat *f, const float *x, size_t m, float *y, sg_pool *pool);
+
+/* Bytes of pool scratch (thread 0) that a product of m rows wants (0: none). With less, the
+ * oneDNN kernels work through a 128 KB stack buffer in small batches of rows (slower). */
+size_t sg_fastmat_scratch(const sg_fastmat *f, size_t m);
 
 /*
  * y[m, n_rows] = the columns rows[0..n_rows) of sg_fastmat_mul's result, with the same bits
@@ -89,6 +93,7 @@ int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
                 size_t errlen);
 void sg_dnnl_free(struct sg_dnnl_mat *d);
 size_t sg_dnnl_bytes(const struct sg_dnnl_mat *d);
+size_t sg_dnnl_scratch(const struct sg_dnnl_mat *d, size_t m);
 /* y[m, N] = x W^T. Quantized x goes to the pool's thread-0 scratch when it is large enough,
  * else through a 128 KB stack buffer in chunks of rows. SG_OK, or SG_EUNSUPPORTED if oneDNN
  * failed to run (y is then undefined). */

@@ -180,6 +180,18 @@ int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts)
     const size_t kv_total = (size_t)hp->n_layer * c->n_slots * c->kv_dim;
     c->tokens = calloc(c->n_ctx, sizeof *c->tokens);
     bad |= !c->tokens;
+    /* Scratch the matrix products want for a pass of `ch` rows (int8: the quantized rows). */
+    {
+        size_t need = 0;
+
+        for (int l = 0; l < hp->n_layer; l++)
+            for (int i = 0; i < SG_LM_COUNT; i++) {
+                const size_t b = sg_mat_scratch(c->layers[l].mat[i], ch);
+
+                need = b > need ? b : need;
+            }
+        bad |= need > 0 && sg_pool_reserve(c->pool, need) != SG_OK;
+    }
     /* calloc maps big blocks lazily: cache pages cost memory only once written. */
     c->kcache = alloc_floats(kv_total, &bad);
     c->vcache = alloc_floats(kv_total, &bad);
@@ -321,21 +333,68 @@ static void attn_task(void *arg, size_t task, int thread)
         sg_axpy(out, s[n++], vbase + (row->seg_slot + t) * c->kv_dim, hd);
 }
 
-static void rmsnorm_rows(float *out, const float *x, const float *g, size_t m, size_t d,
-                         float eps)
-{
-    for (size_t i = 0; i < m; i++)
-        sg_rmsnorm(out + i * d, x + i * d, g, d, eps);
-}
+/* Row-wise element work, split over the pool by blocks of ROWS_PER_TASK rows. */
+#define ROWS_PER_TASK 4
 
-static void rope_rows(const sg_ctx *c, float *x, size_t m, size_t width)
+enum rows_op {
+    ROWS_NORM,     /* out[i] = rmsnorm(x[i], g) */
+    ROWS_NORM_ADD, /* o[i] = rmsnorm(o[i], g) when g != NULL; then res[i] += o[i] */
+    ROWS_ROPE,     /* rope every head of buf[i] at row i's position */
+    ROWS_GELU,     /* gate[i] = gelu_tanh(gate[i]) * up[i] */
+};
+
+struct rows_job {
+    const sg_ctx *c;
+    enum rows_op op;
+    size_t m;
+    size_t width; /* floats per row */
+    float *a;     /* out / o / buf / gate */
+    float *b;     /* x (read) / res / - / up */
+    const float *g;
+};
+
+static void rows_task(void *arg, size_t task, int thread)
 {
+    const struct rows_job *j = arg;
+    const sg_ctx *c = j->c;
+    const size_t i0 = task * ROWS_PER_TASK;
+    const size_t i1 = i0 + ROWS_PER_TASK < j->m ? i0 + ROWS_PER_TASK : j->m;
+    const size_t w = j->width;
+    const float eps = c->hp->rms_eps;
     const size_t hd = (size_t)c->hp->head_dim;
     const size_t half = hd / 2;
 
-    for (size_t i = 0; i < m; i++)
-        for (size_t h = 0; h < width / hd; h++)
-            sg_rope(x + i * width + h * hd, hd, c->rcos + i * half, c->rsin + i * half);
+    (void)thread;
+    for (size_t i = i0; i < i1; i++) {
+        float *a = j->a + i * w;
+        float *b = j->b ? j->b + i * w : NULL;
+        switch (j->op) {
+        case ROWS_NORM:
+            sg_rmsnorm(a, b, j->g, w, eps);
+            break;
+        case ROWS_NORM_ADD:
+            if (j->g)
+                sg_rmsnorm(a, a, j->g, w, eps);
+            for (size_t k = 0; k < w; k++)
+                b[k] += a[k];
+            break;
+        case ROWS_ROPE:
+            for (size_t h = 0; h < w / hd; h++)
+                sg_rope(a + h * hd, hd, c->rcos + i * half, c->rsin + i * half);
+            break;
+        case ROWS_GELU:
+            sg_gelu_mul(a, a, b, w);
+            break;
+        }
+    }
+}
+
+static void run_rows(sg_ctx *c, enum rows_op op, size_t m, size_t width, float *a, float *b,
+                     const float *g)
+{
+    struct rows_job j = {c, op, m, width, a, b, g};
+
+    sg_pool_run(c->pool, rows_task, &j, (m + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
 }
 
 /* Keep rows sel[0..n_sel) of a [m, width] buffer, in order, at its start (sel increasing). */
@@ -358,13 +417,12 @@ static void run_layer(sg_ctx *c, int l, size_t m, const size_t *sel, size_t n_se
     const size_t ff = (size_t)hp->d_ff;
     const size_t half = (size_t)hp->head_dim / 2;
     const int post = c->m->post_norms;
-    const float eps = hp->rms_eps;
 
     /* Keys and values for every row, into the cache. */
-    rmsnorm_rows(c->xn, c->x, L->norm[SG_LN_ATTN], m, d, eps);
+    run_rows(c, ROWS_NORM, m, d, c->xn, c->x, L->norm[SG_LN_ATTN]);
     sg_mat_mul(L->mat[SG_LM_K], c->xn, m, c->k, c->pool);
     sg_mat_mul(L->mat[SG_LM_V], c->xn, m, c->v, c->pool);
-    rope_rows(c, c->k, m, c->kv_dim);
+    run_rows(c, ROWS_ROPE, m, c->kv_dim, c->k, NULL, NULL);
     for (size_t i = 0; i < m; i++) {
         memcpy(kv_at(c, c->kcache, l, c->rows[i].slot), c->k + i * c->kv_dim,
                c->kv_dim * sizeof(float));
@@ -387,25 +445,19 @@ static void run_layer(sg_ctx *c, int l, size_t m, const size_t *sel, size_t n_se
 
     /* Attention. */
     sg_mat_mul(L->mat[SG_LM_Q], c->xn, m, c->q, c->pool);
-    rope_rows(c, c->q, m, c->q_dim);
+    run_rows(c, ROWS_ROPE, m, c->q_dim, c->q, NULL, NULL);
     struct attn_job aj = {c, l, hp->sliding_window > 0 && l % 2 == 0};
     sg_pool_run(c->pool, attn_task, &aj, m * (size_t)hp->n_head);
     sg_mat_mul(L->mat[SG_LM_O], c->att, m, c->o, c->pool);
-    if (post)
-        rmsnorm_rows(c->o, c->o, L->norm[SG_LN_POST_ATTN], m, d, eps);
-    for (size_t i = 0; i < m * d; i++)
-        c->x[i] += c->o[i];
+    run_rows(c, ROWS_NORM_ADD, m, d, c->o, c->x, post ? L->norm[SG_LN_POST_ATTN] : NULL);
 
     /* MLP. */
-    rmsnorm_rows(c->xn, c->x, L->norm[SG_LN_PRE_FFN], m, d, eps);
+    run_rows(c, ROWS_NORM, m, d, c->xn, c->x, L->norm[SG_LN_PRE_FFN]);
     sg_mat_mul(L->mat[SG_LM_GATE], c->xn, m, c->gate, c->pool);
     sg_mat_mul(L->mat[SG_LM_UP], c->xn, m, c->up, c->pool);
-    sg_gelu_mul(c->gate, c->gate, c->up, m * ff);
+    run_rows(c, ROWS_GELU, m, ff, c->gate, c->up, NULL);
     sg_mat_mul(L->mat[SG_LM_DOWN], c->gate, m, c->o, c->pool);
-    if (post)
-        rmsnorm_rows(c->o, c->o, L->norm[SG_LN_POST_FFN], m, d, eps);
-    for (size_t i = 0; i < m * d; i++)
-        c->x[i] += c->o[i];
+    run_rows(c, ROWS_NORM_ADD, m, d, c->o, c->x, post ? L->norm[SG_LN_POST_FFN] : NULL);
 }
 
 /*
@@ -441,7 +493,7 @@ static void run_pass(sg_ctx *c, const int32_t *ids, size_t m, size_t n_sel,
         return;
 
     /* z = softcap(rmsnorm(x) E^T) for the rows and ids asked for. */
-    rmsnorm_rows(c->xn, c->x, c->m->final_norm, n_sel, d, hp->rms_eps);
+    run_rows(c, ROWS_NORM, n_sel, d, c->xn, c->x, c->m->final_norm);
     size_t n_out = req->n_ids ? req->n_ids : (size_t)hp->n_vocab;
     if (req->n_ids)
         sg_mat_mul_rows(c->embed_mat, req->ids, req->n_ids, c->xn, n_sel, out, c->pool);

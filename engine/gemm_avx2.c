@@ -9,11 +9,11 @@
  *
  * Blocking (Zen 3 / Haswell: 32 KB L1D, 512 KB L2 per core):
  *   a task     = NP panels (64 columns) x all m rows; tasks go to the pool's threads;
- *   a K block  = KC (256) k values: the task's panels are widened to f32 into a 64 KB stack
- *                buffer once per block (bf16) or read in place (f32);
+ *   a K block  = KC (256) k values: each panel's block is widened to f32 into a 16 KB stack
+ *                buffer (bf16) or read in place (f32), then used by every tile of x;
  *   a tile     = MR (6) rows x 16 columns: 12 ymm accumulators, one broadcast of x per row
  *                and k, two panel loads per k: 12 FMAs per 8 loads, the classic 6x16 shape.
- * The rows of a 6-row slice of x are reused from L1 across the task's 4 panels.
+ * A panel block stays in L1 while the 6-row slices of x stream through it from L2.
  *
  * y[i, j] = sum_k x[i, k] * w[j, k] is one chain of FMAs in k order (a K block starts from
  * the partial sum stored in y), so the result of a row does not depend on m, on which tile it
@@ -91,6 +91,20 @@ int sg_avx2_pack(const sg_tensor *w, int to_bf16, void **data, size_t *bytes, ch
     for (int64_t p = 0; p < np; p++) {
         const int64_t nc = n - p * NR < NR ? n - p * NR : NR;
 
+        if (to_bf16 && w->dtype == SG_DT_BF16 && (uintptr_t)w->data % 2 == 0) {
+            /* bf16 to bf16: a transposing copy, no conversion (most of a BF16 model's load). */
+            uint16_t *dst = (uint16_t *)(void *)out + (size_t)p * (size_t)k * NR;
+            const uint16_t *src[NR];
+
+            for (int c = 0; c < NR; c++)
+                src[c] = c < nc ? (const uint16_t *)((const uint8_t *)w->data +
+                                                     (size_t)(p * NR + c) * row_bytes)
+                                : NULL;
+            for (int64_t kk = 0; kk < k; kk++)
+                for (int c = 0; c < NR; c++)
+                    dst[kk * NR + bf16_pos(c)] = src[c] != NULL ? src[c][kk] : 0;
+            continue;
+        }
         for (int64_t c = 0; c < NR; c++) {
             if (c < nc)
                 sg_dequant_row(w->dtype, (const uint8_t *)w->data + (size_t)(p * NR + c) * row_bytes,
@@ -212,40 +226,39 @@ static SG_AVX2 void avx2_task(void *arg, size_t task, int thread)
     const size_t np_all = (n + NR - 1) / NR;
     const size_t p0 = task * NP;
     const size_t np = np_all - p0 < NP ? np_all - p0 : NP;
-    _Alignas(64) float buf[NP][KC * NR];
+    _Alignas(64) float buf[KC * NR];
     _Alignas(64) float edge[MR * NR];
 
     (void)thread;
     for (size_t k0 = 0; k0 < k; k0 += KC) {
         const size_t kc = k - k0 < KC ? k - k0 : KC;
-        const float *b[NP];
 
         for (size_t p = 0; p < np; p++) {
-            if (j->bf16) {
-                widen((const uint16_t *)j->panels + ((p0 + p) * k + k0) * NR, kc, buf[p]);
-                b[p] = buf[p];
-            } else {
-                b[p] = (const float *)j->panels + ((p0 + p) * k + k0) * NR;
-            }
-        }
-        for (size_t i0 = 0; i0 < j->m; i0 += MR) {
-            const int mr = j->m - i0 < MR ? (int)(j->m - i0) : MR;
-            const float *xi = j->x + i0 * k + k0;
+            const size_t c0 = (p0 + p) * NR;
+            const size_t nc = n - c0 < NR ? n - c0 : NR;
+            const float *b;
 
-            for (size_t p = 0; p < np; p++) {
-                const size_t c0 = (p0 + p) * NR;
-                const size_t nc = n - c0 < NR ? n - c0 : NR;
+            /* One panel block at a time (16 KB): it stays in L1 for all the tiles of x. */
+            if (j->bf16) {
+                widen((const uint16_t *)j->panels + ((p0 + p) * k + k0) * NR, kc, buf);
+                b = buf;
+            } else {
+                b = (const float *)j->panels + ((p0 + p) * k + k0) * NR;
+            }
+            for (size_t i0 = 0; i0 < j->m; i0 += MR) {
+                const int mr = j->m - i0 < MR ? (int)(j->m - i0) : MR;
+                const float *xi = j->x + i0 * k + k0;
                 float *yi = j->y + i0 * n + c0;
 
                 if (nc == NR) {
-                    tile_any(mr, kc, xi, k, b[p], yi, n, k0 > 0);
+                    tile_any(mr, kc, xi, k, b, yi, n, k0 > 0);
                     continue;
                 }
                 /* A partial panel: through a 16-wide buffer, so y's other columns are safe. */
                 for (int r = 0; r < mr; r++)
                     for (size_t c = 0; c < NR; c++)
                         edge[r * NR + c] = c < nc && k0 > 0 ? yi[r * n + c] : 0.0f;
-                tile_any(mr, kc, xi, k, b[p], edge, NR, 1);
+                tile_any(mr, kc, xi, k, b, edge, NR, 1);
                 for (int r = 0; r < mr; r++)
                     for (size_t c = 0; c < nc; c++)
                         yi[r * n + c] = edge[r * NR + c];

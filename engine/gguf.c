@@ -76,7 +76,7 @@ static const struct {
     [10] = {"Q2_K", 256, 84, -1},
     [11] = {"Q3_K", 256, 110, -1},
     [12] = {"Q4_K", 256, 144, SG_DT_Q4_K},
-    [13] = {"Q5_K", 256, 176, -1},
+    [13] = {"Q5_K", 256, 176, SG_DT_Q5_K},
     [14] = {"Q6_K", 256, 210, SG_DT_Q6_K},
     [15] = {"Q8_K", 256, 292, -1},
     [16] = {"IQ2_XXS", 256, 66, -1},
@@ -1374,7 +1374,7 @@ int sg_gguf_load_from(sg_gguf *g, sg_weights *w, char *err, size_t errlen)
         if (gt->dtype < 0) {
             rc = fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
                           "tensor '%s' has type %s, which the engine cannot read (supported: "
-                          "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)",
+                          "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)",
                           gt->name, sg_gguf_ggml_type_name(gt->ggml_type));
             goto fail;
         }

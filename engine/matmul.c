@@ -113,6 +113,16 @@ int64_t sg_mat_cols(const sg_mat *m)
     return m->k;
 }
 
+int sg_mat_repacked(const sg_mat *w)
+{
+    return w->fast != NULL;
+}
+
+size_t sg_mat_scratch(const sg_mat *w, size_t m)
+{
+    return w->fast != NULL ? sg_fastmat_scratch(w->fast, m) : 0;
+}
+
 sg_precision sg_mat_precision(const sg_mat *m)
 {
     return m->prec;

@@ -45,6 +45,15 @@ int64_t sg_mat_cols(const sg_mat *m);
 /* The precision the weight was prepared for. */
 sg_precision sg_mat_precision(const sg_mat *m);
 
+/* 1 if the weight was repacked (a fast kernel owns a copy; the view is no longer read). */
+int sg_mat_repacked(const sg_mat *w);
+
+/*
+ * Bytes of per-thread pool scratch (sg_pool_reserve) that sg_mat_mul of m rows wants: 0 for
+ * the f32 kernels, the quantized rows for int8. With less, sg_mat_mul still works, slower.
+ */
+size_t sg_mat_scratch(const sg_mat *w, size_t m);
+
 /*
  * y[m, N] = x[m, K] W^T: row i of y is W applied to row i of x. x and y are row-major,
  * contiguous, and must not overlap. Work is split over `pool` (NULL: the calling thread).

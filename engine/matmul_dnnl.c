@@ -24,6 +24,7 @@
 #include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,17 +35,22 @@
 
 #define STACK_CHUNK (128 * 1024) /* bytes of quantized x when the pool has no scratch */
 
+#define CHUNK_COLS 256 /* output columns per oneDNN call; the unit of work of a pool task */
+
 struct sg_dnnl_mat {
     int64_t n;
     int64_t k;
-    int int8;                  /* 1: u8s8, 0: bf16 */
+    int int8;                   /* 1: u8s8, 0: bf16 */
     dnnl_engine_t engine;
-    dnnl_primitive_t prim;     /* matmul with runtime M */
-    dnnl_memory_desc_t wmd;    /* the weights in oneDNN's chosen layout */
-    void *wdata;               /* owned: the reordered weights */
+    int64_t nc;                 /* columns per chunk (the last may have fewer) */
+    size_t n_chunks;
+    dnnl_primitive_t prim[2];   /* matmuls with runtime M: [0] nc columns, [1] the tail */
+    dnnl_memory_desc_t wmd[2];  /* their weights, in the layout oneDNN chose */
+    size_t wstride;             /* bytes from one chunk's weights to the next */
+    void *wdata;                /* owned: every chunk's reordered weights */
     size_t wbytes;
-    float *scale;              /* int8: s_w[N] */
-    float *comp;               /* int8: 128 * s_w[j] * colsum[j], [N] */
+    float *scale;               /* int8: s_w[N] */
+    float *comp;                /* int8: 128 * colsum[j] (in units of s_w[j]), [N] */
 };
 
 /* ---- OpenMP thread count --------------------------------------------------------------------- */
@@ -96,93 +102,72 @@ static int have_vnni(void)
 #endif
 }
 
-/*
- * Build the matmul primitive (src runtime M x K, weights K x N in format any, dst f32 M x N),
- * and reorder `wsrc` (plain, K x N viewed as W^T, i.e. tag ba over [K, N]) into its layout.
- */
-static int build(struct sg_dnnl_mat *d, const char *name, dnnl_data_type_t sdt,
-                 dnnl_data_type_t wdt, const void *wsrc, char *err, size_t errlen)
+/* Create the matmul primitive for `cols` output columns (src runtime M x K, weights K x cols in
+ * format any, dst f32 M x cols with a runtime row stride, so that a chunk writes straight into
+ * its columns of y) and its weights descriptor. */
+static int make_prim(struct sg_dnnl_mat *d, int64_t cols, dnnl_data_type_t sdt,
+                     dnnl_data_type_t wdt, dnnl_primitive_t *prim, dnnl_memory_desc_t *wmd,
+                     const char *name, char *err, size_t errlen)
 {
-    dnnl_memory_desc_t src, wany, wplain, dst;
+    dnnl_memory_desc_t src, wany, dst;
     dnnl_dims_t sdims = {DNNL_RUNTIME_DIM_VAL, d->k};
-    dnnl_dims_t wdims = {d->k, d->n};
-    dnnl_dims_t ddims = {DNNL_RUNTIME_DIM_VAL, d->n};
+    dnnl_dims_t wdims = {d->k, cols};
+    dnnl_dims_t ddims = {DNNL_RUNTIME_DIM_VAL, cols};
+    dnnl_dims_t dstrides = {DNNL_RUNTIME_DIM_VAL, 1};
     dnnl_matmul_desc_t md;
-    dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st;
+
+    if (dnnl_memory_desc_init_by_tag(&src, 2, sdims, sdt, dnnl_ab) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&wany, 2, wdims, wdt, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&dst, 2, ddims, dnnl_f32, dstrides) != dnnl_success) {
+        snprintf(err, errlen, "%s: oneDNN memory descriptors refused", name);
+        return SG_EUNSUPPORTED;
+    }
+    st = dnnl_matmul_desc_init(&md, &src, &wany, NULL, &dst);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&pd, &md, NULL, d->engine, NULL);
+    if (st != dnnl_success)
+        return fail(SG_EUNSUPPORTED, err, errlen, name,
+                    d->int8 ? "u8s8 matmul" : "bf16 matmul (no bf16 on this CPU?)", st);
+    *wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    st = dnnl_primitive_create(prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success)
+        return fail(SG_EUNSUPPORTED, err, errlen, name, "primitive creation", st);
+    return SG_OK;
+}
+
+/* Reorder the plain weights of columns j0..j0+cols (W^T, tag ba: column j at j*K) into `to`. */
+static int reorder_chunk(struct sg_dnnl_mat *d, dnnl_data_type_t wdt, const void *plain,
+                         int64_t j0, int64_t cols, const dnnl_memory_desc_t *wmd, void *to,
+                         dnnl_stream_t stream)
+{
+    const size_t esize = d->int8 ? 1 : 2;
+    dnnl_dims_t wdims = {d->k, cols};
+    dnnl_memory_desc_t wplain;
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t mfrom = NULL, mto = NULL;
-    dnnl_stream_t stream = NULL;
     dnnl_status_t st;
-    int rc = SG_EUNSUPPORTED;
 
-    st = dnnl_engine_create(&d->engine, dnnl_cpu, 0);
-    if (st != dnnl_success)
-        return fail(SG_EUNSUPPORTED, err, errlen, name, "engine creation", st);
-    if (dnnl_memory_desc_init_by_tag(&src, 2, sdims, sdt, dnnl_ab) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&wany, 2, wdims, wdt, dnnl_format_tag_any) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&wplain, 2, wdims, wdt, dnnl_ba) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&dst, 2, ddims, dnnl_f32, dnnl_ab) != dnnl_success) {
-        snprintf(err, errlen, "%s: oneDNN memory descriptors refused", name);
-        goto out;
-    }
-    st = dnnl_matmul_desc_init(&md, &src, &wany, NULL, &dst);
-    if (st != dnnl_success) {
-        fail(0, err, errlen, name, "matmul descriptor", st);
-        goto out;
-    }
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
-        goto out;
-    if (d->int8) {
-        st = dnnl_primitive_attr_set_output_scales(attr, d->n, 1 << 1, d->scale);
-        if (st != dnnl_success) {
-            fail(0, err, errlen, name, "output scales", st);
-            goto out;
-        }
-    }
-    st = dnnl_primitive_desc_create(&pd, &md, attr, d->engine, NULL);
-    if (st != dnnl_success) {
-        fail(0, err, errlen, name, d->int8 ? "u8s8 matmul" : "bf16 matmul (no bf16 on this CPU?)",
-             st);
-        goto out;
-    }
-    d->wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    d->wbytes = dnnl_memory_desc_get_size(&d->wmd);
-    d->wdata = aligned_alloc(64, (d->wbytes + 63) / 64 * 64);
-    if (d->wdata == NULL) {
-        snprintf(err, errlen, "%s: out of memory for %zu bytes of weights", name, d->wbytes);
-        rc = SG_ENOMEM;
-        goto out;
-    }
-    st = dnnl_primitive_create(&d->prim, pd);
-    if (st != dnnl_success) {
-        fail(0, err, errlen, name, "primitive creation", st);
-        goto out;
-    }
-    /* Reorder the plain weights into the primitive's layout, once. */
-    if (dnnl_reorder_primitive_desc_create(&rpd, &wplain, d->engine, &d->wmd, d->engine, NULL) !=
-            dnnl_success ||
-        dnnl_primitive_create(&reorder, rpd) != dnnl_success ||
-        dnnl_memory_create(&mfrom, &wplain, d->engine, (void *)(uintptr_t)wsrc) != dnnl_success ||
-        dnnl_memory_create(&mto, &d->wmd, d->engine, d->wdata) != dnnl_success ||
-        dnnl_stream_create(&stream, d->engine, dnnl_stream_default_flags) != dnnl_success) {
-        snprintf(err, errlen, "%s: oneDNN weight reorder failed", name);
-        goto out;
-    }
-    {
+    st = dnnl_memory_desc_init_by_tag(&wplain, 2, wdims, wdt, dnnl_ba);
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&rpd, &wplain, d->engine, wmd, d->engine, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&reorder, rpd);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&mfrom, &wplain, d->engine,
+                                (void *)((uintptr_t)plain + (size_t)(j0 * d->k) * esize));
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&mto, wmd, d->engine, to);
+    if (st == dnnl_success) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, mfrom}, {DNNL_ARG_TO, mto}};
 
-        if (dnnl_primitive_execute(reorder, stream, 2, args) != dnnl_success ||
-            dnnl_stream_wait(stream) != dnnl_success) {
-            snprintf(err, errlen, "%s: oneDNN weight reorder failed", name);
-            goto out;
-        }
+        st = dnnl_primitive_execute(reorder, stream, 2, args);
+        if (st == dnnl_success)
+            st = dnnl_stream_wait(stream);
     }
-    rc = SG_OK;
-out:
-    if (stream != NULL)
-        dnnl_stream_destroy(stream);
     if (mfrom != NULL)
         dnnl_memory_destroy(mfrom);
     if (mto != NULL)
@@ -191,19 +176,86 @@ out:
         dnnl_primitive_destroy(reorder);
     if (rpd != NULL)
         dnnl_primitive_desc_destroy(rpd);
-    if (pd != NULL)
-        dnnl_primitive_desc_destroy(pd);
-    if (attr != NULL)
-        dnnl_primitive_attr_destroy(attr);
+    return st == dnnl_success ? SG_OK : SG_EUNSUPPORTED;
+}
+
+/* Build the primitives and reorder `plain` (W^T, plain) chunk by chunk into d->wdata. */
+static int build(struct sg_dnnl_mat *d, const char *name, dnnl_data_type_t sdt,
+                 dnnl_data_type_t wdt, const void *plain, char *err, size_t errlen)
+{
+    const int64_t tail = d->n % d->nc;
+    dnnl_stream_t stream = NULL;
+    size_t full_bytes;
+    size_t tail_bytes = 0;
+    int rc;
+
+    if (dnnl_engine_create(&d->engine, dnnl_cpu, 0) != dnnl_success) {
+        snprintf(err, errlen, "%s: oneDNN has no CPU engine", name);
+        return SG_EUNSUPPORTED;
+    }
+    set_threads(1);
+    rc = make_prim(d, d->nc, sdt, wdt, &d->prim[0], &d->wmd[0], name, err, errlen);
+    if (rc == SG_OK && tail > 0)
+        rc = make_prim(d, tail, sdt, wdt, &d->prim[1], &d->wmd[1], name, err, errlen);
+    if (rc != SG_OK)
+        return rc;
+    full_bytes = dnnl_memory_desc_get_size(&d->wmd[0]);
+    if (tail > 0)
+        tail_bytes = dnnl_memory_desc_get_size(&d->wmd[1]);
+    d->wstride = (full_bytes + 63) / 64 * 64;
+    d->wbytes = d->wstride * (size_t)(d->n / d->nc) + (tail_bytes + 63) / 64 * 64;
+    d->wdata = aligned_alloc(64, d->wbytes);
+    if (d->wdata == NULL) {
+        snprintf(err, errlen, "%s: out of memory for %zu bytes of weights", name, d->wbytes);
+        return SG_ENOMEM;
+    }
+    if (dnnl_stream_create(&stream, d->engine, dnnl_stream_default_flags) != dnnl_success) {
+        snprintf(err, errlen, "%s: oneDNN stream creation failed", name);
+        return SG_EUNSUPPORTED;
+    }
+    for (size_t c = 0; c < d->n_chunks && rc == SG_OK; c++) {
+        const int64_t j0 = (int64_t)c * d->nc;
+        const int is_tail = j0 + d->nc > d->n;
+
+        rc = reorder_chunk(d, wdt, plain, j0, is_tail ? tail : d->nc, &d->wmd[is_tail],
+                           (char *)d->wdata + c * d->wstride, stream);
+        if (rc != SG_OK)
+            snprintf(err, errlen, "%s: oneDNN weight reorder failed", name);
+    }
+    dnnl_stream_destroy(stream);
     return rc;
+}
+
+/* 1 if oneDNN can create a bf16 matmul here (AVX-512 BF16, AMX): a cheap probe before
+ * converting a whole weight. */
+static int bf16_supported(void)
+{
+    struct sg_dnnl_mat probe;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_desc_t wmd;
+    char err[128];
+    int ok;
+
+    memset(&probe, 0, sizeof probe);
+    probe.n = 16;
+    probe.k = 64;
+    if (dnnl_engine_create(&probe.engine, dnnl_cpu, 0) != dnnl_success)
+        return 0;
+    ok = make_prim(&probe, 16, dnnl_bf16, dnnl_bf16, &prim, &wmd, "probe", err, sizeof err) ==
+         SG_OK;
+    if (prim != NULL)
+        dnnl_primitive_destroy(prim);
+    dnnl_engine_destroy(probe.engine);
+    return ok;
 }
 
 void sg_dnnl_free(struct sg_dnnl_mat *d)
 {
     if (d == NULL)
         return;
-    if (d->prim != NULL)
-        dnnl_primitive_destroy(d->prim);
+    for (int i = 0; i < 2; i++)
+        if (d->prim[i] != NULL)
+            dnnl_primitive_destroy(d->prim[i]);
     if (d->engine != NULL)
         dnnl_engine_destroy(d->engine);
     free(d->wdata);
@@ -233,6 +285,10 @@ int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
                  (long long)k, sg_dtype_name(w->dtype));
         return SG_ESHAPE;
     }
+    if (prec == SG_PREC_BF16 && !bf16_supported()) {
+        snprintf(err, errlen, "%s: oneDNN has no bf16 matmul on this CPU", w->name);
+        return SG_EUNSUPPORTED;
+    }
     d = calloc(1, sizeof *d);
     row = malloc((size_t)k * sizeof *row);
     /* W^T plain: element (k, j) at j * K + k, i.e. W's own row-major [N, K] bytes (tag ba). */
@@ -245,6 +301,8 @@ int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
     d->n = n;
     d->k = k;
     d->int8 = prec == SG_PREC_INT8;
+    d->nc = n < CHUNK_COLS ? n : CHUNK_COLS;
+    d->n_chunks = (size_t)((n + d->nc - 1) / d->nc);
     if (d->int8) {
         const float qmax = have_vnni() ? 127.0f : 63.0f;
 
@@ -267,11 +325,15 @@ int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
             d->scale[j] = amax > 0.0f ? amax / qmax : 1.0f;
             inv = amax > 0.0f ? qmax / amax : 0.0f;
             for (int64_t i = 0; i < k; i++) {
-                const long v = lrintf(row[i] * inv);
-                q[i] = (int8_t)(v > (long)qmax ? (long)qmax : v < -(long)qmax ? -(long)qmax : v);
-                colsum += q[i];
+                /* |row * inv| <= qmax: round half away from zero, inline (no libm call). */
+                const float v = row[i] * inv;
+                int qi = (int)(v + (v >= 0.0f ? 0.5f : -0.5f));
+
+                qi = qi > (int)qmax ? (int)qmax : qi < -(int)qmax ? -(int)qmax : qi;
+                q[i] = (int8_t)qi;
+                colsum += qi;
             }
-            d->comp[j] = 128.0f * d->scale[j] * (float)colsum;
+            d->comp[j] = 128.0f * (float)colsum;
         }
         rc = build(d, w->name, dnnl_u8, dnnl_s8, plain, err, errlen);
     } else {
@@ -304,50 +366,93 @@ size_t sg_dnnl_bytes(const struct sg_dnnl_mat *d)
 
 /* ---- Products --------------------------------------------------------------------------------- */
 
-/* Quantize rows of x: u[i, k] = round(x / s) + 128, s[i] = max|x[i, :]| / 127. */
-static void quantize_rows(const float *x, size_t m, size_t k, uint8_t *u, float *s)
+size_t sg_dnnl_scratch(const struct sg_dnnl_mat *d, size_t m)
 {
-    for (size_t i = 0; i < m; i++) {
-        const float *xi = x + i * k;
-        uint8_t *ui = u + i * k;
+    /* Quantized (u8) or rounded (bf16) rows of x, then the row scales. */
+    return m * (size_t)d->k * (d->int8 ? 1 : 2) + m * sizeof(float) + 64;
+}
+
+struct quant_job {
+    const struct sg_dnnl_mat *d;
+    const float *x;
+    size_t m;
+    void *buf;  /* [m, K] u8 or bf16 */
+    float *sx;  /* [m] */
+};
+
+/* Rows of x to u8, u = round(x / s) + 128 with s = max|x| / 127 (int8), or to bf16. */
+static void quant_task(void *arg, size_t i, int thread)
+{
+    const struct quant_job *q = arg;
+    const size_t k = (size_t)q->d->k;
+    const float *xi = q->x + i * k;
+
+    (void)thread;
+    if (q->d->int8) {
+        uint8_t *ui = (uint8_t *)q->buf + i * k;
         float amax = 0.0f;
         float inv;
 
         for (size_t j = 0; j < k; j++)
             amax = fmaxf(amax, fabsf(xi[j]));
-        s[i] = amax / 127.0f;
+        q->sx[i] = amax / 127.0f;
         inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        /* x * inv is within [-127, 127]: adding 128.5 and truncating rounds half up. */
         for (size_t j = 0; j < k; j++)
-            ui[j] = (uint8_t)(lrintf(xi[j] * inv) + 128);
+            ui[j] = (uint8_t)(int)(xi[j] * inv + 128.5f);
+    } else {
+        uint16_t *hi = (uint16_t *)q->buf + i * k;
+
+        for (size_t j = 0; j < k; j++)
+            hi[j] = sg_f32_to_bf16(xi[j]);
     }
 }
 
-/* Run the primitive on m rows: src (u8 or bf16) -> y (f32). Returns a dnnl status. */
-static dnnl_status_t run(const struct sg_dnnl_mat *d, const void *src, size_t m, float *y)
+struct mm_job {
+    const struct sg_dnnl_mat *d;
+    const void *buf;
+    const float *sx;
+    size_t m;
+    float *y;
+    atomic_int failed; /* set by a task whose oneDNN call failed */
+};
+
+/* One chunk of columns on this thread: oneDNN (single-threaded here), then the scales. */
+static void mm_task(void *arg, size_t c, int thread)
 {
+    struct mm_job *j = arg;
+    const struct sg_dnnl_mat *d = j->d;
+    const int64_t j0 = (int64_t)c * d->nc;
+    const int is_tail = j0 + d->nc > d->n;
+    const int64_t cols = is_tail ? d->n - j0 : d->nc;
     dnnl_memory_desc_t smd, dmd;
-    dnnl_dims_t sdims = {(dnnl_dim_t)m, d->k};
-    dnnl_dims_t ddims = {(dnnl_dim_t)m, d->n};
+    dnnl_dims_t sdims = {(dnnl_dim_t)j->m, d->k};
+    dnnl_dims_t ddims = {(dnnl_dim_t)j->m, cols};
+    dnnl_dims_t dstrides = {d->n, 1};
     dnnl_memory_t ms = NULL, mw = NULL, md = NULL;
     dnnl_stream_t stream = NULL;
     dnnl_status_t st;
+    float *yc = j->y + j0;
 
+    (void)thread;
+    set_threads(1);
     st = dnnl_memory_desc_init_by_tag(&smd, 2, sdims, d->int8 ? dnnl_u8 : dnnl_bf16, dnnl_ab);
     if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_tag(&dmd, 2, ddims, dnnl_f32, dnnl_ab);
+        st = dnnl_memory_desc_init_by_strides(&dmd, 2, ddims, dnnl_f32, dstrides);
     if (st == dnnl_success)
-        st = dnnl_memory_create(&ms, &smd, d->engine, (void *)(uintptr_t)src);
+        st = dnnl_memory_create(&ms, &smd, d->engine, (void *)(uintptr_t)j->buf);
     if (st == dnnl_success)
-        st = dnnl_memory_create(&mw, &d->wmd, d->engine, d->wdata);
+        st = dnnl_memory_create(&mw, &d->wmd[is_tail], d->engine,
+                                (char *)d->wdata + c * d->wstride);
     if (st == dnnl_success)
-        st = dnnl_memory_create(&md, &dmd, d->engine, y);
+        st = dnnl_memory_create(&md, &dmd, d->engine, yc);
     if (st == dnnl_success)
         st = dnnl_stream_create(&stream, d->engine, dnnl_stream_default_flags);
     if (st == dnnl_success) {
         dnnl_exec_arg_t args[3] = {
             {DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
 
-        st = dnnl_primitive_execute(d->prim, stream, 3, args);
+        st = dnnl_primitive_execute(d->prim[is_tail], stream, 3, args);
         if (st == dnnl_success)
             st = dnnl_stream_wait(stream);
     }
@@ -359,21 +464,35 @@ static dnnl_status_t run(const struct sg_dnnl_mat *d, const void *src, size_t m,
         dnnl_memory_destroy(mw);
     if (md != NULL)
         dnnl_memory_destroy(md);
-    return st;
+    if (st != dnnl_success) {
+        atomic_store(&j->failed, 1);
+        return;
+    }
+    if (d->int8) {
+        /* y = s_x[i] * s_w[j] * (acc - 128 colsum[j]): acc and 128 colsum are integers below
+         * 2^31, their difference is exact in f32 up to 2^24 and rounded once beyond. */
+        const float *sw = d->scale + j0;
+        const float *cp = d->comp + j0;
+
+        for (size_t i = 0; i < j->m; i++) {
+            float *yi = yc + i * (size_t)d->n;
+            const float s = j->sx[i];
+
+            for (int64_t l = 0; l < cols; l++)
+                yi[l] = (yi[l] - cp[l]) * (s * sw[l]);
+        }
+    }
 }
 
 int sg_dnnl_mul(const struct sg_dnnl_mat *d, const float *x, size_t m, float *y, sg_pool *pool)
 {
     const size_t k = (size_t)d->k;
-    const size_t n = (size_t)d->n;
-    const size_t esize = d->int8 ? 1 : 2;
+    const size_t per_row = k * (d->int8 ? 1 : 2) + sizeof(float);
     _Alignas(64) unsigned char stack[STACK_CHUNK];
-    float sx[STACK_CHUNK / 64];
     unsigned char *buf = stack;
     size_t cap = sizeof stack;
     size_t chunk;
 
-    set_threads(sg_pool_n_threads(pool));
     if (pool != NULL) {
         size_t bytes = 0;
         void *s = sg_pool_scratch(pool, 0, &bytes);
@@ -383,34 +502,21 @@ int sg_dnnl_mul(const struct sg_dnnl_mat *d, const float *x, size_t m, float *y,
             cap = bytes;
         }
     }
-    chunk = cap / (k * esize);
-    if (chunk > sizeof sx / sizeof sx[0])
-        chunk = sizeof sx / sizeof sx[0];
+    chunk = (cap - 64) / per_row;
     if (chunk == 0)
-        return SG_ERANGE; /* K beyond 128 K elements: refused at creation, never here */
+        return SG_ERANGE; /* K beyond the stack chunk: refused at creation, never here */
     for (size_t i0 = 0; i0 < m; i0 += chunk) {
         const size_t mc = m - i0 < chunk ? m - i0 : chunk;
-        float *yc = y + i0 * n;
+        float *sx = (float *)(void *)(buf + (mc * k * (d->int8 ? 1 : 2) + 63) / 64 * 64);
+        struct quant_job q = {d, x + i0 * k, mc, buf, sx};
+        struct mm_job j = {d, buf, sx, mc, y + i0 * (size_t)d->n, 0};
 
-        if (d->int8) {
-            quantize_rows(x + i0 * k, mc, k, buf, sx);
-        } else {
-            uint16_t *h = (uint16_t *)(void *)buf;
+        atomic_init(&j.failed, 0);
 
-            for (size_t i = 0; i < mc * k; i++)
-                h[i] = sg_f32_to_bf16(x[i0 * k + i]);
-        }
-        if (run(d, buf, mc, yc) != dnnl_success)
+        sg_pool_run(pool, quant_task, &q, mc);
+        sg_pool_run(pool, mm_task, &j, d->n_chunks);
+        if (atomic_load(&j.failed))
             return SG_EUNSUPPORTED;
-        if (d->int8) {
-            for (size_t i = 0; i < mc; i++) {
-                float *yi = yc + i * n;
-                const float s = sx[i];
-
-                for (size_t j = 0; j < n; j++)
-                    yi[j] = s * (yi[j] - d->comp[j]);
-            }
-        }
     }
     return SG_OK;
 }

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -180,6 +182,33 @@ static int bind_all(sg_model *m, const char *src, char *err, size_t errlen)
     return SG_OK;
 }
 
+/*
+ * Drop the pages of a weight's view from this process's resident set once its sg_mat holds a
+ * repacked copy: the mapping is read-only and file-backed, so the pages stay in the page cache
+ * (shared with other processes) and come back on the next touch. Only whole pages inside the
+ * tensor are released, never a neighbour's.
+ */
+static void release_view(const sg_model *m, const sg_tensor *t)
+{
+    const long page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)t->data;
+    uintptr_t b = a + t->nbytes;
+
+    if (page <= 0)
+        return;
+    for (size_t i = 0; i < m->w.n_maps; i++) {
+        const uintptr_t lo = (uintptr_t)m->w.maps[i];
+
+        if (a >= lo && b <= lo + m->w.map_sizes[i]) {
+            a = (a + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+            b = b / (uintptr_t)page * (uintptr_t)page;
+            if (b > a)
+                madvise((void *)a, b - a, MADV_DONTNEED);
+            return;
+        }
+    }
+}
+
 int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers_out,
                           sg_mat **embed_out, char *err, size_t errlen)
 {
@@ -195,6 +224,8 @@ int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers
             rc = sg_mat_new(&layers_out[l].mat[i], layers_out[l].t[i], prec, err, errlen);
             if (rc != SG_OK)
                 goto fail;
+            if (sg_mat_repacked(layers_out[l].mat[i]))
+                release_view(m, layers_out[l].t[i]);
         }
     }
     rc = sg_mat_new(embed_out, m->embed, prec, err, errlen);

@@ -1,5 +1,5 @@
 /*
- * quant.c: dequantization of ggml's Q8_0, Q4_0, Q4_K and Q6_K blocks (layouts in quant.h).
+ * quant.c: dequantization of ggml's Q8_0, Q4_0, Q4_K, Q5_K and Q6_K blocks (layouts in quant.h).
  * The arithmetic is done in float in the same order as ggml's reference dequantizers, so the
  * values are bit-identical to what llama.cpp computes from the same bytes.
  */
@@ -89,6 +89,37 @@ void sg_dequant_q4_k(const void *src, float *dst, int64_t nb)
                 *dst++ = d1 * (float)(q[l] & 0x0F) - m1;
             for (int l = 0; l < 32; l++)
                 *dst++ = d2 * (float)(q[l] >> 4) - m2;
+        }
+    }
+}
+
+/* x = (d * sc[j]) * (q + 16 * bit j of qh[l]) - dmin * m[j], sub-block j of 32 values */
+void sg_dequant_q5_k(const void *src, float *dst, int64_t nb)
+{
+    const uint8_t *b = src;
+
+    for (int64_t i = 0; i < nb; i++, b += SG_Q5_K_BYTES) {
+        const float d = ld_f16(b);
+        const float dmin = ld_f16(b + 2);
+        const uint8_t *scales = b + 4;
+        const uint8_t *qh = b + 16;
+        const uint8_t *q = b + 48;
+
+        for (int j = 0; j < SG_QK_K / 64; j++, q += 32) {
+            const uint8_t lo_bit = (uint8_t)(1u << (2 * j));
+            const uint8_t hi_bit = (uint8_t)(2u << (2 * j));
+            uint8_t sc, m;
+
+            q4k_scale_min(2 * j, scales, &sc, &m);
+            const float d1 = d * sc;
+            const float m1 = dmin * m;
+            q4k_scale_min(2 * j + 1, scales, &sc, &m);
+            const float d2 = d * sc;
+            const float m2 = dmin * m;
+            for (int l = 0; l < 32; l++)
+                *dst++ = d1 * (float)((q[l] & 0x0F) + (qh[l] & lo_bit ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++)
+                *dst++ = d2 * (float)((q[l] >> 4) + (qh[l] & hi_bit ? 16 : 0)) - m2;
         }
     }
 }

@@ -20,6 +20,7 @@ static const struct {
     [SG_DT_Q4_0] = {"Q4_0", SG_Q4_0_BLOCK, SG_Q4_0_BYTES},
     [SG_DT_Q4_K] = {"Q4_K", SG_QK_K, SG_Q4_K_BYTES},
     [SG_DT_Q6_K] = {"Q6_K", SG_QK_K, SG_Q6_K_BYTES},
+    [SG_DT_Q5_K] = {"Q5_K", SG_QK_K, SG_Q5_K_BYTES},
 };
 
 static int dtype_ok(sg_dtype dt)
@@ -89,6 +90,9 @@ void sg_dequant_row(sg_dtype dt, const void *src, float *dst, int64_t n)
         break;
     case SG_DT_Q4_K:
         sg_dequant_q4_k(src, dst, n / SG_QK_K);
+        break;
+    case SG_DT_Q5_K:
+        sg_dequant_q5_k(src, dst, n / SG_QK_K);
         break;
     case SG_DT_Q6_K:
         sg_dequant_q6_k(src, dst, n / SG_QK_K);

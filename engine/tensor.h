@@ -25,6 +25,7 @@ typedef enum sg_dtype {
     SG_DT_Q4_0, /* blocks of 32: f16 d, 16 bytes; low nibbles are elements 0..15 */
     SG_DT_Q4_K, /* super-blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes */
     SG_DT_Q6_K, /* super-blocks of 256: 128 bytes ql, 64 bytes qh, 16 x int8 scales, f16 d (last) */
+    SG_DT_Q5_K, /* super-blocks of 256: as Q4_K plus 32 bytes qh (the fifth bits) before qs */
     SG_DT_COUNT
 } sg_dtype;
 

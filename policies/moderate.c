@@ -287,53 +287,56 @@ static int encode_all(sg_moderator *mod, const sg_policy_set *set, prompt *pr, s
     return SG_OK;
 }
 
-/* Bytes of the UTF-8 character whose lead byte is s[i]. */
-static size_t char_len(const char *s, size_t i)
+/*
+ * Cut the user text and the response to at most `cap` bytes each (at character boundaries),
+ * tokenize every prompt, and say whether they all fit.
+ */
+static int try_cap(sg_moderator *mod, const sg_policy_set *set, prompt *pr, size_t n,
+                   const char *text, size_t text_full, const char *resp, size_t resp_full,
+                   size_t cap, int *rc)
 {
-    unsigned char c = (unsigned char)s[i];
+    size_t tl = text_full < cap ? text_full : sg_utf8_floor(text, cap);
+    size_t rl = resp_full < cap ? resp_full : sg_utf8_floor(resp, cap);
+    size_t longest;
 
-    return c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    *rc = encode_all(mod, set, pr, n, text, tl, resp, resp ? rl : 0, &longest);
+    return *rc == SG_OK && longest <= (size_t)mod->max_tokens;
 }
 
 /*
- * Cut the text (`which` 0) or the response (1) at a character boundary to the longest length
- * for which every prompt fits in max_tokens, by bisection, and leave the prompts tokenized for
- * that length. Returns 1 if some length fits, 0 if not even an empty one does or on error
- * (*rc says which).
+ * Truncation: the largest byte cap such that, with the user text and the response each cut to
+ * at most that many bytes (from the end, at a character boundary), every prompt fits. A short
+ * text is thus kept whole while a long one is cut, and two long ones end up equally long.
+ * Found by bisection (token counts grow with the cap). On success the prompts are left
+ * tokenized for the cut texts, whose lengths go to *text_len and *resp_len; returns 1. Returns
+ * 0 if not even empty texts fit, or on error (*rc says which).
  */
 static int fit_by_cutting(sg_moderator *mod, const sg_policy_set *set, prompt *pr, size_t n,
                           const char *text, size_t *text_len, const char *resp, size_t *resp_len,
-                          int which, int *rc)
+                          int *rc)
 {
-    size_t *len = which == 0 ? text_len : resp_len;
-    const char *s = which == 0 ? text : resp;
-    size_t lo = 0;    /* fits (checked first) */
-    size_t hi = *len; /* does not fit */
-    size_t longest;
+    size_t lo = 0;                                   /* fits (checked first) */
+    size_t hi = *text_len > *resp_len ? *text_len : *resp_len; /* does not fit */
 
-    *len = 0;
-    *rc = encode_all(mod, set, pr, n, text, *text_len, resp, *resp_len, &longest);
-    if (*rc < 0 || longest > (size_t)mod->max_tokens)
+    if (!try_cap(mod, set, pr, n, text, *text_len, resp, *resp_len, 0, rc))
         return 0;
     while (hi - lo > 1) {
-        size_t mid = sg_utf8_floor(s, lo + (hi - lo) / 2);
+        size_t mid = lo + (hi - lo) / 2;
 
-        if (mid <= lo)
-            mid = lo + char_len(s, lo);
-        if (mid >= hi)
-            break;
-        *len = mid;
-        *rc = encode_all(mod, set, pr, n, text, *text_len, resp, *resp_len, &longest);
-        if (*rc < 0)
-            return 0;
-        if (longest <= (size_t)mod->max_tokens)
+        if (try_cap(mod, set, pr, n, text, *text_len, resp, *resp_len, mid, rc))
             lo = mid;
+        else if (*rc < 0)
+            return 0;
         else
             hi = mid;
     }
-    *len = lo;
-    *rc = encode_all(mod, set, pr, n, text, *text_len, resp, *resp_len, &longest);
-    return *rc == SG_OK;
+    if (!try_cap(mod, set, pr, n, text, *text_len, resp, *resp_len, lo, rc))
+        return 0;
+    if (*text_len > lo)
+        *text_len = sg_utf8_floor(text, lo);
+    if (*resp_len > lo)
+        *resp_len = sg_utf8_floor(resp, lo);
+    return 1;
 }
 
 /* Resolve the request's policies (or every enabled one) into pr[] (zeroed, capacity cap). */
@@ -461,9 +464,7 @@ int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_r
                          "(shorten it, or enable truncation)", full, mod->max_tokens);
             goto fail;
         }
-        fits = fit_by_cutting(mod, set, pr, n, text, &text_len, resp, &resp_len, 0, &rc);
-        if (!fits && rc == SG_OK && resp)
-            fits = fit_by_cutting(mod, set, pr, n, text, &text_len, resp, &resp_len, 1, &rc);
+        fits = fit_by_cutting(mod, set, pr, n, text, &text_len, resp, &resp_len, &rc);
         if (rc < 0)
             goto fail;
         if (!fits) {
@@ -474,12 +475,19 @@ int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_r
         }
         res->truncated = 1;
     }
+    res->text_bytes = text_len;
+    res->response_bytes = resp ? resp_len : 0;
 
     /* The longest common token prefix of all prompts; every branch keeps at least one token. */
     min_len = pr[0].n;
     for (size_t i = 1; i < n; i++)
         if (pr[i].n < min_len)
             min_len = pr[i].n;
+    if (min_len == 0) {
+        /* Cannot happen with a valid set (guidelines are never empty); never index ids[-1]. */
+        rc = set_err(mod, SG_EINVAL, "a rendered prompt has no tokens");
+        goto fail;
+    }
     lcp = 0;
     while (lcp < min_len) {
         size_t i = 1;

@@ -26,12 +26,13 @@ json_t *sg_moderate_result_json(const char *model, const sg_moderate_result *res
     for (size_t i = 0; i < res->n_scores && !bad; i++) {
         const sg_policy_score *s = &res->scores[i];
 
-        bad |= json_array_append_new(
-            results, json_pack("{s:s, s:f, s:b, s:f}", "policy", s->policy->name, "probability",
-                               s->probability, "violation", s->violation, "threshold",
-                               s->threshold));
+        bad |= json_array_append_new(results,
+                                     json_pack("{s:s, s:f, s:b, s:f}", "policy", s->policy->name,
+                                               "probability", s->probability, "violation",
+                                               s->violation, "threshold", s->threshold));
     }
-    bad |= json_object_set_new(usage, "prompt_tokens", json_integer((json_int_t)res->prompt_tokens));
+    bad |=
+        json_object_set_new(usage, "prompt_tokens", json_integer((json_int_t)res->prompt_tokens));
     bad |= json_object_set_new(usage, "computed_tokens",
                                json_integer((json_int_t)res->computed_tokens));
     if (res->truncated)

@@ -22,11 +22,13 @@ typedef struct sg_moderate_opts {
     double temperature;   /* T > 0; default 1 */
     double smoothing;     /* a >= 0; default 0 */
     int truncate;         /* 0 (default): SG_ERANGE when a prompt exceeds max_tokens;
-                             1: cut the user text (then the response) from the end to fit */
+                             1: cut the longer of the user text and the response from its end
+                             (both to the same length if need be) until every prompt fits */
     int max_tokens;       /* per rendered prompt; 0: the model's context length */
     int precision;        /* -1: the model's */
 } sg_moderate_opts;
 
+/* T = 1, a = 0, no truncation, the model's context as the limit, the model's precision. */
 sg_moderate_opts sg_moderate_opts_default(void);
 
 typedef struct sg_moderate_req {
@@ -52,12 +54,22 @@ typedef struct sg_moderate_result {
     size_t prompt_tokens;    /* tokens of all rendered prompts together */
     size_t computed_tokens;  /* tokens actually run through the model for this request */
     int truncated;           /* 1 if the input was cut to fit */
+    size_t text_bytes;       /* bytes of the text classified (fewer than given when cut) */
+    size_t response_bytes;   /* the same for the response (0 in prompt-only mode) */
 } sg_moderate_result;
 
 typedef struct sg_moderator sg_moderator;
 
+/*
+ * A moderator for model `m` (borrowed: it must outlive the moderator; its tokenizer is used),
+ * with `opts` (NULL: the defaults). It creates one engine context whose trunk keeps the shared
+ * prefix of the last request, so that the next one recomputes only what differs. The caller
+ * owns *out (sg_moderator_free). Errors: SG_EINVAL (bad option, no tokenizer), SG_ERANGE
+ * (max_tokens over the model's context), or the engine's; the message goes to `err`.
+ */
 int sg_moderator_new(sg_moderator **out, sg_model *m, const sg_moderate_opts *opts, char *err,
                      size_t errlen);
+/* Free a moderator and its context (NULL is fine). */
 void sg_moderator_free(sg_moderator *mod);
 /* The message of the last failure. Never NULL. */
 const char *sg_moderator_errmsg(const sg_moderator *mod);
@@ -69,6 +81,7 @@ const char *sg_moderator_errmsg(const sg_moderator *mod);
  */
 int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_req *req,
                 sg_moderate_result *res);
+/* Free the scores of a result and zero it (NULL is fine). */
 void sg_moderate_result_free(sg_moderate_result *res);
 
 /*

@@ -20,6 +20,7 @@ typedef enum sg_policy_err {
     SG_POLICY_ERR_COUNT = 6
 } sg_policy_err;
 
+/* Static description of an sg_policy_err; never NULL. */
 const char *sg_policy_strerror(int err);
 
 typedef enum sg_prompt_mode {
@@ -41,13 +42,18 @@ typedef struct sg_policy {
 typedef struct sg_policy_set sg_policy_set;
 
 /*
- * Load every *.yaml in `dir` (the template file and the policies). On failure returns a
- * negative sg_policy_err and writes "file:line:column: message" into `err`.
+ * Load every *.yaml (and *.yml) in `dir` not starting with '.': template.yaml holds the
+ * prompt templates and the answer pieces, every other file is one policy. Everything is
+ * validated (keys, types, names unique across files, guidelines, thresholds in [0, 1], UTF-8,
+ * template placeholders). On failure returns a negative sg_policy_err, leaves *out NULL and
+ * writes the first problem as "file:line:column: message" into `err` (or "dir: message").
  * The caller owns *out (sg_policy_set_free).
  */
 int sg_policy_set_load(sg_policy_set **out, const char *dir, char *err, size_t errlen);
+/* Free a set and everything it owns (NULL is fine). */
 void sg_policy_set_free(sg_policy_set *set);
 
+/* Policies in the set, in file-name order (0 for NULL). */
 size_t sg_policy_count(const sg_policy_set *set);
 /* Borrowed, valid until sg_policy_set_free(); NULL when out of range / not found. */
 const sg_policy *sg_policy_at(const sg_policy_set *set, size_t i);

@@ -79,7 +79,9 @@ END_TEST
 
 START_TEST(set_errors)
 {
-    static const struct { const char *key, *value, *want; } cases[] = {
+    static const struct {
+        const char *key, *value, *want;
+    } cases[] = {
         {"queue_depth", "many", "queue_depth: 'many' is not an integer"},
         {"queue_depth", "0", "queue_depth: 0 is out of range"},
         {"threads", "-1", "out of range"},
@@ -156,7 +158,9 @@ END_TEST
 
 START_TEST(yaml_errors)
 {
-    static const struct { const char *text, *want; } cases[] = {
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
         {"model: /m\nqueue_depht: 3\n", ":2:1: unknown key 'queue_depht'"},
         {"model: /m\nqueue_depth: lots\n", ":2:14: queue_depth: 'lots' is not an integer"},
         {"model: [a, b]\n", ":1:8: model: expected a scalar value, found a sequence"},
@@ -193,9 +197,26 @@ END_TEST
 
 START_TEST(command_line)
 {
-    char *argv[] = {"shieldd", "-d", "-v", "-v", "-c", "/etc/x.yaml", "-m", "/models/m",
-                    "-s", "/tmp/s.sock", "-l", "127.0.0.1:9", "--queue-depth", "3",
-                    "--request_timeout=2s", "--no-cache", "--truncate", "-t", "4", NULL};
+    char *argv[] = {"shieldd",
+                    "-d",
+                    "-v",
+                    "-v",
+                    "-c",
+                    "/etc/x.yaml",
+                    "-m",
+                    "/models/m",
+                    "-s",
+                    "/tmp/s.sock",
+                    "-l",
+                    "127.0.0.1:9",
+                    "--queue-depth",
+                    "3",
+                    "--request_timeout=2s",
+                    "--no-cache",
+                    "--truncate",
+                    "-t",
+                    "4",
+                    NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
     struct shieldd_cmdline cl;
     struct shieldd_config c;
@@ -246,7 +267,9 @@ END_TEST
 
 START_TEST(command_line_errors)
 {
-    static const struct { const char *a, *b, *want; } cases[] = {
+    static const struct {
+        const char *a, *b, *want;
+    } cases[] = {
         {"--bogus", "1", "unknown flag '--bogus'"},
         {"-x", NULL, "unknown flag '-x'"},
         {"stray", NULL, "unexpected argument 'stray'"},

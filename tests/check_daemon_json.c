@@ -21,7 +21,7 @@ START_TEST(result_json)
     sg_policy hate = {.name = "hate", .threshold = 0.5};
     sg_policy sex = {.name = "sexual", .threshold = 0.25};
     sg_policy_score scores[2] = {{&hate, 0.125, 0, 0.5}, {&sex, 0.75, 1, 0.25}};
-    sg_moderate_result res = {scores, 2, 1, 412, 300, 0};
+    sg_moderate_result res = {scores, 2, 1, 412, 300, 0, 0, 0};
     json_t *o = sg_moderate_result_json("shieldgemma-2b", &res);
     char *s;
 

@@ -126,6 +126,7 @@ static size_t tbytes(const tdesc *t)
     case 2: return n / 32 * 18;
     case 12: return n / 256 * 144;
     case 13: return n / 256 * 176;
+    case 7: return n / 32 * 24;
     case 14: return n / 256 * 210;
     default: return n;
     }
@@ -549,7 +550,7 @@ static void check_quant_close(const sg_weights *q, const sg_weights *f, const ch
 START_TEST(test_quant_fixtures)
 {
     char path[1024], err[512] = "";
-    sg_weights f, q8, q4, k4, k6;
+    sg_weights f, q8, q4, k4, k6, mix;
 
     fixture(path, sizeof path, "tiny-a/model-f32.gguf");
     ck_assert_msg(sg_gguf_load(path, &f, err, sizeof err) == SG_OK, "%s", err);
@@ -561,6 +562,8 @@ START_TEST(test_quant_fixtures)
     ck_assert_msg(sg_gguf_load(path, &k4, err, sizeof err) == SG_OK, "%s", err);
     fixture(path, sizeof path, "quant/tiny-k-q6_k.gguf");
     ck_assert_msg(sg_gguf_load(path, &k6, err, sizeof err) == SG_OK, "%s", err);
+    fixture(path, sizeof path, "quant/tiny-k-mix.gguf");
+    ck_assert_msg(sg_gguf_load(path, &mix, err, sizeof err) == SG_OK, "%s", err);
 
     ck_assert_int_eq(sg_weights_find(&q8, "model.embed_tokens.weight")->dtype, SG_DT_Q8_0);
     ck_assert_int_eq(sg_weights_find(&q4, "model.embed_tokens.weight")->dtype, SG_DT_Q8_0);
@@ -574,6 +577,19 @@ START_TEST(test_quant_fixtures)
                      SG_DT_Q4_K);
     ck_assert_int_eq(sg_weights_find(&k6, "model.layers.1.mlp.down_proj.weight")->dtype,
                      SG_DT_Q6_K);
+    static const struct {
+        const char *name;
+        sg_dtype dt;
+    } mixed[] = {
+        {"model.embed_tokens.weight", SG_DT_Q8_0},
+        {"model.layers.1.self_attn.q_proj.weight", SG_DT_Q5_K},
+        {"model.layers.1.self_attn.v_proj.weight", SG_DT_Q6_K},
+        {"model.layers.1.mlp.up_proj.weight", SG_DT_Q4_K},
+        {"model.layers.1.mlp.down_proj.weight", SG_DT_Q6_K},
+        {"model.layers.1.post_feedforward_layernorm.weight", SG_DT_F32},
+    };
+    for (size_t i = 0; i < sizeof mixed / sizeof mixed[0]; i++)
+        ck_assert_int_eq(sg_weights_find(&mix, mixed[i].name)->dtype, mixed[i].dt);
     ck_assert_int_eq(k4.info.d_model, 256);
     ck_assert_int_eq(k4.info.n_vocab, 256);
     ck_assert_int_eq(k4.info.head_dim, 128);
@@ -590,6 +606,7 @@ START_TEST(test_quant_fixtures)
     sg_weights_free(&q4);
     sg_weights_free(&k4);
     sg_weights_free(&k6);
+    sg_weights_free(&mix);
 }
 END_TEST
 
@@ -750,6 +767,7 @@ static const tdesc gemma1_tensors[] = {
     {"blk.0.ffn_down.weight", 2, {64, 32}, 2, -1},
     {"blk.0.ffn_gate.weight", 2, {256, 2}, 12, -1},
     {"blk.0.attn_v.weight", 2, {256, 1}, 14, -1},
+    {"blk.0.attn_k.weight", 2, {512, 1}, 13, -1},
 };
 
 static const tdesc gemma1_post_norm[] = {
@@ -762,7 +780,7 @@ START_TEST(test_gemma1_names)
 {
     gb b;
     sg_weights w;
-    mspec s = {.arch = "gemma", .t = gemma1_tensors, .nt = 7};
+    mspec s = {.arch = "gemma", .t = gemma1_tensors, .nt = 8};
 
     build(&b, &s);
     load_ok(&b, &w);
@@ -782,6 +800,8 @@ START_TEST(test_gemma1_names)
     ck_assert(t && t->dtype == SG_DT_Q4_K && t->nbytes == 2 * 144);
     t = sg_weights_find(&w, "model.layers.0.self_attn.v_proj.weight");
     ck_assert(t && t->dtype == SG_DT_Q6_K && t->nbytes == 210 && t->shape[1] == 256);
+    t = sg_weights_find(&w, "model.layers.0.self_attn.k_proj.weight");
+    ck_assert(t && t->dtype == SG_DT_Q5_K && t->nbytes == 2 * 176 && t->shape[1] == 512);
     sg_weights_free(&w);
     free(b.p);
 
@@ -1135,7 +1155,7 @@ static const tdesc t_misaligned[] = {{"token_embd.weight", 2, {32, 8}, 0, 16}};
 static const tdesc t_partial_block[] = {{"token_embd.weight", 2, {48, 8}, 8, -1}};
 static const tdesc t_unsupported_type[] = {
     {"token_embd.weight", 2, {256, 8}, 0, -1},
-    {"blk.0.ffn_up.weight", 2, {256, 4}, 13, -1},
+    {"blk.0.ffn_up.weight", 2, {256, 4}, 7, -1},
 };
 static const tdesc t_unknown_name[] = {
     {"token_embd.weight", 2, {32, 8}, 0, -1},
@@ -1202,7 +1222,7 @@ START_TEST(test_bad_tensors)
 
     /* valid files the Gemma loader refuses */
     CASE(t_unsupported_type);
-    expect_load_fail(&b, SG_EUNSUPPORTED, "tensor 'blk.0.ffn_up.weight'", "type Q5_K", NULL);
+    expect_load_fail(&b, SG_EUNSUPPORTED, "tensor 'blk.0.ffn_up.weight'", "type Q5_1", NULL);
     free(b.p);
     CASE(t_unknown_name);
     expect_load_fail(&b, SG_EUNSUPPORTED, "tensor 'blk.0.attn_qkv.weight'", "not part of",

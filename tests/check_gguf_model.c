@@ -225,6 +225,13 @@ START_TEST(test_quant_q4_k)
 }
 END_TEST
 
+START_TEST(test_quant_mix)
+{
+    check_quant("quant/tiny-k-mix.gguf", "quant/tiny-k-mix.ref.txt", "quant/tiny-k-f32.ref.txt",
+                1.9, 0.042);
+}
+END_TEST
+
 START_TEST(test_quant_q6_k)
 {
     check_quant("quant/tiny-k-q6_k.gguf", "quant/tiny-k-q6_k.ref.txt", "quant/tiny-k-f32.ref.txt",
@@ -321,6 +328,7 @@ Suite *gguf_model_suite(void)
     tcase_add_test(tc, test_quant_q4_0);
     tcase_add_test(tc, test_quant_q4_k);
     tcase_add_test(tc, test_quant_q6_k);
+    tcase_add_test(tc, test_quant_mix);
     tcase_add_test(tc, test_gguf_model_errors);
     suite_add_tcase(s, tc);
     return s;

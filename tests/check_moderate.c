@@ -542,6 +542,8 @@ START_TEST(limits_and_truncation)
         ck_assert_msg(sg_moderate(mod, fx.set, &req, &res) == SG_OK, "%s",
                       sg_moderator_errmsg(mod));
         ck_assert_int_eq(res.truncated, 1);
+        ck_assert_uint_lt(res.text_bytes, len);
+        ck_assert_uint_eq(res.response_bytes, 0);
         /* Every prompt fits, and the cut keeps nearly all the room (30 tokens of text). */
         ck_assert_uint_le(res.prompt_tokens, 4 * (size_t)max_tokens);
         ck_assert_uint_gt(res.prompt_tokens, sum_len + 4 * 24);
@@ -550,13 +552,53 @@ START_TEST(limits_and_truncation)
         ck_assert_int_eq(res.truncated, 0);
         sg_moderate_result_free(&res);
     }
-    /* Response mode: the user text goes first, then the response is cut. */
+    /* Response mode: a short user text stays whole while the long response is cut, and the
+     * result is that of the cut texts given as they are. */
+    sg_moderator_free(mod);
     {
-        sg_moderate_req req = {longtext, len, longtext, len, NULL, 0};
+        const char *q = "Is this OK?";
+        sg_moderate_req req = {q, 0, longtext, len, NULL, 0};
+        sg_moderate_req cut = {q, 0, longtext, 0, NULL, 0};
+        sg_moderate_result again;
+
+        /* Room for ~40 tokens of response next to the question. */
+        o.max_tokens = 0;
+        for (size_t i = 0; i < sg_policy_count(fx.set); i++) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+
+            ck_assert_int_eq(sg_moderate_tokenize(fx.tok, fx.set, sg_policy_at(fx.set, i), q,
+                                                  strlen(q), "x", 1, &ids, &n),
+                             SG_OK);
+            if ((int)n > o.max_tokens)
+                o.max_tokens = (int)n;
+            free(ids);
+        }
+        o.max_tokens += 40;
+        mod = new_mod(&fx, &o);
 
         ck_assert_msg(sg_moderate(mod, fx.set, &req, &res) == SG_OK, "%s",
                       sg_moderator_errmsg(mod));
         ck_assert_int_eq(res.truncated, 1);
+        ck_assert_uint_eq(res.text_bytes, strlen(q));
+        ck_assert_uint_gt(res.response_bytes, 0);
+        ck_assert_uint_lt(res.response_bytes, len);
+        cut.response_len = res.response_bytes;
+        ck_assert_int_eq(sg_moderate(mod, fx.set, &cut, &again), SG_OK);
+        ck_assert_int_eq(again.truncated, 0);
+        ck_assert_uint_eq(again.prompt_tokens, res.prompt_tokens);
+        for (size_t i = 0; i < res.n_scores; i++)
+            ck_assert(fabs(again.scores[i].probability - res.scores[i].probability) <= 1e-6);
+        sg_moderate_result_free(&again);
+        sg_moderate_result_free(&res);
+
+        /* Two long texts are cut to the same length. */
+        req.text = longtext;
+        req.text_len = len;
+        ck_assert_int_eq(sg_moderate(mod, fx.set, &req, &res), SG_OK);
+        ck_assert_int_eq(res.truncated, 1);
+        ck_assert_uint_eq(res.text_bytes, res.response_bytes);
+        ck_assert_uint_gt(res.text_bytes, 0);
         sg_moderate_result_free(&res);
     }
     sg_moderator_free(mod);
@@ -714,6 +756,62 @@ START_TEST(errors)
 }
 END_TEST
 
+/* The same model as GGUF (tokenizer from its metadata): the same prompt ids and scores. */
+START_TEST(gguf_same_as_safetensors)
+{
+    fixture fx;
+    sg_model *gg = NULL;
+    sg_model_opts mo = sg_model_opts_default();
+    char path[1024];
+    char err[512] = "";
+    sg_moderator *a;
+    sg_moderator *b = NULL;
+    sg_moderate_result ra, rb;
+    sg_moderate_req req = {texts[0], 0, response, 0, NULL, 0};
+
+    fx_open(&fx);
+    mo.n_threads = 2;
+    mo.precision = SG_PREC_F32;
+    snprintf(path, sizeof path, "%s/tests/fixtures/tiny-a/model-f32.gguf", top());
+    ck_assert_msg(sg_model_open(&gg, path, &mo, err, sizeof err) == SG_OK, "%s", err);
+    ck_assert_ptr_nonnull(sg_model_tok(gg));
+    for (size_t i = 0; i < sg_policy_count(fx.set); i++) {
+        const sg_policy *p = sg_policy_at(fx.set, i);
+        int32_t *x = NULL;
+        int32_t *y = NULL;
+        size_t nx = 0;
+        size_t ny = 0;
+
+        ck_assert_int_eq(sg_moderate_tokenize(fx.tok, fx.set, p, texts[0], strlen(texts[0]),
+                                              response, strlen(response), &x, &nx),
+                         SG_OK);
+        ck_assert_int_eq(sg_moderate_tokenize(sg_model_tok(gg), fx.set, p, texts[0],
+                                              strlen(texts[0]), response, strlen(response), &y,
+                                              &ny),
+                         SG_OK);
+        ck_assert_uint_eq(nx, ny);
+        ck_assert(memcmp(x, y, nx * sizeof *x) == 0);
+        free(x);
+        free(y);
+    }
+    a = new_mod(&fx, NULL);
+    ck_assert_msg(sg_moderator_new(&b, gg, NULL, err, sizeof err) == SG_OK, "%s", err);
+    ck_assert_int_eq(sg_moderate(a, fx.set, &req, &ra), SG_OK);
+    ck_assert_msg(sg_moderate(b, fx.set, &req, &rb) == SG_OK, "%s", sg_moderator_errmsg(b));
+    ck_assert_uint_eq(ra.prompt_tokens, rb.prompt_tokens);
+    for (size_t i = 0; i < ra.n_scores; i++)
+        ck_assert_msg(fabs(ra.scores[i].probability - rb.scores[i].probability) <= 1e-6,
+                      "%s: %.9f vs %.9f", ra.scores[i].policy->name, ra.scores[i].probability,
+                      rb.scores[i].probability);
+    sg_moderate_result_free(&ra);
+    sg_moderate_result_free(&rb);
+    sg_moderator_free(a);
+    sg_moderator_free(b);
+    sg_model_close(gg);
+    fx_close(&fx);
+}
+END_TEST
+
 Suite *moderate_suite(void)
 {
     Suite *s = suite_create("moderate");
@@ -728,6 +826,7 @@ Suite *moderate_suite(void)
     tcase_add_test(tc, limits_and_truncation);
     tcase_add_test(tc, scoring);
     tcase_add_test(tc, errors);
+    tcase_add_test(tc, gguf_same_as_safetensors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -216,6 +216,87 @@ START_TEST(test_q4_k_random)
 }
 END_TEST
 
+START_TEST(test_q5_k_literal)
+{
+    uint8_t b[SG_Q5_K_BYTES];
+    float out[256];
+
+    memset(b, 0, sizeof b);
+    b[0] = 0x00; /* d = 1.0 */
+    b[1] = 0x3C;
+    b[2] = 0x00; /* dmin = 0.5 */
+    b[3] = 0x38;
+    b[4 + 0] = 0x41; /* as in the Q4_K literal: sc0 = 1, m0 = 2, sc4 = 18, m4 = 35 */
+    b[4 + 4] = 0x82;
+    b[4 + 8] = 0x32;
+    b[16 + 0] = 0x01 | 0x10; /* qh[0]: bit 0 (sub-block 0) and bit 4 (sub-block 4) */
+    b[16 + 1] = 0x02;        /* qh[1]: bit 1 (sub-block 1, which has scale 0) */
+    b[48 + 0] = 0x57;        /* qs[0]: element 0 = 1 * (7 + 16) - 0.5 * 2 = 22 */
+    b[48 + 1] = 0x03;        /* element 1 = 1 * 3 - 1 = 2 */
+    b[48 + 64] = 0x09;       /* element 128 = 18 * (9 + 16) - 0.5 * 35 = 432.5 */
+    sg_dequant_row(SG_DT_Q5_K, b, out, 256);
+    ck_assert(out[0] == 22.0f);
+    ck_assert(out[1] == 2.0f);
+    ck_assert(out[2] == -1.0f);
+    ck_assert(out[32] == 0.0f);
+    ck_assert(out[33] == 0.0f);
+    ck_assert(out[128] == 432.5f);
+    ck_assert(out[129] == -17.5f);
+}
+END_TEST
+
+START_TEST(test_q5_k_random)
+{
+    enum { NB = 3 };
+    uint8_t b[NB * SG_Q5_K_BYTES];
+    float out[NB * 256];
+    int q[NB][256], sc[NB][8], m[NB][8];
+    float d[NB], dmin[NB];
+    uint32_t s = 555;
+
+    memset(b, 0, sizeof b);
+    for (int k = 0; k < NB; k++) {
+        uint8_t *blk = b + k * SG_Q5_K_BYTES;
+        d[k] = sg_f16_to_f32(sg_f32_to_f16((float)(rng(&s) % 1000 + 1) / 7000.0f));
+        dmin[k] = sg_f16_to_f32(sg_f32_to_f16((float)(rng(&s) % 1000) / 9000.0f));
+        put_f16(blk, d[k]);
+        put_f16(blk + 2, dmin[k]);
+        for (int j = 0; j < 8; j++) {
+            sc[k][j] = (int)(rng(&s) % 64);
+            m[k][j] = (int)(rng(&s) % 64);
+        }
+        sc[k][5] = 63;
+        m[k][7] = 63;
+        pack_q4k_scales(blk + 4, sc[k], m[k]);
+        for (int i = 0; i < 256; i++)
+            q[k][i] = (int)(rng(&s) % 32);
+        q[k][3] = 31;
+        /* element i: sub-block j = i / 32, l = i % 32: the low four bits as in Q4_K (in qs at
+         * byte 48), the fifth bit is bit j of qh[l] (byte 16 + l) */
+        for (int i = 0; i < 256; i++) {
+            int j = i / 32, l = i % 32;
+            uint8_t *byte = &blk[48 + 32 * (j / 2) + l];
+            int lo = q[k][i] & 15;
+            if (j % 2 == 0)
+                *byte = (uint8_t)((*byte & 0xF0) | lo);
+            else
+                *byte = (uint8_t)((*byte & 0x0F) | lo << 4);
+            if (q[k][i] & 16)
+                blk[16 + l] = (uint8_t)(blk[16 + l] | 1 << j);
+        }
+    }
+    sg_dequant_q5_k(b, out, NB);
+    for (int k = 0; k < NB; k++)
+        for (int i = 0; i < 256; i++) {
+            int j = i / 32;
+            double want = (double)d[k] * sc[k][j] * q[k][i] - (double)dmin[k] * m[k][j];
+            ck_assert_msg(fabs(out[k * 256 + i] - want) <= 1e-6 * (1 + fabs(want)),
+                          "block %d element %d: %g, want %g", k, i, (double)out[k * 256 + i],
+                          want);
+        }
+}
+END_TEST
+
 START_TEST(test_q6_k_literal)
 {
     uint8_t b[SG_Q6_K_BYTES];
@@ -310,6 +391,8 @@ Suite *quant_suite(void)
     tcase_add_test(tc, test_q4_0_random);
     tcase_add_test(tc, test_q4_k_literal);
     tcase_add_test(tc, test_q4_k_random);
+    tcase_add_test(tc, test_q5_k_literal);
+    tcase_add_test(tc, test_q5_k_random);
     tcase_add_test(tc, test_q6_k_literal);
     tcase_add_test(tc, test_q6_k_random);
     suite_add_tcase(s, tc);

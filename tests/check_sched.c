@@ -19,13 +19,16 @@ Suite *sched_suite(void);
 
 struct fake {
     pthread_mutex_t mu;
-    int gate;                /* the run function waits while gate == 0 */
+    int gate; /* the run function waits while gate == 0 */
     pthread_cond_t cv;
-    size_t batches[64];      /* sizes of the batches run */
+    size_t batches[64]; /* sizes of the batches run */
     size_t n_batches;
-    int ran[64];             /* ids of the jobs run, in order */
+    int ran[64]; /* ids of the jobs run, in order */
     size_t n_ran;
     int saw_cancel;
+    struct sched *s; /* set: hand each job back as soon as it is run */
+    void *last;
+    int delivered_early; /* jobs already delivered when the next one ran */
 };
 
 struct tjob {
@@ -49,6 +52,19 @@ static void run(void *ud, struct sched_job **jobs, size_t n)
         f->saw_cancel |= jobs[i]->cancelled;
     }
     pthread_mutex_unlock(&f->mu);
+    if (f->s != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            struct tjob *j = (struct tjob *)jobs[i];
+
+            if (i > 0) {
+                /* Give the loop time to deliver the previous one before this one ends. */
+                usleep(100000);
+                f->delivered_early += ((struct tjob *)f->last)->done;
+            }
+            f->last = j;
+            sched_finish(f->s, &j->sj);
+        }
+    }
 }
 
 static void done(struct sched_job *sj, void *arg)
@@ -100,6 +116,20 @@ static void wait_done(struct event_base *base, struct tjob *js, size_t n)
     }
 }
 
+/* Wait until the worker has taken a batch (it is blocked in the run function). */
+static void wait_running(struct sched *s)
+{
+    struct sched_stats st;
+
+    for (int t = 0; t < 1000; t++) {
+        sched_get_stats(s, &st);
+        if (st.running > 0)
+            return;
+        usleep(5000);
+    }
+    ck_abort_msg("the worker never took the first job");
+}
+
 static struct event_base *new_base(void)
 {
     ck_assert_int_eq(evthread_use_pthreads(), 0);
@@ -120,7 +150,7 @@ START_TEST(batches_and_order)
     for (int i = 0; i < 6; i++)
         job_init(&js[i], i, 40);
     ck_assert_int_eq(sched_submit(s, &js[0].sj), 0);
-    usleep(50000);
+    wait_running(s);
     for (int i = 1; i < 6; i++)
         ck_assert_int_eq(sched_submit(s, &js[i].sj), 0);
     sched_get_stats(s, &st);
@@ -162,7 +192,7 @@ START_TEST(full_cancel_expire)
     for (int i = 0; i < 5; i++)
         job_init(&js[i], i, 1);
     ck_assert_int_eq(sched_submit(s, &js[0].sj), 0);
-    usleep(50000); /* job 0 is running (blocked) */
+    wait_running(s); /* job 0 is running (blocked) */
     ck_assert_int_eq(sched_submit(s, &js[1].sj), 0);
     js[2].sj.deadline = sched_now() - 1; /* already past */
     ck_assert_int_eq(sched_submit(s, &js[2].sj), 0);
@@ -205,7 +235,7 @@ START_TEST(free_completes_queued)
     for (int i = 0; i < 3; i++)
         job_init(&js[i], i, 1);
     ck_assert_int_eq(sched_submit(s, &js[0].sj), 0);
-    usleep(50000);
+    wait_running(s);
     ck_assert_int_eq(sched_submit(s, &js[1].sj), 0);
     ck_assert_int_eq(sched_submit(s, &js[2].sj), 0);
     open_gate(&f);
@@ -213,6 +243,51 @@ START_TEST(free_completes_queued)
     ck_assert_int_eq(js[0].done, 1);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(js[i].done, 1);
+    event_base_free(base);
+}
+END_TEST
+
+/* Loop thread: runs the base until all jobs are done, in a helper thread's absence. */
+static void *loop_thread(void *arg)
+{
+    struct event_base *base = arg;
+
+    for (int t = 0; t < 300; t++) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        usleep(5000);
+    }
+    return NULL;
+}
+
+START_TEST(finish_early)
+{
+    struct event_base *base = new_base();
+    struct fake f;
+    struct sched *s;
+    struct tjob js[4];
+    pthread_t lt;
+
+    fake_init(&f);
+    ck_assert_int_eq(sched_new(&s, base, 8, 64, 1000, run, &f), 0);
+    f.s = s;
+    /* Job 0 blocks the worker; 1..3 queue behind it and form the next batch. */
+    for (int i = 0; i < 4; i++)
+        job_init(&js[i], i, 1);
+    ck_assert_int_eq(sched_submit(s, &js[0].sj), 0);
+    wait_running(s);
+    for (int i = 1; i < 4; i++)
+        ck_assert_int_eq(sched_submit(s, &js[i].sj), 0);
+    pthread_create(&lt, NULL, loop_thread, base);
+    open_gate(&f);
+    pthread_join(lt, NULL);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(js[i].done, 1); /* exactly once */
+        ck_assert_int_eq(js[i].status, SCHED_OK);
+    }
+    ck_assert_uint_eq(f.n_batches, 2);
+    ck_assert_uint_eq(f.batches[1], 3);
+    ck_assert_int_eq(f.delivered_early, 2); /* each was delivered while the next ran */
+    sched_free(s);
     event_base_free(base);
 }
 END_TEST
@@ -226,6 +301,7 @@ Suite *sched_suite(void)
     tcase_add_test(tc, batches_and_order);
     tcase_add_test(tc, full_cancel_expire);
     tcase_add_test(tc, free_completes_queued);
+    tcase_add_test(tc, finish_early);
     suite_add_tcase(s, tc);
     return s;
 }

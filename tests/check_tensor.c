@@ -44,6 +44,9 @@ START_TEST(test_dtype_table)
     ck_assert_uint_eq(sg_dtype_block_bytes(SG_DT_Q4_0), 18);
     ck_assert_uint_eq(sg_dtype_block_bytes(SG_DT_Q4_K), 144);
     ck_assert_uint_eq(sg_dtype_block_bytes(SG_DT_Q6_K), 210);
+    ck_assert_uint_eq(sg_dtype_block_bytes(SG_DT_Q5_K), 176);
+    ck_assert_str_eq(sg_dtype_name(SG_DT_Q5_K), "Q5_K");
+    ck_assert_int_eq(sg_dtype_block(SG_DT_Q5_K), 256);
     ck_assert_uint_eq(sg_dtype_block_bytes(SG_DT_COUNT), 0);
 
     ck_assert_int_eq(sg_dtype_bytes(SG_DT_F32, 10, &b), SG_OK);

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """GGUF test-model tools for shieldd (numpy only; run with /usr/bin/python3).
 
-  gguf_quantize.py quantize IN.gguf OUT.gguf --type {q8_0,q4_0,q4_k,q6_k} [--embd-type T]
+  gguf_quantize.py quantize IN.gguf OUT.gguf --type {q8_0,q4_0,q4_k,q5_k,q6_k,mix}
+                            [--embd-type T]
       Re-write a GGUF with every 2-D weight quantized to T (1-D tensors such as the norms stay
-      F32). The tied token embedding gets --embd-type, by default what llama.cpp picks for the
+      F32; `mix` is a Q4_K_M-like mixture of Q4_K, Q5_K, Q6_K and Q8_0, see MIX). The tied token embedding gets --embd-type, by default what llama.cpp picks for the
       output tensor: Q6_K when its rows are a multiple of 256, else Q8_0. A matrix whose rows do
       not fit T's block falls back to Q8_0 (as llama.cpp's K-quant fallback does).
   gguf_quantize.py synth OUT.gguf [--seed N] [--vocab V] [--d-model D] [--layers L]
@@ -36,10 +37,11 @@ T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I6
 SCALAR = {T_U8: "<B", T_I8: "<b", T_U16: "<H", T_I16: "<h", T_U32: "<I", T_I32: "<i",
           T_F32: "<f", T_BOOL: "<?", T_U64: "<Q", T_I64: "<q", T_F64: "<d"}
 
-F32, F16, Q4_0, Q8_0, Q4_K, Q6_K, BF16 = 0, 1, 2, 8, 12, 14, 30
+F32, F16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, BF16 = 0, 1, 2, 8, 12, 13, 14, 30
 # ggml type: (name, block elements, block bytes)
 GGML = {F32: ("F32", 1, 4), F16: ("F16", 1, 2), BF16: ("BF16", 1, 2), Q8_0: ("Q8_0", 32, 34),
-        Q4_0: ("Q4_0", 32, 18), Q4_K: ("Q4_K", 256, 144), Q6_K: ("Q6_K", 256, 210)}
+        Q4_0: ("Q4_0", 32, 18), Q4_K: ("Q4_K", 256, 144), Q5_K: ("Q5_K", 256, 176),
+        Q6_K: ("Q6_K", 256, 210)}
 BY_NAME = {v[0].lower(): k for k, v in GGML.items()}
 
 
@@ -180,6 +182,16 @@ def dequantize(t):
             qs = b[:, 16:].reshape(-1, 4, 32)
             q = np.stack([qs & 15, qs >> 4], axis=2).reshape(-1, 8, 32).astype(np.float32)
             x = (d[:, :, None] * sc[:, :, None]) * q - (dmin[:, :, None] * m[:, :, None])
+        elif typ == Q5_K:
+            d = f16(b[:, 0:2])[:, None]
+            dmin = f16(b[:, 2:4])[:, None]
+            sc, m = unpack_q4k_scales(b[:, 4:16])
+            qh = b[:, 16:48]
+            qs = b[:, 48:].reshape(-1, 4, 32)
+            q = np.stack([qs & 15, qs >> 4], axis=2).reshape(-1, 8, 32).astype(np.int32)
+            hi = (qh[:, None, :] >> np.arange(8)[None, :, None]) & 1
+            q = (q + 16 * hi).astype(np.float32)
+            x = (d[:, :, None] * sc[:, :, None]) * q - (dmin[:, :, None] * m[:, :, None])
         elif typ == Q6_K:
             ql = b[:, 0:128].reshape(-1, 2, 64)
             qh = b[:, 128:192].reshape(-1, 2, 32)
@@ -257,12 +269,12 @@ def pack_q4k_scales(sc, m):
     return s
 
 
-def quant_q4_k(x):
-    """x = d*sc*q - dmin*m per sub-block of 32, q in 0..15, 6-bit sc and m."""
+def quant_q4_k(x, levels=15):
+    """x = d*sc*q - dmin*m per sub-block of 32, q in 0..levels, 6-bit sc and m."""
     b = x.reshape(-1, 8, 32).astype(np.float64)
     lo = np.minimum(b.min(axis=2), 0)          # sub-block minimum, as -min >= 0
     hi = b.max(axis=2)
-    scale = (hi - lo) / 15
+    scale = (hi - lo) / levels
     mins = -lo
     d = scale.max(axis=1) / 63
     dmin = mins.max(axis=1) / 63
@@ -273,14 +285,34 @@ def quant_q4_k(x):
     # quants against the scales as they will be decoded
     ds = (d[:, None] * sc)[:, :, None]
     dm = (dmin[:, None] * m)[:, :, None]
-    q = np.clip(round_away((b + dm) / np.where(ds > 0, ds, 1)), 0, 15).astype(np.uint8)
+    q = np.clip(round_away((b + dm) / np.where(ds > 0, ds, 1)), 0, levels).astype(np.uint8)
     q = np.where(ds > 0, q, 0).astype(np.uint8)
-    out = np.empty((b.shape[0], 144), dtype=np.uint8)
+    return d16, dmin16, sc, m, q
+
+
+def pack_q4_k(x):
+    d16, dmin16, sc, m, q = quant_q4_k(x, 15)
+    out = np.empty((q.shape[0], 144), dtype=np.uint8)
     out[:, 0:2] = d16.view(np.uint8).reshape(-1, 2)
     out[:, 2:4] = dmin16.view(np.uint8).reshape(-1, 2)
     out[:, 4:16] = pack_q4k_scales(sc, m)
     qs = q.reshape(-1, 4, 2, 32)               # pairs of sub-blocks share 32 bytes
     out[:, 16:] = (qs[:, :, 0] | (qs[:, :, 1] << 4)).reshape(-1, 128)
+    return out.tobytes()
+
+
+def pack_q5_k(x):
+    """As Q4_K with 5-bit quants: the fifth bit of sub-block j's value l is bit j of qh[l]."""
+    d16, dmin16, sc, m, q = quant_q4_k(x, 31)
+    out = np.empty((q.shape[0], 176), dtype=np.uint8)
+    out[:, 0:2] = d16.view(np.uint8).reshape(-1, 2)
+    out[:, 2:4] = dmin16.view(np.uint8).reshape(-1, 2)
+    out[:, 4:16] = pack_q4k_scales(sc, m)
+    hi = (q >> 4).astype(np.uint8)             # (blocks, 8 sub-blocks, 32)
+    out[:, 16:48] = (hi << np.arange(8, dtype=np.uint8)[None, :, None]).sum(axis=1,
+                                                                             dtype=np.uint8)
+    lo = (q & 15).reshape(-1, 4, 2, 32)
+    out[:, 48:] = (lo[:, :, 0] | (lo[:, :, 1] << 4)).reshape(-1, 128)
     return out.tobytes()
 
 
@@ -313,7 +345,12 @@ def quant_q6_k(x):
     return out.tobytes()
 
 
-QUANT = {Q8_0: quant_q8_0, Q4_0: quant_q4_0, Q4_K: quant_q4_k, Q6_K: quant_q6_k}
+QUANT = {Q8_0: quant_q8_0, Q4_0: quant_q4_0, Q4_K: pack_q4_k, Q5_K: pack_q5_k, Q6_K: quant_q6_k}
+
+# --type mix: a mixture in the spirit of llama.cpp's Q4_K_M (which keeps attn_v and ffn_down at
+# higher precision), with Q5_K for the other attention matrices and a Q8_0 embedding.
+MIX = {"attn_q": Q5_K, "attn_k": Q5_K, "attn_output": Q5_K, "attn_v": Q6_K, "ffn_down": Q6_K,
+       "ffn_gate": Q4_K, "ffn_up": Q4_K, "token_embd": Q8_0}
 
 
 def quantize_tensor(t, typ):
@@ -326,14 +363,16 @@ def quantize_tensor(t, typ):
 
 def cmd_quantize(a):
     kvs, tensors, align = read_gguf(a.input)
-    typ = BY_NAME[a.type]
+    typ = BY_NAME.get(a.type, Q4_K)
     out = []
     for t in tensors:
         if len(t["ne"]) < 2:
             out.append(t)
             continue
         tt = typ
-        if t["name"] in ("token_embd.weight", "output.weight"):
+        if a.type == "mix":
+            tt = MIX[t["name"].split(".")[-2]]
+        elif t["name"] in ("token_embd.weight", "output.weight"):
             tt = BY_NAME[a.embd_type] if a.embd_type else (Q6_K if t["ne"][0] % 256 == 0
                                                             else Q8_0)
         q = quantize_tensor(t, tt)
@@ -342,7 +381,8 @@ def cmd_quantize(a):
         print(f"{t['name']}: {GGML[q['type']][0]}, max abs error {err:.3g} "
               f"({rel:.3g} of max |w|)", file=sys.stderr)
         out.append(q)
-    ftype = {Q8_0: 7, Q4_0: 2, Q4_K: 15, Q6_K: 18}[typ]  # llama.cpp's LLAMA_FTYPE numbers
+    # llama.cpp's LLAMA_FTYPE numbers (mix: Q4_K_M)
+    ftype = 15 if a.type == "mix" else {Q8_0: 7, Q4_0: 2, Q4_K: 15, Q5_K: 17, Q6_K: 18}[typ]
     kvs = [(k, t, ftype if k == "general.file_type" else v) for k, t, v in kvs]
     write_gguf(a.output, kvs, out, align)
 
@@ -496,7 +536,7 @@ def cmd_seeds(a):
             return {"name": name, "ne": ne, "type": typ, "data": raw}
         return quantize_tensor(src, typ)
 
-    for typ in (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K):
+    for typ in (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K):
         ts = [t("token_embd.weight", [256, 4], typ), t("blk.0.attn_q.weight", [256, 2], typ),
               t("output_norm.weight", [256], F32)]
         write_gguf(os.path.join(a.dir, f"model-{GGML[typ][0].lower()}.gguf"), base, ts)
@@ -509,8 +549,9 @@ def main():
     q = sub.add_parser("quantize")
     q.add_argument("input")
     q.add_argument("output")
-    q.add_argument("--type", required=True, choices=["q8_0", "q4_0", "q4_k", "q6_k"])
-    q.add_argument("--embd-type", choices=["q8_0", "q4_0", "q4_k", "q6_k"])
+    q.add_argument("--type", required=True,
+                   choices=["q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "mix"])
+    q.add_argument("--embd-type", choices=["q8_0", "q4_0", "q4_k", "q5_k", "q6_k"])
     s = sub.add_parser("synth")
     s.add_argument("output")
     for k, v in (("seed", 1), ("vocab", 256), ("d-model", 256), ("layers", 2), ("heads", 2),

@@ -6,6 +6,8 @@
 #                                        embedding falls back to Q8_0 as in llama.cpp)
 #   tiny-k-q4_k.gguf, tiny-k-q6_k.gguf   a random Gemma 2 with rows of 256 (synth, seed 1),
 #                                        embedding Q6_K as llama.cpp stores the tied output
+#   tiny-k-mix.gguf                      the same, Q4_K_M-like mixture: Q4_K, Q5_K, Q6_K and a
+#                                        Q8_0 embedding
 #   *.ref.txt                            float64 logits of that very file (weights dequantized)
 #   tiny-k-f32.ref.txt                   float64 logits of tiny-k before quantization
 # tiny-a's own f32 reference is tests/fixtures/tiny-a/ref_f64_last.txt (the golden).
@@ -31,7 +33,7 @@ for t in q8_0 q4_0; do
 done
 $q synth "$tmp/tiny-k-f32.gguf" --seed 1
 $q ref "$tmp/tiny-k-f32.gguf" --tokens $tk --all > "$out/tiny-k-f32.ref.txt"
-for t in q4_k q6_k; do
+for t in q4_k q6_k mix; do
     $q quantize "$tmp/tiny-k-f32.gguf" "$out/tiny-k-$t.gguf" --type $t 2>/dev/null
     $q ref "$out/tiny-k-$t.gguf" --tokens $tk --all > "$out/tiny-k-$t.ref.txt"
 done

@@ -25,7 +25,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: shieldctl classify --model PATH [--policies DIR] [--policy NAME]...\n"
             "                          [--response TEXT] [--json] [--truncate] [--max-tokens N]\n"
-            "                          [--threads N] [--temperature T] [--smoothing A] TEXT|-\n"
+            "                          [--threads N] [--precision P] [--temperature T]\n"
+            "                          [--smoothing A] TEXT|-\n"
             "\n"
             "Classify TEXT (\"-\": read it from stdin, bytes as they are) against every enabled\n"
             "policy, or the ones named with --policy, and print P(violation) per policy.\n"
@@ -38,6 +39,7 @@ static void usage(FILE *f)
             "  --truncate         cut a too-long input to fit instead of failing\n"
             "  --max-tokens N     limit per rendered prompt (default: the model's context)\n"
             "  --threads N        compute threads (default: all cores)\n"
+            "  --precision P      f32 (the reference), bf16 or int8 matrix products\n"
             "  --temperature T    P = (e^(zYes/T) + a) / (e^(zYes/T) + e^(zNo/T) + 2a); T = 1\n"
             "  --smoothing A      ... and a = 0 by default\n");
 }
@@ -83,6 +85,7 @@ int ctl_classify(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"temperature", required_argument, NULL, 'k'},
         {"smoothing", required_argument, NULL, 'a'},
+        {"precision", required_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -148,6 +151,19 @@ int ctl_classify(int argc, char **argv)
         case 'a':
             if (parse_double("--smoothing", optarg, &opts.smoothing) < 0)
                 return 2;
+            break;
+        case 'x':
+            if (strcmp(optarg, "f32") == 0) {
+                mo.precision = SG_PREC_F32;
+            } else if (strcmp(optarg, "bf16") == 0) {
+                mo.precision = SG_PREC_BF16;
+            } else if (strcmp(optarg, "int8") == 0) {
+                mo.precision = SG_PREC_INT8;
+            } else {
+                fprintf(stderr, "shieldctl classify: --precision wants f32, bf16 or int8, not "
+                                "'%s'\n", optarg);
+                return 2;
+            }
             break;
         case 'h':
             usage(stdout);

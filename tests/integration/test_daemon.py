@@ -74,7 +74,8 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class Daemon:
     """A shieldd process on its own socket and port."""
 
-    def __init__(self, *extra, policies=POLICIES, sock_name="s.sock", directory=None):
+    def __init__(self, *extra, policies=POLICIES, sock_name="s.sock", directory=None,
+                 preexec_fn=None):
         self.dir = directory or tempfile.mkdtemp(prefix="d-", dir=_tmp)
         self.sock = os.path.join(self.dir, sock_name)
         self.port = free_port()
@@ -82,7 +83,8 @@ class Daemon:
         self.args = [SHIELDD, "-d", "-m", _model, "-p", policies,
                      "--listen", "unix:" + self.sock,
                      "--listen", "tcp:127.0.0.1:%d" % self.port] + list(extra)
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=preexec_fn)
         deadline = time.time() + 120 * SLOW
         while True:
             if self.proc.poll() is not None:
@@ -213,7 +215,8 @@ class DaemonTest(unittest.TestCase):
     def setUpClass(cls):
         cls.d = Daemon("--max-body-bytes", "65536", "--max-header-bytes", "4096",
                        "--max-tokens", "400", "--max-inputs", "8", "--read-timeout", "1.5s",
-                       "--idle-timeout", "5s", "--socket-mode", "0600")
+                       "--idle-timeout", "5s", "--socket-mode", "0600",
+                       "--socket-group", str(os.getgid()))
 
     @classmethod
     def tearDownClass(cls):
@@ -306,6 +309,8 @@ class DaemonTest(unittest.TestCase):
             for a, b in zip(tcp["results"], ref["results"]):
                 self.assertEqual(a["violation"], b["violation"])
                 self.assertEqual(a["threshold"], b["threshold"])
+                # Bit-identical today; the tolerance allows a different summation order when
+                # the trunk is reused from an earlier request (DESIGN: 1e-6).
                 self.assertAlmostEqual(a["probability"], b["probability"], delta=1e-6)
 
     def test_batch(self):
@@ -422,7 +427,9 @@ class DaemonTest(unittest.TestCase):
         c.close()
 
     def test_socket_mode(self):
-        self.assertEqual(os.stat(self.d.sock).st_mode & 0o777, 0o600)
+        st = os.stat(self.d.sock)
+        self.assertEqual(st.st_mode & 0o777, 0o600)
+        self.assertEqual(st.st_gid, os.getgid())
 
     # ---- bad requests ------------------------------------------------------------------------
 
@@ -625,49 +632,119 @@ class DaemonTest(unittest.TestCase):
 
 
 class QueueTest(unittest.TestCase):
+    @staticmethod
+    def busy(d, results, n_inputs=64, headers=None):
+        """Keep the worker busy with one heavy batch request (in a thread)."""
+        text = "long text to keep the worker busy for a while " * 40
+        body = json.dumps({"inputs": [{"text": "%d %s" % (i, text)}
+                                      for i in range(n_inputs)]}).encode()
+        t = threading.Thread(target=lambda: results.append(
+            d.request("POST", "/v1/classify", body, headers=headers)))
+        t.start()
+        deadline = time.time() + 30 * SLOW
+        while not re.search(r"^shieldd_running_requests [1-9]", d.metrics(), re.M):
+            if time.time() > deadline:
+                raise AssertionError("the busy request never ran")
+            time.sleep(0.005)
+        return t
+
     def test_queue_full_503(self):
-        d = Daemon("--queue-depth", "2", "--no-cache", "--batch-tokens", "1")
+        d = Daemon("--queue-depth", "2", "--no-cache")
         try:
             self.assertEqual(d.metric("shieldd_cache_enabled"), 0)
-            text = "long text to keep the worker busy " * 60
+            heavy = []
+            t = self.busy(d, heavy)
 
             def one(i):
-                return d.request("POST", "/v1/classify", {"text": "%d %s" % (i, text)},
+                return d.request("POST", "/v1/classify", {"text": "queued %d" % i},
                                  kind="unix" if i % 2 else "tcp")
 
-            with concurrent.futures.ThreadPoolExecutor(24) as ex:
-                res = list(ex.map(one, range(24)))
+            with concurrent.futures.ThreadPoolExecutor(10) as ex:
+                res = list(ex.map(one, range(10)))
+            t.join()
+            self.assertEqual(heavy[0][0], 200)
             codes = [r[0] for r in res]
-            self.assertIn(503, codes)
-            self.assertIn(200, codes)
-            self.assertEqual(set(codes), {200, 503})
+            self.assertEqual(codes.count(200), 2, codes)   # the two that fit in the queue
+            self.assertEqual(codes.count(503), 8, codes)
             for st, h, data in res:
                 if st == 503:
                     self.assertEqual(h["retry-after"], "1")
                     self.assertIn("queue_depth", json.loads(data)["error"]["message"])
-            self.assertEqual(d.metric("shieldd_queue_full_total"), codes.count(503))
+            self.assertEqual(d.metric("shieldd_queue_full_total"), 8)
             self.assertEqual(d.request("GET", "/healthz")[0], 200)
         finally:
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
 
     def test_deadline_504(self):
-        d = Daemon("--request-timeout", "0.15s", "--no-cache")
+        d = Daemon("--request-timeout", "0.4s", "--no-cache", "--max-inputs", "256")
         try:
-            text = "a long text that takes a while " * 60
+            # Running past the deadline: 504 at the deadline; the worker stops the batch at
+            # its next input, so the next request is served at once.
+            heavy = []
+            t0 = time.time()
+            t = self.busy(d, heavy, n_inputs=256)
+            t.join()
+            st, h, data = heavy[0]
+            self.assertEqual(st, 504)
+            self.assertIn("request_timeout (0.4s)", json.loads(data)["error"]["message"])
+            self.assertLess(time.time() - t0, 0.4 + 1.5 * SLOW)
+            self.assertEqual(d.json("POST", "/v1/classify", {"text": "next"})[0], 200)
+            # Waiting in the queue past a client's shorter deadline (X-Request-Timeout): 504,
+            # answered by the loop while the worker is still busy.
+            heavy = []
+            t = self.busy(d, heavy, n_inputs=256)
+            t0 = time.time()
+            st, h, data = d.request("POST", "/v1/classify", {"text": "queued"}, kind="unix",
+                                    headers={"X-Request-Timeout": "50ms"})
+            waited = time.time() - t0
+            t.join()
+            body = json.loads(data)
+            self.assertEqual(st, 504, body)
+            self.assertEqual(set(body["error"]), {"type", "message"})
+            self.assertIn("X-Request-Timeout (0.05s)", body["error"]["message"])
+            self.assertLess(waited, 0.35)
+            self.assertEqual(d.metric("shieldd_timeouts_total"), 3)
+            # A longer X-Request-Timeout does not extend request_timeout; a bad one is a 400.
+            st, h, data = d.request("POST", "/v1/classify", {"text": "x"},
+                                    headers={"X-Request-Timeout": "soon"})
+            self.assertEqual(st, 400)
+            self.assertIn("X-Request-Timeout", json.loads(data)["error"]["message"])
+            st, h, data = d.request("POST", "/v1/classify", {"text": "after the timeouts"},
+                                    headers={"X-Request-Timeout": "1h"})
+            self.assertEqual(st, 200)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
 
-            def one(i):
-                return d.request("POST", "/v1/classify", {"text": "%d %s" % (i, text)})
+    def test_out_of_descriptors(self):
+        """EMFILE on accept: the daemon pauses accepting instead of spinning, and recovers."""
+        import resource
 
-            with concurrent.futures.ThreadPoolExecutor(20) as ex:
-                res = list(ex.map(one, range(20)))
-            codes = [r[0] for r in res]
-            self.assertIn(504, codes)
-            self.assertTrue(set(codes) <= {200, 504}, codes)
-            for st, h, data in res:
-                if st == 504:
-                    self.assertIn("request_timeout", json.loads(data)["error"]["message"])
-            self.assertEqual(d.metric("shieldd_timeouts_total"), codes.count(504))
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+        d = Daemon(preexec_fn=low_limit)
+        try:
+            socks = []
+            for _ in range(60):
+                s = socket.create_connection(("127.0.0.1", d.port))
+                socks.append(s)
+            time.sleep(0.5)
+            for s in socks:
+                s.close()
+            deadline = time.time() + 10 * SLOW
+            while time.time() < deadline:
+                try:
+                    if d.request("GET", "/healthz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.1)
             self.assertEqual(d.request("GET", "/healthz")[0], 200)
+            self.assertEqual(d.json("POST", "/v1/classify", {"text": "recovered"})[0], 200)
+            log = d.stderr()
+            self.assertIn("pausing new connections", log[-3000:])
+            # Paused, not spinning: a few warnings (one per 100 ms at most), not thousands.
+            self.assertLess(log.count("accept (pausing"), 100, log[-2000:])
         finally:
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
 
@@ -707,6 +784,9 @@ class LifecycleTest(unittest.TestCase):
             self.assertIn("threshold: 0.5", good)
             with open(path, "w") as f:
                 f.write(good.replace("threshold: 0.5", "threshold: 0.25"))
+            # A new policy dropped into the directory appears with the reload.
+            with open(os.path.join(pol, "custom.yaml"), "w") as f:
+                f.write(good.replace("name: hate", "name: custom"))
             d.proc.send_signal(signal.SIGHUP)
             deadline = time.time() + 10 * SLOW
             while d.metric("shieldd_policy_reloads_total") != 1 and time.time() < deadline:
@@ -715,6 +795,9 @@ class LifecycleTest(unittest.TestCase):
             _, pols = d.json("GET", "/v1/policies")
             self.assertEqual([p["threshold"] for p in pols["policies"] if p["name"] == "hate"],
                              [0.25])
+            self.assertIn("custom", [p["name"] for p in pols["policies"]])
+            st, body = d.json("POST", "/v1/classify", {"text": "x", "policies": ["custom"]})
+            self.assertEqual((st, body["results"][0]["policy"]), (200, "custom"))
             # The cache does not serve results computed under the old thresholds.
             _, after = d.json("POST", "/v1/classify", {"text": "reload me", "policies": ["hate"]})
             self.assertEqual(after["results"][0]["threshold"], 0.25)
@@ -737,6 +820,18 @@ class LifecycleTest(unittest.TestCase):
         finally:
             self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
 
+    def test_truncate(self):
+        d = Daemon("--max-tokens", "300", "--truncate")
+        try:
+            st, body = d.json("POST", "/v1/classify", {"text": "many words " * 2000})
+            self.assertEqual(st, 200, body)
+            self.assertIs(body["truncated"], True)
+            self.assertLessEqual(body["usage"]["prompt_tokens"], 300 * len(ENABLED))
+            st, body = d.json("POST", "/v1/classify", {"text": "short"})
+            self.assertNotIn("truncated", body)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr()[-3000:])
+
     def test_sigterm_drains(self):
         d = Daemon("--no-cache")
         text = "drain me " * 200
@@ -749,12 +844,12 @@ class LifecycleTest(unittest.TestCase):
         threads = [threading.Thread(target=slow) for _ in range(3)]
         for t in threads:
             t.start()
-        # Wait until the requests are in the daemon.
+        # Wait until the three requests are in the daemon (running or queued).
         deadline = time.time() + 10 * SLOW
         while time.time() < deadline:
-            m = d.metrics()
-            if re.search(r"^shieldd_(queue_depth|running_requests) [1-9]", m, re.M):
+            if d.metric("shieldd_queue_depth") + d.metric("shieldd_running_requests") >= 3:
                 break
+            time.sleep(0.005)
         idle = socket.create_connection(("127.0.0.1", d.port))   # an idle keep-alive client
         rc = d.stop(signal.SIGTERM)
         for t in threads:
@@ -845,6 +940,94 @@ class LifecycleTest(unittest.TestCase):
         self.assertIn(b"not a socket", p.stderr)
         with open(plain) as f:
             self.assertEqual(f.read(), "keep me")
+
+
+class SystemdTest(unittest.TestCase):
+    def test_notify_and_journal_prefixes(self):
+        """Type=notify: READY=1 after the model is loaded, STATUS= lines, STOPPING=1; under the
+        journal (JOURNAL_STREAM names stderr) every log line carries a <N> priority."""
+        ndir = tempfile.mkdtemp(dir=_tmp)
+        npath = os.path.join(ndir, "notify")
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ns.bind(npath)
+        ns.settimeout(60 * SLOW)
+        log = open(os.path.join(ndir, "stderr"), "w+b")
+        st = os.fstat(log.fileno())
+        env = dict(os.environ, NOTIFY_SOCKET=npath, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        sock = os.path.join(ndir, "s.sock")
+        p = subprocess.Popen([SHIELDD, "-m", _model, "-p", POLICIES, "--listen", "unix:" + sock],
+                             stdout=subprocess.DEVNULL, stderr=log, env=env)
+        try:
+            msgs = []
+            while not any("READY=1" in m for m in msgs):
+                msgs.append(ns.recv(4096).decode())
+            self.assertTrue(any(m.startswith("STATUS=loading") for m in msgs), msgs)
+            self.assertIn("STATUS=serving", msgs[-1])
+            # Ready means ready: the socket answers at once.
+            c = UnixHTTPConnection(sock)
+            c.request("GET", "/readyz")
+            self.assertEqual(c.getresponse().status, 200)
+            c.close()
+            p.send_signal(signal.SIGHUP)
+            msgs = [ns.recv(4096).decode(), ns.recv(4096).decode()]
+            self.assertTrue(msgs[0].startswith("RELOADING=1"), msgs)
+            self.assertTrue(msgs[1].startswith("READY=1"), msgs)
+            p.send_signal(signal.SIGTERM)
+            self.assertIn("STOPPING=1", ns.recv(4096).decode())
+            self.assertEqual(p.wait(timeout=60 * SLOW), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            ns.close()
+        log.seek(0)
+        lines = log.read().decode().splitlines()
+        log.close()
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^<[3467]>")
+        self.assertTrue(any(line.startswith("<6>ready: model") for line in lines), lines)
+
+    def test_socket_activation(self):
+        """shieldd.socket: the daemon serves on the sockets systemd passes (sd_listen_fds)."""
+        activate = shutil.which("systemd-socket-activate")
+        if activate is None:
+            self.skipTest("systemd-socket-activate is not installed")
+        sdir = tempfile.mkdtemp(dir=_tmp)
+        sock = os.path.join(sdir, "act.sock")
+        port = free_port()
+        log = open(os.path.join(sdir, "stderr"), "w+b")
+        p = subprocess.Popen([activate, "-l", sock, "-l", "127.0.0.1:%d" % port, SHIELDD, "-d",
+                              "-m", _model, "-p", POLICIES, "--listen", "unix:/nonexistent/x.sock"],
+                             stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 30
+            while not os.path.exists(sock):
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.05)
+            # The first connection starts the daemon; it waits in the backlog meanwhile.
+            c = UnixHTTPConnection(sock, timeout=120 * SLOW)
+            c.request("POST", "/v1/classify", body=json.dumps({"text": "activated"}),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(len(json.loads(r.read())["results"]), 4)
+            c.close()
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60 * SLOW)
+            c.request("GET", "/readyz")
+            self.assertEqual(c.getresponse().status, 200)
+            c.close()
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=60 * SLOW), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        log.seek(0)
+        out = log.read().decode()
+        log.close()
+        self.assertIn("socket activation: 2 sockets from systemd", out)
+        self.assertIn("listening on systemd:tcp:127.0.0.1:%d" % port, out)
 
 
 class LoadTest(unittest.TestCase):

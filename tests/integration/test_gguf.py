@@ -96,7 +96,7 @@ class ShieldctlGgufTest(unittest.TestCase):
         return subprocess.run(args, capture_output=True, text=True, timeout=120)
 
     def test_quantized_models(self):
-        for name in ("tiny-k-q4_k", "tiny-k-q6_k", "tiny-a-q4_0"):
+        for name in ("tiny-k-q4_k", "tiny-k-q6_k", "tiny-k-mix", "tiny-a-q4_0"):
             ids, want = read_ref(os.path.join(FX, "quant", name + ".ref.txt"))
             p = self.logits(os.path.join(FX, "quant", name + ".gguf"), ids, len(want) > 1)
             self.assertEqual(p.returncode, 0, p.stderr)

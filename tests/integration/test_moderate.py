@@ -277,6 +277,13 @@ class ClassifyTest(unittest.TestCase):
         self.assertLessEqual(reply["usage"]["prompt_tokens"], 4 * 300)
         p = run(["classify", "--policies", POLICIES, "hello"], check=False)
         self.assertEqual(p.returncode, 2)
+        p = run(["classify", "--model", self.model, "--precision", "fp8", "hello"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--precision wants f32, bf16 or int8", p.stderr.decode())
+        p = run(["classify", "--model", self.model, "--policies", POLICIES, "--policy", "hate",
+                 "bad \xff".encode("latin-1").decode("utf-8", "surrogateescape")], check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not valid UTF-8", p.stderr.decode())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,558 @@
+/*
+ * ctl_bench.c: `shieldctl bench`: the engine's speed on one model, in-process:
+ *
+ *   load       sg_model_open (mapping, repacking weights for the precision's kernels)
+ *   prefill    tokens/s of one sg_ctx_append of N tokens (default 64, 128 and 512) into an empty
+ *              context, with the "Yes"/"No" logits of the last position, as a classification
+ *              computes them; best and median of --reps runs
+ *   classify   latency of sg_moderate on a ~64-token message against four policies (hate,
+ *              harassment, sexual, dangerous when the set has them), the moderator warm (its
+ *              template preamble cached), a different message each run; the prompt and
+ *              computed token counts
+ *   tokenizer  MB/s of sg_tok_encode (user mode) over 1 MB of varied English text
+ *   memory     peak resident set (getrusage) and resident set after load (/proc/self/statm)
+ *
+ * --json prints one JSON object (see usage()) instead of the table.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "sg_engine.h"
+#include "sg_moderate.h"
+#include "sg_policy.h"
+#include "sg_tok.h"
+
+int ctl_bench(int argc, char **argv);
+
+const char ctl_bench_help[] = "measure load time, prefill tokens/s, classification latency, RSS";
+
+#define MAX_LENS 16
+#define MAX_REPS 100
+#define TOK_BYTES (1u << 20)
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: shieldctl bench --model PATH [--threads N] [--tokens N,...] [--reps R]\n"
+            "                       [--precision f32|bf16|int8] [--policies DIR] [--json]\n"
+            "\n"
+            "Measure the engine on PATH: load time, prefill tokens/s per prompt length (best\n"
+            "and median of R runs), a 4-policy classification of a 64-token message, the\n"
+            "tokenizer's MB/s, and the peak resident set.\n"
+            "\n"
+            "  --threads N        compute threads (default: all cores)\n"
+            "  --tokens LIST      prompt lengths for prefill (default 64,128,512)\n"
+            "  --reps R           runs per measurement (default 3)\n"
+            "  --precision P      f32, bf16 or int8 (default: bf16)\n"
+            "  --policies DIR     policy directory for the classification (default: policies)\n"
+            "  --no-classify      skip the classification (no policy directory needed)\n"
+            "  --json             one JSON object: {\"prefill_tokens_per_s\": {\"64\": x, ...},\n"
+            "                     \"prefill_tokens_per_s_median\": {...}, \"classify_4_policies_ms\",\n"
+            "                     \"classify_prompt_tokens\", \"classify_computed_tokens\",\n"
+            "                     \"classify_probabilities\" (first warm message, per policy),\n"
+            "                     \"tokenizer_mb_per_s\", \"load_s\", \"rss_mb\", \"rss_after_load_mb\",\n"
+            "                     \"model\", \"precision\", \"threads\"}\n");
+}
+
+static double now(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a;
+    const double y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Best (minimum) and median of n times; sorts t. */
+static void best_median(double *t, int n, double *best, double *median)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    *best = t[0];
+    *median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static double rss_now_mb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0;
+    long resident = 0;
+
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
+}
+
+static double rss_peak_mb(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
+}
+
+static int parse_lens(const char *s, int *lens, int *n)
+{
+    *n = 0;
+    while (*s) {
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno || end == s || v < 1 || v > 1000000 || *n == MAX_LENS ||
+            (*end != ',' && *end != '\0'))
+            return -1;
+        lens[(*n)++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return *n > 0 ? 0 : -1;
+}
+
+/* Deterministic pseudo-random words, so every run tokenizes the same varied text. */
+static uint32_t next_rand(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+static const char *const words[] = {
+    "the",     "people",   "message", "friend", "never",  "would",   "think",    "about",
+    "policy",  "content",  "weather", "today",  "really", "strange", "market",   "prices",
+    "because", "everyone", "wants",   "to",     "know",   "why",     "children", "learn",
+    "quickly", "running",  "through", "forest", "river",  "bright",  "history",  "science",
+    "I",       "you",      "we",      "can't",  "won't",  "is",      "was",      "and",
+    "or",      "but",      "maybe",   "2024",   "42",     "café",    "naïve",    "(really?)",
+};
+
+/* Append a sentence of random words to buf (capacity cap); returns the new length. */
+static size_t add_sentence(char *buf, size_t len, size_t cap, uint32_t *s)
+{
+    const int nw = 6 + (int)(next_rand(s) % 10);
+
+    for (int w = 0; w < nw; w++) {
+        const char *word = words[next_rand(s) % (sizeof words / sizeof words[0])];
+        int k = snprintf(buf + len, cap - len, "%s%s", w ? " " : "", word);
+
+        if (k < 0 || (size_t)k >= cap - len)
+            return len;
+        len += (size_t)k;
+    }
+    if (len + 3 < cap) {
+        buf[len++] = next_rand(s) % 4 ? '.' : '?';
+        buf[len++] = next_rand(s) % 5 ? ' ' : '\n';
+        buf[len] = '\0';
+    }
+    return len;
+}
+
+/* A message of about `tokens` tokens (by the model's tokenizer) into buf; run-specific. */
+static int make_message(const sg_tok *tok, uint32_t seed, size_t tokens, char *buf, size_t cap,
+                        int32_t *ids, size_t ids_cap)
+{
+    uint32_t s = seed * 2654435761u + 1;
+    size_t len = 0;
+    size_t n = 0;
+
+    buf[0] = '\0';
+    while (n < tokens) {
+        size_t before = len;
+
+        len = add_sentence(buf, len, cap, &s);
+        if (len == before)
+            return -1;
+        if (sg_tok_encode(tok, buf, len, SG_TOK_USER, ids, ids_cap, &n) != SG_OK)
+            return -1;
+    }
+    /* Trim back word by word to the target. */
+    while (n > tokens && len > 0) {
+        while (len > 0 && buf[len - 1] != ' ')
+            len--;
+        while (len > 0 && buf[len - 1] == ' ')
+            len--;
+        buf[len] = '\0';
+        if (sg_tok_encode(tok, buf, len, SG_TOK_USER, ids, ids_cap, &n) != SG_OK)
+            return -1;
+    }
+    return len > 0 ? 0 : -1;
+}
+
+static const char *prec_name(sg_precision p)
+{
+    return p == SG_PREC_F32 ? "f32" : p == SG_PREC_BF16 ? "bf16" : "int8";
+}
+
+int ctl_bench(int argc, char **argv)
+{
+    const char *model_path = NULL;
+    const char *dir = "policies";
+    int lens[MAX_LENS] = {64, 128, 512};
+    int n_lens = 3;
+    int reps = 3;
+    int as_json = 0;
+    int classify = 1;
+    sg_model_opts mo = sg_model_opts_default();
+    sg_model *model = NULL;
+    sg_ctx *ctx = NULL;
+    sg_moderator *mod = NULL;
+    sg_policy_set *set = NULL;
+    const sg_model_info *info;
+    const sg_tok *tok;
+    int32_t *ids = NULL;
+    char *text = NULL;
+    int32_t *tids = NULL;
+    double load_s;
+    double rss_load;
+    double pf_best[MAX_LENS] = {0};
+    double pf_med[MAX_LENS] = {0};
+    double cl_best = 0, cl_med = 0, cl_first = 0;
+    size_t cl_prompt = 0, cl_computed = 0, cl_msg_tokens = 0;
+    double cl_p[4] = {0};
+    size_t cl_np = 0;
+    double tok_mbs = 0;
+    char err[1024];
+    int max_len = 0;
+    int status = 1;
+    int rc;
+
+    mo.precision = SG_PREC_BF16;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            as_json = 1;
+        } else if (strcmp(a, "--no-classify") == 0) {
+            classify = 0;
+        } else if (v != NULL && strcmp(a, "--model") == 0) {
+            model_path = v;
+            i++;
+        } else if (v != NULL && strcmp(a, "--policies") == 0) {
+            dir = v;
+            i++;
+        } else if (v != NULL && strcmp(a, "--threads") == 0) {
+            char *end;
+            long t = strtol(v, &end, 10);
+
+            if (*end || end == v || t < 0 || t > 1024) {
+                fprintf(stderr, "shieldctl bench: --threads: expected 0..1024, found '%s'\n", v);
+                return 2;
+            }
+            mo.n_threads = (int)t;
+            i++;
+        } else if (v != NULL && strcmp(a, "--reps") == 0) {
+            char *end;
+            long r = strtol(v, &end, 10);
+
+            if (*end || end == v || r < 1 || r > MAX_REPS) {
+                fprintf(stderr, "shieldctl bench: --reps: expected 1..%d, found '%s'\n",
+                        MAX_REPS, v);
+                return 2;
+            }
+            reps = (int)r;
+            i++;
+        } else if (v != NULL && strcmp(a, "--tokens") == 0) {
+            if (parse_lens(v, lens, &n_lens) < 0) {
+                fprintf(stderr, "shieldctl bench: --tokens: expected lengths like 64,128,512 "
+                                "(at most %d), found '%s'\n", MAX_LENS, v);
+                return 2;
+            }
+            i++;
+        } else if (v != NULL && strcmp(a, "--precision") == 0) {
+            if (strcmp(v, "f32") == 0)
+                mo.precision = SG_PREC_F32;
+            else if (strcmp(v, "bf16") == 0)
+                mo.precision = SG_PREC_BF16;
+            else if (strcmp(v, "int8") == 0)
+                mo.precision = SG_PREC_INT8;
+            else {
+                fprintf(stderr, "shieldctl bench: --precision: expected f32, bf16 or int8, "
+                                "found '%s'\n", v);
+                return 2;
+            }
+            i++;
+        } else {
+            fprintf(stderr, "shieldctl bench: unknown option or missing value: %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (model_path == NULL) {
+        fprintf(stderr, "shieldctl bench: --model PATH is required\n");
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 0; i < n_lens; i++)
+        if (lens[i] > max_len)
+            max_len = lens[i];
+
+    if (classify) {
+        rc = sg_policy_set_load(&set, dir, err, sizeof err);
+        if (rc < 0) {
+            fprintf(stderr, "shieldctl bench: %s\n", err);
+            goto out;
+        }
+    }
+    {
+        const double t0 = now();
+
+        rc = sg_model_open(&model, model_path, &mo, err, sizeof err);
+        load_s = now() - t0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "shieldctl bench: %s\n", err);
+        goto out;
+    }
+    rss_load = rss_now_mb();
+    info = sg_model_get_info(model);
+    tok = sg_model_tok(model);
+    if (max_len > info->n_ctx) {
+        fprintf(stderr, "shieldctl bench: --tokens %d is beyond the model's context (%d)\n",
+                max_len, info->n_ctx);
+        goto out;
+    }
+
+    /* Prefill: BOS then deterministic ids spread over the vocabulary (past the added tokens). */
+    {
+        sg_ctx_opts co = sg_ctx_opts_default();
+        int32_t want[2] = {3553, 1294};
+        float z[2];
+        sg_logits_req rq = {want, 2, 0, z};
+        uint32_t s = 12345;
+
+        if (info->n_vocab <= 3553) {
+            want[0] = info->n_vocab - 1;
+            want[1] = 0;
+        }
+        co.n_ctx = max_len;
+        rc = sg_ctx_new(&ctx, model, &co);
+        ids = malloc((size_t)max_len * sizeof *ids);
+        if (rc < 0 || ids == NULL) {
+            fprintf(stderr, "shieldctl bench: cannot create a %d-token context (%s)\n", max_len,
+                    sg_engine_strerror(rc < 0 ? rc : SG_ENOMEM));
+            goto out;
+        }
+        ids[0] = info->bos_id >= 0 && info->bos_id < info->n_vocab ? info->bos_id : 0;
+        for (int i = 1; i < max_len; i++) {
+            const uint32_t lo = info->n_vocab > 1000 ? 300 : 0;
+
+            ids[i] = (int32_t)(lo + next_rand(&s) % (uint32_t)(info->n_vocab - (int)lo));
+        }
+        for (int l = 0; l < n_lens; l++) {
+            double t[MAX_REPS];
+
+            for (int r = 0; r < reps; r++) {
+                double t0;
+
+                sg_ctx_truncate(ctx, 0);
+                t0 = now();
+                rc = sg_ctx_append(ctx, ids, (size_t)lens[l], &rq);
+                t[r] = now() - t0;
+                if (rc < 0) {
+                    fprintf(stderr, "shieldctl bench: prefill of %d tokens: %s\n", lens[l],
+                            sg_ctx_errmsg(ctx));
+                    goto out;
+                }
+            }
+            best_median(t, reps, &pf_best[l], &pf_med[l]);
+            if (!as_json)
+                fprintf(stderr, "bench: prefill %d tokens: best %.1f tokens/s\n", lens[l],
+                        lens[l] / pf_best[l]);
+        }
+        sg_ctx_free(ctx);
+        ctx = NULL;
+    }
+
+    /* Classification: 4 policies, a 64-token message, warm moderator, new message each run. */
+    if (classify && tok != NULL) {
+        static const char *const four[] = {"hate", "harassment", "sexual", "dangerous"};
+        const char *names[4];
+        size_t n_names = 0;
+        sg_moderate_opts opts = sg_moderate_opts_default();
+        double t[MAX_REPS];
+        const size_t cap = 4096;
+
+        for (size_t i = 0; i < 4; i++)
+            if (sg_policy_find(set, four[i]) != NULL)
+                names[n_names++] = four[i];
+        for (size_t i = 0; n_names < 4 && i < sg_policy_count(set); i++) {
+            const char *nm = sg_policy_at(set, i)->name;
+            int dup = 0;
+
+            for (size_t j = 0; j < n_names; j++)
+                dup |= strcmp(names[j], nm) == 0;
+            if (!dup)
+                names[n_names++] = nm;
+        }
+        opts.precision = -1;
+        rc = sg_moderator_new(&mod, model, &opts, err, sizeof err);
+        text = malloc(cap);
+        tids = malloc(1024 * sizeof *tids);
+        if (rc < 0 || text == NULL || tids == NULL) {
+            fprintf(stderr, "shieldctl bench: %s\n", rc < 0 ? err : "out of memory");
+            goto out;
+        }
+        /* Run 0 is cold (the template preamble is computed); then reps warm runs. */
+        for (int r = 0; r <= reps; r++) {
+            sg_moderate_req req;
+            sg_moderate_result res;
+            double t0;
+
+            if (make_message(tok, (uint32_t)r + 1, 64, text, cap, tids, 1024) < 0) {
+                fprintf(stderr, "shieldctl bench: cannot build a 64-token message\n");
+                goto out;
+            }
+            memset(&req, 0, sizeof req);
+            memset(&res, 0, sizeof res);
+            req.text = text;
+            req.policies = names;
+            req.n_policies = n_names;
+            t0 = now();
+            rc = sg_moderate(mod, set, &req, &res);
+            if (rc < 0) {
+                fprintf(stderr, "shieldctl bench: classify: %s\n", sg_moderator_errmsg(mod));
+                goto out;
+            }
+            if (r == 0) {
+                cl_first = now() - t0;
+            } else {
+                t[r - 1] = now() - t0;
+                if (r == 1) { /* the same message at every precision: compare P */
+                    for (cl_np = 0; cl_np < res.n_scores && cl_np < 4; cl_np++)
+                        cl_p[cl_np] = res.scores[cl_np].probability;
+                }
+                cl_prompt = res.prompt_tokens;
+                cl_computed = res.computed_tokens;
+                sg_tok_encode(tok, text, strlen(text), SG_TOK_USER, tids, 1024, &cl_msg_tokens);
+            }
+            sg_moderate_result_free(&res);
+        }
+        best_median(t, reps, &cl_best, &cl_med);
+    }
+
+    /* Tokenizer throughput over 1 MB of text. */
+    if (tok != NULL) {
+        char *big = malloc(TOK_BYTES + 256);
+        int32_t *bids = malloc((TOK_BYTES + 256) * sizeof *bids);
+        uint32_t s = 99;
+        size_t len = 0;
+        size_t n = 0;
+        double t[MAX_REPS];
+        double best, med;
+
+        if (big == NULL || bids == NULL) {
+            free(big);
+            free(bids);
+            fprintf(stderr, "shieldctl bench: out of memory\n");
+            goto out;
+        }
+        while (len < TOK_BYTES)
+            len = add_sentence(big, len, TOK_BYTES + 256, &s);
+        for (int r = 0; r < reps; r++) {
+            const double t0 = now();
+
+            rc = sg_tok_encode(tok, big, len, SG_TOK_USER, bids, TOK_BYTES + 256, &n);
+            t[r] = now() - t0;
+        }
+        best_median(t, reps, &best, &med);
+        tok_mbs = rc == SG_OK ? (double)len / best / 1e6 : 0;
+        free(big);
+        free(bids);
+    }
+
+    if (as_json) {
+        json_t *o = json_object();
+        json_t *pf = json_object();
+        json_t *pm = json_object();
+
+        for (int l = 0; l < n_lens; l++) {
+            char key[16];
+
+            snprintf(key, sizeof key, "%d", lens[l]);
+            json_object_set_new(pf, key, json_real(lens[l] / pf_best[l]));
+            json_object_set_new(pm, key, json_real(lens[l] / pf_med[l]));
+        }
+        json_object_set_new(o, "model", json_string(info->name));
+        json_object_set_new(o, "d_model", json_integer(info->d_model));
+        json_object_set_new(o, "n_layer", json_integer(info->n_layer));
+        json_object_set_new(o, "precision", json_string(prec_name(mo.precision)));
+        json_object_set_new(o, "threads", json_integer(mo.n_threads));
+        json_object_set_new(o, "load_s", json_real(load_s));
+        json_object_set_new(o, "prefill_tokens_per_s", pf);
+        json_object_set_new(o, "prefill_tokens_per_s_median", pm);
+        if (classify && tok != NULL) {
+            json_object_set_new(o, "classify_4_policies_ms", json_real(cl_best * 1e3));
+            json_object_set_new(o, "classify_4_policies_ms_median", json_real(cl_med * 1e3));
+            json_object_set_new(o, "classify_cold_ms", json_real(cl_first * 1e3));
+            json_object_set_new(o, "classify_message_tokens", json_integer((json_int_t)cl_msg_tokens));
+            json_object_set_new(o, "classify_prompt_tokens", json_integer((json_int_t)cl_prompt));
+            json_object_set_new(o, "classify_computed_tokens",
+                                json_integer((json_int_t)cl_computed));
+            {
+                json_t *pa = json_array();
+
+                for (size_t i = 0; i < cl_np; i++)
+                    json_array_append_new(pa, json_real(cl_p[i]));
+                json_object_set_new(o, "classify_probabilities", pa);
+            }
+        }
+        if (tok != NULL)
+            json_object_set_new(o, "tokenizer_mb_per_s", json_real(tok_mbs));
+        json_object_set_new(o, "rss_after_load_mb", json_real(rss_load));
+        json_object_set_new(o, "rss_mb", json_real(rss_peak_mb()));
+        if (json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6)) != 0)
+            fprintf(stderr, "shieldctl bench: cannot write the JSON\n");
+        putchar('\n');
+        json_decref(o);
+    } else {
+        printf("model      %s (%s, %d layers, d_model %d), precision %s, threads %d\n",
+               info->name, info->format, info->n_layer, info->d_model, prec_name(mo.precision),
+               mo.n_threads);
+        printf("load       %.2f s\n", load_s);
+        for (int l = 0; l < n_lens; l++)
+            printf("prefill    %5d tokens: %8.1f tokens/s best, %8.1f median (of %d)\n",
+                   lens[l], lens[l] / pf_best[l], lens[l] / pf_med[l], reps);
+        if (classify && tok != NULL)
+            printf("classify   4 policies, %zu-token message: %.1f ms best, %.1f median, "
+                   "%.1f cold; %zu prompt tokens, %zu computed\n",
+                   cl_msg_tokens, cl_best * 1e3, cl_med * 1e3, cl_first * 1e3, cl_prompt,
+                   cl_computed);
+        if (tok != NULL)
+            printf("tokenizer  %.1f MB/s\n", tok_mbs);
+        printf("memory     %.0f MB resident after load, %.0f MB peak\n", rss_load, rss_peak_mb());
+    }
+    status = 0;
+out:
+    free(ids);
+    free(text);
+    free(tids);
+    sg_ctx_free(ctx);
+    sg_moderator_free(mod);
+    sg_model_close(model);
+    sg_policy_set_free(set);
+    return status;
+}
