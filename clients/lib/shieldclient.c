@@ -104,7 +104,8 @@ static int parse_endpoint(sg_client *c, const char *ep, char *err, size_t errlen
     const char *p;
     size_t n;
 
-    if (strncmp(ep, "unix:", 5) == 0 || (strncmp(ep, "http://", 7) != 0 && strchr(ep, '/'))) {
+    if (strncmp(ep, "unix:", 5) == 0 || ep[0] == '/' || strncmp(ep, "./", 2) == 0 ||
+        strncmp(ep, "../", 3) == 0) {
         p = strncmp(ep, "unix:", 5) == 0 ? ep + 5 : ep;
         if (!*p || strlen(p) >= sizeof c->path) {
             snprintf(err, errlen, "unix socket path '%s' is empty or too long", p);

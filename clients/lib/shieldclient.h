@@ -16,7 +16,7 @@
  *     sg_client_response_free(&r);
  *     sg_client_free(c);
  *
- * Endpoints: "unix:PATH", a bare path containing '/', "http://HOST:PORT[/]" (IPv4, IPv6 in
+ * Endpoints: "unix:PATH", a bare path starting with '/' or './', "http://HOST:PORT[/]" (IPv4, IPv6 in
  * brackets, or a name). Responses may use Content-Length, chunked transfer coding, or end at
  * close. A connection is kept alive between requests when the server allows it (and reopened
  * once, transparently, if the server closed it in the meantime). A handle is not thread-safe:
