@@ -113,13 +113,27 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
 
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
+    /* 8 bytes at a time (pieces are short; this runs once per character when encoding) */
+    while (n >= 8) {
+        uint64_t w;
+
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
     }
-    return h ^ (h >> 29);
+    if (n > 0) {
+        uint64_t w = 0;
+
+        memcpy(&w, s, n);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    }
+    h ^= h >> 29;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 32);
 }
 
 static uint64_t mix64(uint64_t k)
@@ -232,18 +246,22 @@ int tok_set_piece(struct sg_tok *t, int32_t id, const char *s, size_t n, float s
 
 int32_t tok_lookup(const struct sg_tok *t, const char *s, size_t n)
 {
-    uint32_t i;
+    uint64_t h;
+    uint32_t i, tag;
 
     if (!t->hash)
         return -1;
-    i = (uint32_t)hash_bytes(s, n) & t->hash_mask;
+    h = hash_bytes(s, n);
+    tag = (uint32_t)(h >> 32);
+    i = (uint32_t)h & t->hash_mask;
     for (;;) {
-        int32_t id = t->hash[i];
+        const struct tok_hslot *e = &t->hash[i];
 
-        if (id < 0)
+        if (e->id < 0)
             return -1;
-        if (t->len[id] == n && memcmp(t->str + t->off[id], s, n) == 0)
-            return id;
+        /* the tag spares a look at the piece itself for nearly every non-match */
+        if (e->tag == tag && t->len[e->id] == n && memcmp(t->str + t->off[e->id], s, n) == 0)
+            return e->id;
         i = (i + 1) & t->hash_mask;
     }
 }
@@ -272,20 +290,24 @@ int tok_index(struct sg_tok *t, char *err, size_t errlen)
     for (int32_t id = 0; id < t->n_vocab; id++) {
         const char *s = t->str + t->off[id];
         size_t n = t->len[id];
+        uint64_t h;
         uint32_t i;
 
         if (!(t->flags[id] & TOKF_SET))
             return tok_fail(SG_EFORMAT, err, errlen, "token id %ld has no piece", (long)id);
-        i = (uint32_t)hash_bytes(s, n) & t->hash_mask;
-        while (t->hash[i] >= 0) {
-            int32_t o = t->hash[i];
+        h = hash_bytes(s, n);
+        i = (uint32_t)h & t->hash_mask;
+        while (t->hash[i].id >= 0) {
+            int32_t o = t->hash[i].id;
 
-            if (t->len[o] == n && memcmp(t->str + t->off[o], s, n) == 0)
+            if (t->hash[i].tag == (uint32_t)(h >> 32) && t->len[o] == n &&
+                memcmp(t->str + t->off[o], s, n) == 0)
                 return tok_fail(SG_EFORMAT, err, errlen, "tokens %ld and %ld are both '%.*s'",
                                 (long)o, (long)id, (int)(n > 64 ? 64 : n), s);
             i = (i + 1) & t->hash_mask;
         }
-        t->hash[i] = id;
+        t->hash[i].id = id;
+        t->hash[i].tag = (uint32_t)(h >> 32);
         if (n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>' &&
             hexval(s[3]) >= 0 && hexval(s[4]) >= 0) {
             int b = hexval(s[3]) * 16 + hexval(s[4]);
@@ -304,7 +326,8 @@ static int merges_grow(struct sg_tok *t, size_t want)
     struct tok_merge *m, *old = t->merges;
     size_t oldcap = old ? (size_t)t->merge_mask + 1 : 0;
 
-    while (cap < want * 2)
+    /* load factor at most 0.6: a 580604-merge table gets 2^20 slots (16 MiB) */
+    while (cap * 3 < want * 5)
         cap *= 2;
     if (cap <= oldcap)
         return SG_OK;
@@ -337,7 +360,7 @@ int tok_add_merge(struct sg_tok *t, int32_t a, int32_t b, int32_t rank, int32_t 
     uint64_t key = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1;
     uint32_t i;
 
-    if (!t->merges || (t->n_merges + 1) * 2 > (size_t)t->merge_mask + 1) {
+    if (!t->merges || (t->n_merges + 1) * 5 > ((size_t)t->merge_mask + 1) * 3) {
         if (merges_grow(t, (t->n_merges + 1) * 2) != SG_OK)
             return SG_ENOMEM;
     }
@@ -618,6 +641,12 @@ struct pair {
     int32_t id;
 };
 
+struct wc_slot {
+    uint64_t hash;
+    uint32_t off, len;   /* word bytes in wc_bytes */
+    uint32_t ids, n_ids; /* ids in wc_ids; n_ids 0 = empty slot */
+};
+
 struct enc {
     const struct sg_tok *t;
     const char *text; /* the raw text, segments concatenated */
@@ -636,6 +665,14 @@ struct enc {
     size_t sym_cap;
     struct pair *heap;
     size_t heap_cap;
+    int32_t *wbuf;      /* (sym_cap) ids of one word */
+    struct wc_slot *wc; /* word cache, NULL for short texts */
+    uint32_t wc_mask;
+    size_t wc_used;
+    char *wc_bytes;
+    size_t wc_bytes_n, wc_bytes_cap;
+    int32_t *wc_ids;
+    size_t wc_ids_n, wc_ids_cap;
 };
 
 static inline void emit(struct enc *e, int32_t id)
@@ -755,8 +792,9 @@ static inline const struct tok_merge *merge_ok(const struct sg_tok *t, int32_t a
     return m;
 }
 
-/* BPE over one word s[0..n) (normalized text), emitting ids. */
-static void bpe_word(struct enc *e, const char *s, size_t n, int allow_special)
+/* BPE over one word s[0..n) (normalized text): writes its ids to out (room for n) and returns
+ * their count. */
+static size_t bpe_word(struct enc *e, const char *s, size_t n, int allow_special, int32_t *out)
 {
     const struct sg_tok *t = e->t;
     struct sym *sym = e->sym;
@@ -765,7 +803,7 @@ static void bpe_word(struct enc *e, const char *s, size_t n, int allow_special)
     int32_t unk_len = 0; /* pending fused <unk> bytes */
 
     if (n == 0)
-        return;
+        return 0;
     /* 1. Characters to symbols (HF BPE::merge_word). */
     for (size_t i = 0; i < n;) {
         const unsigned char *p = (const unsigned char *)s + i;
@@ -788,7 +826,8 @@ static void bpe_word(struct enc *e, const char *s, size_t n, int allow_special)
             int all = 1;
 
             for (size_t b = 0; b < k; b++)
-                if (t->byte_id[p[b]] < 0)
+                if (t->byte_id[p[b]] < 0 ||
+                    (!allow_special && (t->flags[t->byte_id[p[b]]] & TOKF_SPECIAL)))
                     all = 0;
             if (all) {
                 if (unk_len) {
@@ -833,7 +872,7 @@ static void bpe_word(struct enc *e, const char *s, size_t n, int allow_special)
         ns++;
     }
     if (ns == 0)
-        return;
+        return 0;
     sym[ns - 1].next = -1;
 
     /* 2. Merges: lowest rank first, leftmost on ties; stale entries are dropped exactly as HF's
@@ -873,8 +912,67 @@ static void bpe_word(struct enc *e, const char *s, size_t n, int allow_special)
                 heap_push(heap, &nh, (struct pair){m->rank, top.pos, m->id});
         }
     }
+    ns = 0;
     for (int32_t i = 0; i >= 0; i = sym[i].next)
-        emit(e, sym[i].id);
+        out[ns++] = sym[i].id;
+    return ns;
+}
+
+/* Word cache, per call: English repeats its words, and a cached word costs one hash probe
+ * instead of a BPE run whose merge-table lookups miss the CPU caches. Keyed by the word's
+ * bytes and whether specials are allowed. */
+#define WC_MAX_WORD 64
+
+static uint64_t word_hash(const char *s, size_t n, int allow_special)
+{
+    return hash_bytes(s, n) * 2 + (uint64_t)(allow_special != 0);
+}
+
+static void bpe_cached(struct enc *e, const char *s, size_t n, int allow_special)
+{
+    struct wc_slot *slot = NULL;
+    uint64_t h = 0;
+    size_t k;
+
+    if (n == 0)
+        return;
+    if (e->wc && n <= WC_MAX_WORD) {
+        uint32_t i;
+
+        h = word_hash(s, n, allow_special);
+        i = (uint32_t)h & e->wc_mask;
+        for (;;) {
+            struct wc_slot *c = &e->wc[i];
+
+            if (c->n_ids == 0) {
+                slot = c;
+                break;
+            }
+            if (c->hash == h && c->len == n && memcmp(e->wc_bytes + c->off, s, n) == 0) {
+                for (uint32_t j = 0; j < c->n_ids; j++)
+                    emit(e, e->wc_ids[c->ids + j]);
+                return;
+            }
+            i = (i + 1) & e->wc_mask;
+        }
+    }
+    k = bpe_word(e, s, n, allow_special, e->wbuf);
+    for (size_t j = 0; j < k; j++)
+        emit(e, e->wbuf[j]);
+    /* remember it while the pools have room and the table is under 3/4 full */
+    if (slot && k > 0 && e->wc_used * 4 < ((size_t)e->wc_mask + 1) * 3 &&
+        e->wc_bytes_n + n <= e->wc_bytes_cap && e->wc_ids_n + k <= e->wc_ids_cap) {
+        memcpy(e->wc_bytes + e->wc_bytes_n, s, n);
+        memcpy(e->wc_ids + e->wc_ids_n, e->wbuf, k * sizeof *e->wbuf);
+        slot->hash = h;
+        slot->off = (uint32_t)e->wc_bytes_n;
+        slot->len = (uint32_t)n;
+        slot->ids = (uint32_t)e->wc_ids_n;
+        slot->n_ids = (uint32_t)k;
+        e->wc_bytes_n += n;
+        e->wc_ids_n += k;
+        e->wc_used++;
+    }
 }
 
 /* BPE over normalized text. When no piece has U+2581 after another character (Gemma: none
@@ -887,18 +985,18 @@ static void bpe_text(struct enc *e, const char *s, size_t n, int allow_special)
     size_t start = 0;
 
     if (!e->t->ws_split) {
-        bpe_word(e, s, n, allow_special);
+        bpe_cached(e, s, n, allow_special);
         return;
     }
     for (size_t i = 3; i + 3 <= n; i++) {
         if (s[i] == '\xe2' && s[i + 1] == '\x96' && s[i + 2] == '\x81' &&
             !(s[i - 3] == '\xe2' && s[i - 2] == '\x96' && s[i - 1] == '\x81')) {
-            bpe_word(e, s + start, i - start, allow_special);
+            bpe_cached(e, s + start, i - start, allow_special);
             start = i;
             i += 2;
         }
     }
-    bpe_word(e, s + start, n - start, allow_special);
+    bpe_cached(e, s + start, n - start, allow_special);
 }
 
 /* Normalize raw[0..n) into e->norm; returns the normalized length. `at_start`: the chunk begins
@@ -1039,9 +1137,27 @@ int sg_tok_encode_segs(const sg_tok *t, const sg_tok_seg *segs, size_t n_segs, i
     e.norm = malloc(e.norm_cap);
     e.sym = malloc(e.sym_cap * sizeof *e.sym);
     e.heap = malloc(e.heap_cap * sizeof *e.heap);
-    if (!e.norm || !e.sym || !e.heap) {
+    e.wbuf = malloc(e.sym_cap * sizeof *e.wbuf);
+    if (!e.norm || !e.sym || !e.heap || !e.wbuf) {
         rc = SG_ENOMEM;
         goto done;
+    }
+    if (total >= 256) {
+        /* about one word per 6 bytes of text; bounded so a huge text costs at most ~3 MB */
+        size_t slots = 64;
+
+        while (slots < total / 3 && slots < (1u << 16))
+            slots *= 2;
+        e.wc = calloc(slots, sizeof *e.wc);
+        e.wc_bytes_cap = slots * 12;
+        e.wc_ids_cap = slots * 4;
+        e.wc_bytes = malloc(e.wc_bytes_cap);
+        e.wc_ids = malloc(e.wc_ids_cap * sizeof *e.wc_ids);
+        if (!e.wc || !e.wc_bytes || !e.wc_ids) {
+            rc = SG_ENOMEM;
+            goto done;
+        }
+        e.wc_mask = (uint32_t)(slots - 1);
     }
 
     /* Pass 1: added tokens in the raw text, leftmost-longest. */
@@ -1068,6 +1184,10 @@ done:
     free(e.norm);
     free(e.sym);
     free(e.heap);
+    free(e.wbuf);
+    free(e.wc);
+    free(e.wc_bytes);
+    free(e.wc_ids);
     free(e.seg_start);
     free(joined);
     return rc;

@@ -33,6 +33,12 @@ struct tok_merge {
     int32_t id;
 };
 
+/* A piece hash slot: id -1 = empty; tag = high hash bits, checked before the piece. */
+struct tok_hslot {
+    uint32_t tag;
+    int32_t id;
+};
+
 /* A byte trie over added tokens; node 0 is the root. */
 struct tok_trie_node {
     int32_t child;   /* first child, -1 if none */
@@ -65,7 +71,7 @@ struct sg_tok {
     float *score;       /* (n_vocab) SentencePiece score (0 from tokenizer.json) */
     uint8_t *flags;     /* (n_vocab) TOKF_* */
 
-    int32_t *hash;      /* (hash_mask + 1) open addressing, piece id or -1 */
+    struct tok_hslot *hash; /* (hash_mask + 1) open addressing over the pieces */
     uint32_t hash_mask;
     int32_t ascii_id[128]; /* one-byte character pieces usable as symbols, -1 if none */
 
@@ -138,6 +144,9 @@ int tok_load_spm_mem(struct sg_tok **out, const uint8_t *buf, size_t n, const ch
 int tok_json_config_specials(struct sg_tok *t, const char *buf, size_t n, const char *name,
                              char *err, size_t errlen);
 int tok_load_gguf(struct sg_tok **out, const char *path, char *err, size_t errlen);
+struct sg_gguf;
+/* From an open GGUF reader (gguf.h), borrowed. */
+int tok_load_gguf_handle(struct sg_tok **out, const struct sg_gguf *g, char *err, size_t errlen);
 int tok_load_gguf_mem(struct sg_tok **out, const uint8_t *buf, size_t n, const char *name,
                       char *err, size_t errlen);
 

@@ -955,7 +955,7 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
         goto fail_named;
 
     /* Pass 3: merges and added-token flags. */
-    rc = tok_reserve_merges(t, 600000);
+    rc = tok_reserve_merges(t, 590000);
     if (rc != SG_OK)
         goto fail;
     j.p = sp.merges;
