@@ -523,7 +523,7 @@ static int next_jsonl(sg_scan_reader *r, sg_scan_item *it)
     it->id = line_id(r->line);
     if (!it->id)
         goto oom;
-    obj = json_loadb(r->lbuf, n, 0, &je);
+    obj = json_loadb(r->lbuf, n, JSON_DECODE_ANY, &je);
     if (!obj) {
         rc = item_error(it, r->line, "invalid JSON at column %d: %s", je.column, je.text);
         return rc < 0 ? -1 : 1;
