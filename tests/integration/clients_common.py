@@ -39,17 +39,17 @@ def free_port():
 
 def wait_http_unix(path, deadline):
     while time.time() < deadline:
+        s = socket.socket(socket.AF_UNIX)
         try:
-            s = socket.socket(socket.AF_UNIX)
             s.settimeout(1)
             s.connect(path)
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = s.recv(100)
-            s.close()
-            if data.startswith(b"HTTP/1.1 200"):
+            if s.recv(100).startswith(b"HTTP/1.1 200"):
                 return True
         except OSError:
             pass
+        finally:
+            s.close()
         time.sleep(0.05)
     return False
 
