@@ -11,12 +11,13 @@
 #include <string.h>
 
 #include "common.h"
+#include "remote.h"
 #include "sg_moderate.h"
 #include "sg_moderate_json.h"
 
 int ctl_classify(int argc, char **argv);
 
-const char ctl_classify_help[] = "classify a text against the policies (in-process)";
+const char ctl_classify_help[] = "classify a text against the policies (in-process or daemon)";
 
 #define MAX_NAMED 256
 
@@ -27,11 +28,17 @@ static void usage(FILE *f)
             "                          [--response TEXT] [--json] [--truncate] [--max-tokens N]\n"
             "                          [--threads N] [--precision P] [--temperature T]\n"
             "                          [--smoothing A] TEXT|-\n"
+            "       shieldctl classify [--socket PATH | --url URL] [--policy NAME]...\n"
+            "                          [--response TEXT] [--json] TEXT|-\n"
             "\n"
             "Classify TEXT (\"-\": read it from stdin, bytes as they are) against every enabled\n"
             "policy, or the ones named with --policy, and print P(violation) per policy.\n"
+            "Without --model, ask the daemon: --socket, --url, else $SHIELDD_SOCKET, $SHIELDD_URL,\n"
+            "else /run/shieldd/shieldd.sock; its errors are printed as it wrote them.\n"
             "\n"
             "  --model PATH       model folder (Hugging Face), .safetensors or .gguf\n"
+            "  --socket PATH      the daemon's Unix socket\n"
+            "  --url URL          the daemon's http://HOST:PORT\n"
             "  --policies DIR     policy directory (default: policies)\n"
             "  --policy NAME      evaluate this policy (repeatable; default: all enabled)\n"
             "  --response TEXT    classify this model response to TEXT (prompt-response mode)\n"
@@ -72,6 +79,51 @@ static int parse_double(const char *opt, const char *s, double *out)
     return 0;
 }
 
+/* Ask the daemon at `ep` (NULL: argument error already printed). Returns the exit status. */
+static int classify_remote(const char *ep, const char *text, size_t text_len,
+                           const char *response, const char *const *named, size_t n_named,
+                           int as_json)
+{
+    sg_client *c = NULL;
+    json_t *body = NULL;
+    json_t *reply = NULL;
+    int status = 1;
+
+    if (!ep)
+        return 2;
+    body = json_object();
+    if (!body || json_object_set_new(body, "text", json_stringn(text, text_len)) < 0) {
+        fprintf(stderr, "shieldctl classify: the text is not valid UTF-8\n");
+        goto out;
+    }
+    if (response && json_object_set_new(body, "response", json_string(response)) < 0) {
+        fprintf(stderr, "shieldctl classify: the response is not valid UTF-8\n");
+        goto out;
+    }
+    if (n_named) {
+        json_t *arr = json_array();
+
+        for (size_t i = 0; i < n_named; i++)
+            json_array_append_new(arr, json_string(named[i]));
+        json_object_set_new(body, "policies", arr);
+    }
+    c = ctl_client_open("classify", ep, 0);
+    if (!c)
+        goto out;
+    if (ctl_remote_json("classify", c, "POST", "/v1/classify", body, &reply, NULL) < 0)
+        goto out;
+    if (ctl_print_classify(stdout, reply, as_json) < 0) {
+        fprintf(stderr, "shieldctl classify: the daemon's reply has no \"results\"\n");
+        goto out;
+    }
+    status = 0;
+out:
+    json_decref(reply);
+    json_decref(body);
+    sg_client_free(c);
+    return status;
+}
+
 int ctl_classify(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -86,10 +138,15 @@ int ctl_classify(int argc, char **argv)
         {"temperature", required_argument, NULL, 'k'},
         {"smoothing", required_argument, NULL, 'a'},
         {"precision", required_argument, NULL, 'x'},
+        {"socket", required_argument, NULL, 'S'},
+        {"url", required_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *model_path = NULL;
+    const char *sock = NULL;
+    const char *url = NULL;
+    int local_only = 0;
     const char *dir = "policies";
     const char *named[MAX_NAMED];
     size_t n_named = 0;
@@ -118,6 +175,7 @@ int ctl_classify(int argc, char **argv)
             model_path = optarg;
             break;
         case 'P':
+            local_only = 1;
             dir = optarg;
             break;
         case 'p':
@@ -134,25 +192,31 @@ int ctl_classify(int argc, char **argv)
             as_json = 1;
             break;
         case 'T':
+            local_only = 1;
             opts.truncate = 1;
             break;
         case 'n':
+            local_only = 1;
             if (parse_int("--max-tokens", optarg, 1, &opts.max_tokens) < 0)
                 return 2;
             break;
         case 't':
+            local_only = 1;
             if (parse_int("--threads", optarg, 0, &mo.n_threads) < 0)
                 return 2;
             break;
         case 'k':
+            local_only = 1;
             if (parse_double("--temperature", optarg, &opts.temperature) < 0)
                 return 2;
             break;
         case 'a':
+            local_only = 1;
             if (parse_double("--smoothing", optarg, &opts.smoothing) < 0)
                 return 2;
             break;
         case 'x':
+            local_only = 1;
             if (strcmp(optarg, "f32") == 0) {
                 mo.precision = SG_PREC_F32;
             } else if (strcmp(optarg, "bf16") == 0) {
@@ -165,6 +229,12 @@ int ctl_classify(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'S':
+            sock = optarg;
+            break;
+        case 'U':
+            url = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -173,14 +243,30 @@ int ctl_classify(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc - 1 || !model_path) {
-        fprintf(stderr, "shieldctl classify: %s\n",
-                !model_path ? "--model PATH is required" : "expected one TEXT (or -)");
+    if (optind != argc - 1) {
+        fprintf(stderr, "shieldctl classify: expected one TEXT (or -)\n");
         usage(stderr);
+        return 2;
+    }
+    if (model_path && (sock || url)) {
+        fprintf(stderr, "shieldctl classify: --model runs in-process; it does not go with "
+                        "--socket or --url\n");
+        return 2;
+    }
+    if (!model_path && local_only) {
+        fprintf(stderr, "shieldctl classify: --policies, --truncate, --max-tokens, --threads, "
+                        "--precision, --temperature and --smoothing need --model (the daemon "
+                        "has its own settings)\n");
         return 2;
     }
     if (ctl_read_text(argv[optind], &text, &text_len) < 0)
         return 1;
+    if (!model_path) {
+        status = classify_remote(ctl_endpoint("classify", sock, url), text, text_len, response,
+                                 named, n_named, as_json);
+        free(text);
+        return status;
+    }
 
     rc = sg_policy_set_load(&set, dir, err, sizeof err);
     if (rc < 0) {

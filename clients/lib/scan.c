@@ -1,0 +1,712 @@
+/* scan.c: scan input readers, output lines and resume (see scan.h). */
+#include "scan.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_COLUMNS 4096
+
+struct sg_scan_reader {
+    FILE *f;
+    sg_scan_format format;
+    char *field;
+    char *response_field;
+    char *id_field;
+    long line;           /* physical lines consumed so far */
+    long long offset;
+    int eof;
+    char errmsg[256];
+    /* CSV */
+    size_t n_cols;
+    long col_text;
+    long col_response;
+    long col_id;
+    char **cols;         /* one record's fields */
+    size_t *col_lens;
+    size_t *col_caps;
+    /* JSONL / text */
+    char *lbuf;
+    size_t lcap;
+};
+
+sg_scan_format sg_scan_format_of(const char *path)
+{
+    size_t n = strlen(path);
+
+    if (n >= 4 && strcmp(path + n - 4, ".csv") == 0)
+        return SG_SCAN_CSV;
+    if (n >= 4 && strcmp(path + n - 4, ".txt") == 0)
+        return SG_SCAN_TEXT;
+    return SG_SCAN_JSONL;
+}
+
+int sg_scan_format_parse(const char *name, sg_scan_format *out)
+{
+    if (!strcmp(name, "jsonl") || !strcmp(name, "json") || !strcmp(name, "ndjson"))
+        *out = SG_SCAN_JSONL;
+    else if (!strcmp(name, "csv"))
+        *out = SG_SCAN_CSV;
+    else if (!strcmp(name, "text") || !strcmp(name, "txt"))
+        *out = SG_SCAN_TEXT;
+    else
+        return -1;
+    return 0;
+}
+
+void sg_scan_item_clear(sg_scan_item *it)
+{
+    free(it->id);
+    free(it->text);
+    free(it->response);
+    free(it->error);
+    memset(it, 0, sizeof *it);
+}
+
+/* 1 when s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+static int utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned c = p[i];
+        size_t k;
+        uint32_t cp;
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + k >= n)
+            return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i + j] & 0x3f);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int item_error(sg_scan_item *it, long line, const char *fmt, ...)
+{
+    char msg[300];
+    char full[340];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "line %ld: %s", line, msg);
+    free(it->text);
+    free(it->response);
+    it->text = NULL;
+    it->response = NULL;
+    it->error = strdup(full);
+    return it->error ? 0 : -1;
+}
+
+static char *line_id(long line)
+{
+    char buf[32];
+
+    snprintf(buf, sizeof buf, "%ld", line);
+    return strdup(buf);
+}
+
+static int set_id_string(sg_scan_item *it, const char *s, size_t n)
+{
+    json_t *j = json_stringn(s, n);
+
+    if (!j)
+        return -1;
+    free(it->id);
+    it->id = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(j);
+    return it->id ? 0 : -1;
+}
+
+void sg_scan_reader_free(sg_scan_reader *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_cols; i++)
+        free(r->cols[i]);
+    free(r->cols);
+    free(r->col_lens);
+    free(r->col_caps);
+    free(r->field);
+    free(r->response_field);
+    free(r->id_field);
+    free(r->lbuf);
+    free(r);
+}
+
+const char *sg_scan_reader_errmsg(const sg_scan_reader *r)
+{
+    return r->errmsg;
+}
+
+long long sg_scan_reader_offset(const sg_scan_reader *r)
+{
+    return r->offset;
+}
+
+static int rgetc(sg_scan_reader *r)
+{
+    int c = getc(r->f);
+
+    if (c != EOF)
+        r->offset++;
+    return c;
+}
+
+/*
+ * CSV: read one record into r->cols. Returns the number of fields (>= 1), 0 at EOF, -1 on
+ * read error/OOM, -2 on bad quoting (the rest of the physical line is skipped; *msg set).
+ * *start receives the record's first line.
+ */
+static int csv_record(sg_scan_reader *r, size_t max_cols, long *start, const char **msg)
+{
+    size_t nf = 0;
+    int c;
+    int in_q = 0;
+    int was_q = 0;   /* the current field was quoted and its closing quote seen */
+    int any = 0;
+
+    *start = r->line + 1;
+    for (size_t i = 0; i < max_cols; i++)
+        r->col_lens[i] = 0;
+    for (;;) {
+        c = rgetc(r);
+        if (c == EOF) {
+            if (ferror(r->f)) {
+                snprintf(r->errmsg, sizeof r->errmsg, "read error: %s", strerror(errno));
+                return -1;
+            }
+            r->eof = 1;
+            if (in_q) {
+                r->line++;
+                *msg = "unterminated quoted field at the end of the input";
+                return -2;
+            }
+            if (!any)
+                return 0;
+            r->line++;
+            return (int)(nf + 1);
+        }
+        if (!any && !in_q && (c == '\n' || c == '\r')) {
+            /* A blank line between records is skipped. */
+            if (c == '\n') {
+                r->line++;
+                *start = r->line + 1;
+            }
+            continue;
+        }
+        any = 1;
+        if (in_q) {
+            if (c == '"') {
+                int d = rgetc(r);
+
+                if (d == '"') {
+                    c = '"';
+                } else {
+                    in_q = 0;
+                    was_q = 1;
+                    if (d != EOF) {
+                        ungetc(d, r->f);
+                        r->offset--;
+                    }
+                    continue;
+                }
+            } else if (c == '\n') {
+                r->line++;
+            }
+        } else if (c == ',') {
+            nf++;
+            was_q = 0;
+            if (nf >= max_cols) {
+                /* Too many fields: keep counting, store nothing. */
+                nf = max_cols;
+            }
+            continue;
+        } else if (c == '\n' || c == '\r') {
+            if (c == '\r') {
+                int d = rgetc(r);
+
+                if (d != '\n' && d != EOF) {
+                    ungetc(d, r->f);
+                    r->offset--;
+                }
+            }
+            r->line++;
+            return (int)(nf + 1);
+        } else if (c == '"') {
+            if (r->col_lens[nf < max_cols ? nf : 0] == 0 && !was_q && nf < max_cols) {
+                in_q = 1;
+                continue;
+            }
+            *msg = was_q ? "unexpected character after a closing quote"
+                         : "a quote inside an unquoted field";
+            goto bad;
+        } else if (was_q) {
+            *msg = "unexpected character after a closing quote";
+            goto bad;
+        }
+        if (nf < max_cols) {
+            size_t i = nf;
+
+            if (r->col_lens[i] + 2 > r->col_caps[i]) {
+                size_t nc = r->col_caps[i] ? r->col_caps[i] * 2 : 64;
+                char *nb = realloc(r->cols[i], nc);
+
+                if (!nb) {
+                    snprintf(r->errmsg, sizeof r->errmsg, "out of memory");
+                    return -1;
+                }
+                r->cols[i] = nb;
+                r->col_caps[i] = nc;
+            }
+            r->cols[i][r->col_lens[i]++] = (char)c;
+            r->cols[i][r->col_lens[i]] = '\0';
+        }
+    }
+bad:
+    /* Skip the rest of the physical line. */
+    while ((c = rgetc(r)) != EOF && c != '\n')
+        ;
+    r->line++;
+    if (c == EOF)
+        r->eof = 1;
+    return -2;
+}
+
+static int csv_alloc(sg_scan_reader *r, size_t n)
+{
+    r->cols = calloc(n, sizeof *r->cols);
+    r->col_lens = calloc(n, sizeof *r->col_lens);
+    r->col_caps = calloc(n, sizeof *r->col_caps);
+    r->n_cols = n;
+    return r->cols && r->col_lens && r->col_caps ? 0 : -1;
+}
+
+static int csv_header(sg_scan_reader *r, char *err, size_t errlen)
+{
+    long start;
+    const char *msg = NULL;
+    int n;
+
+    if (csv_alloc(r, MAX_COLUMNS) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    n = csv_record(r, MAX_COLUMNS, &start, &msg);
+    if (n == 0) {
+        snprintf(err, errlen, "CSV input has no header row");
+        return -1;
+    }
+    if (n < 0) {
+        snprintf(err, errlen, "CSV header (line %ld): %s", start, n == -2 ? msg : r->errmsg);
+        return -1;
+    }
+    if ((size_t)n > MAX_COLUMNS) {
+        snprintf(err, errlen, "CSV header has more than %d columns", MAX_COLUMNS);
+        return -1;
+    }
+    r->col_text = r->col_response = r->col_id = -1;
+    for (int i = 0; i < n; i++) {
+        const char *name = r->col_lens[i] ? r->cols[i] : "";
+
+        if (r->col_text < 0 && strcmp(name, r->field) == 0)
+            r->col_text = i;
+        if (r->response_field && r->col_response < 0 && strcmp(name, r->response_field) == 0)
+            r->col_response = i;
+        if (r->col_id < 0 && strcmp(name, r->id_field) == 0)
+            r->col_id = i;
+    }
+    if (r->col_text < 0) {
+        snprintf(err, errlen, "CSV header (line %ld) has no column '%s'", start, r->field);
+        return -1;
+    }
+    if (r->response_field && r->col_response < 0) {
+        snprintf(err, errlen, "CSV header (line %ld) has no column '%s'", start,
+                 r->response_field);
+        return -1;
+    }
+    /* From now on a record has exactly n columns: keep the buffers, remember n. */
+    r->n_cols = MAX_COLUMNS;
+    r->lcap = (size_t)n; /* number of header columns */
+    return 0;
+}
+
+int sg_scan_reader_new(sg_scan_reader **out, FILE *f, const sg_scan_opts *opts, char *err,
+                       size_t errlen)
+{
+    sg_scan_reader *r = calloc(1, sizeof *r);
+
+    *out = NULL;
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    r->f = f;
+    r->format = opts->format;
+    r->field = strdup(opts->field ? opts->field : "text");
+    r->id_field = strdup(opts->id_field ? opts->id_field : "id");
+    r->response_field = opts->response_field ? strdup(opts->response_field) : NULL;
+    if (!r->field || !r->id_field || (opts->response_field && !r->response_field)) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (r->format == SG_SCAN_CSV && csv_header(r, err, errlen) < 0)
+        goto fail;
+    *out = r;
+    return 0;
+fail:
+    sg_scan_reader_free(r);
+    return -1;
+}
+
+static int next_csv(sg_scan_reader *r, sg_scan_item *it)
+{
+    long start;
+    const char *msg = NULL;
+    int n = csv_record(r, r->n_cols, &start, &msg);
+    size_t want = r->lcap;
+
+    if (n == 0)
+        return 0;
+    if (n == -1)
+        return -1;
+    it->line = start;
+    it->id = line_id(start);
+    if (!it->id)
+        goto oom;
+    if (n == -2)
+        return item_error(it, start, "CSV: %s", msg) < 0 ? -1 : 1;
+    if ((size_t)n != want)
+        return item_error(it, start, "CSV: %d fields, the header has %zu", n, want) < 0 ? -1 : 1;
+    if (r->col_id >= 0) {
+        const char *s = r->col_lens[r->col_id] ? r->cols[r->col_id] : "";
+
+        if (!utf8_valid(s, r->col_lens[r->col_id]))
+            return item_error(it, start, "column '%s' is not valid UTF-8", r->id_field) < 0 ? -1
+                                                                                            : 1;
+        if (set_id_string(it, s, r->col_lens[r->col_id]) < 0)
+            goto oom;
+    }
+    {
+        size_t tl = r->col_lens[r->col_text];
+        const char *ts = tl ? r->cols[r->col_text] : "";
+
+        if (!utf8_valid(ts, tl))
+            return item_error(it, start, "column '%s' is not valid UTF-8", r->field) < 0 ? -1 : 1;
+        it->text = strndup(ts, tl);
+        it->text_len = tl;
+        if (!it->text)
+            goto oom;
+    }
+    if (r->col_response >= 0) {
+        size_t rl = r->col_lens[r->col_response];
+        const char *rs = rl ? r->cols[r->col_response] : "";
+
+        if (!utf8_valid(rs, rl))
+            return item_error(it, start, "column '%s' is not valid UTF-8", r->response_field) < 0
+                       ? -1
+                       : 1;
+        it->response = strndup(rs, rl);
+        it->response_len = rl;
+        if (!it->response)
+            goto oom;
+    }
+    return 1;
+oom:
+    snprintf(r->errmsg, sizeof r->errmsg, "out of memory");
+    return -1;
+}
+
+/* One physical line into r->lbuf without its "\n" / "\r\n". 1, 0 at EOF, -1 on error. */
+static int read_line(sg_scan_reader *r, size_t *len)
+{
+    ssize_t n;
+
+    errno = 0;
+    n = getline(&r->lbuf, &r->lcap, r->f);
+    if (n < 0) {
+        if (ferror(r->f)) {
+            snprintf(r->errmsg, sizeof r->errmsg, "read error: %s", strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    r->offset += n;
+    r->line++;
+    if (n > 0 && r->lbuf[n - 1] == '\n')
+        n--;
+    if (n > 0 && r->lbuf[n - 1] == '\r')
+        n--;
+    r->lbuf[n] = '\0';
+    *len = (size_t)n;
+    return 1;
+}
+
+static int next_text(sg_scan_reader *r, sg_scan_item *it)
+{
+    size_t n;
+    int rc = read_line(r, &n);
+
+    if (rc <= 0)
+        return rc;
+    it->line = r->line;
+    it->id = line_id(r->line);
+    if (!it->id)
+        goto oom;
+    if (memchr(r->lbuf, '\0', n))
+        return item_error(it, r->line, "the line contains a NUL byte") < 0 ? -1 : 1;
+    if (!utf8_valid(r->lbuf, n))
+        return item_error(it, r->line, "the line is not valid UTF-8") < 0 ? -1 : 1;
+    it->text = strndup(r->lbuf, n);
+    it->text_len = n;
+    if (!it->text)
+        goto oom;
+    return 1;
+oom:
+    snprintf(r->errmsg, sizeof r->errmsg, "out of memory");
+    return -1;
+}
+
+static int next_jsonl(sg_scan_reader *r, sg_scan_item *it)
+{
+    size_t n;
+    int rc;
+    json_t *obj = NULL;
+    json_t *v;
+    json_error_t je;
+    size_t i;
+
+    /* Blank lines are not records. */
+    for (;;) {
+        rc = read_line(r, &n);
+        if (rc <= 0)
+            return rc;
+        for (i = 0; i < n; i++)
+            if (r->lbuf[i] != ' ' && r->lbuf[i] != '\t')
+                break;
+        if (i < n)
+            break;
+    }
+    it->line = r->line;
+    it->id = line_id(r->line);
+    if (!it->id)
+        goto oom;
+    obj = json_loadb(r->lbuf, n, JSON_DECODE_ANY, &je);
+    if (!obj) {
+        rc = item_error(it, r->line, "invalid JSON at column %d: %s", je.column, je.text);
+        return rc < 0 ? -1 : 1;
+    }
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return item_error(it, r->line, "not a JSON object") < 0 ? -1 : 1;
+    }
+    v = json_object_get(obj, r->id_field);
+    if (v && !json_is_null(v)) {
+        if (json_is_object(v) || json_is_array(v)) {
+            json_decref(obj);
+            return item_error(it, r->line, "\"%s\" must be a string or a number", r->id_field) < 0
+                       ? -1
+                       : 1;
+        }
+        free(it->id);
+        it->id = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(17));
+        if (!it->id)
+            goto oom;
+    }
+    v = json_object_get(obj, r->field);
+    if (!v) {
+        json_decref(obj);
+        return item_error(it, r->line, "missing field \"%s\"", r->field) < 0 ? -1 : 1;
+    }
+    if (!json_is_string(v)) {
+        json_decref(obj);
+        return item_error(it, r->line, "field \"%s\" is not a string", r->field) < 0 ? -1 : 1;
+    }
+    it->text_len = json_string_length(v);
+    it->text = malloc(it->text_len + 1);
+    if (!it->text)
+        goto oom;
+    memcpy(it->text, json_string_value(v), it->text_len + 1);
+    if (memchr(it->text, '\0', it->text_len)) {
+        json_decref(obj);
+        return item_error(it, r->line, "field \"%s\" contains a NUL character", r->field) < 0
+                   ? -1
+                   : 1;
+    }
+    if (r->response_field) {
+        v = json_object_get(obj, r->response_field);
+        if (!v || !json_is_string(v)) {
+            json_decref(obj);
+            return item_error(it, r->line, "field \"%s\" is %s", r->response_field,
+                              v ? "not a string" : "missing") < 0
+                       ? -1
+                       : 1;
+        }
+        it->response_len = json_string_length(v);
+        it->response = malloc(it->response_len + 1);
+        if (!it->response)
+            goto oom;
+        memcpy(it->response, json_string_value(v), it->response_len + 1);
+    }
+    json_decref(obj);
+    return 1;
+oom:
+    json_decref(obj);
+    snprintf(r->errmsg, sizeof r->errmsg, "out of memory");
+    return -1;
+}
+
+int sg_scan_reader_next(sg_scan_reader *r, sg_scan_item *it)
+{
+    sg_scan_item_clear(it);
+    if (r->eof)
+        return 0;
+    switch (r->format) {
+    case SG_SCAN_CSV:
+        return next_csv(r, it);
+    case SG_SCAN_TEXT:
+        return next_text(r, it);
+    default:
+        return next_jsonl(r, it);
+    }
+}
+
+char *sg_scan_result_line(const char *id_json, const json_t *results, const char *msg)
+{
+    json_t *id = json_loads(id_json, JSON_DECODE_ANY, NULL);
+    json_t *root = json_object();
+    json_t *arr = NULL;
+    char *s = NULL;
+    char *line = NULL;
+    size_t i;
+    size_t n;
+    int flagged = 0;
+
+    if (!id || !root)
+        goto out;
+    json_object_set_new(root, "id", id);
+    id = NULL;
+    if (msg) {
+        json_object_set_new(root, "error", json_string(msg));
+    } else {
+        json_t *r;
+
+        arr = json_array();
+        if (!arr)
+            goto out;
+        json_array_foreach(results, i, r) {
+            json_t *e = json_object();
+
+            if (!e)
+                goto out;
+            if (json_is_true(json_object_get(r, "violation")))
+                flagged = 1;
+            json_object_set(e, "policy", json_object_get(r, "policy"));
+            json_object_set(e, "probability", json_object_get(r, "probability"));
+            json_object_set(e, "violation", json_object_get(r, "violation"));
+            json_array_append_new(arr, e);
+        }
+        json_object_set_new(root, "flagged", json_boolean(flagged));
+        json_object_set_new(root, "results", arr);
+        arr = NULL;
+    }
+    s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    if (!s)
+        goto out;
+    n = strlen(s);
+    line = malloc(n + 2);
+    if (line) {
+        memcpy(line, s, n);
+        line[n] = '\n';
+        line[n + 1] = '\0';
+    }
+out:
+    free(s);
+    json_decref(arr);
+    json_decref(id);
+    json_decref(root);
+    return line;
+}
+
+int sg_scan_resume(int fd, long long *lines)
+{
+    struct stat st;
+    char buf[65536];
+    off_t pos = 0;
+    off_t last_nl = -1;
+    long long count = 0;
+
+    *lines = 0;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    while (pos < st.st_size) {
+        ssize_t n = pread(fd, buf, sizeof buf, pos);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == '\n') {
+                count++;
+                last_nl = pos + i;
+            }
+        }
+        pos += n;
+    }
+    if (last_nl + 1 != st.st_size && ftruncate(fd, last_nl + 1) < 0)
+        return -errno;
+    if (lseek(fd, last_nl + 1, SEEK_SET) < 0)
+        return -errno;
+    *lines = count;
+    return 0;
+}
+
+int sg_scan_write_line(int fd, const char *line, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, line, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        line += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}

@@ -1,0 +1,94 @@
+/* remote.c: shieldctl's HTTP helpers (see remote.h). */
+#include "remote.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *ctl_endpoint(const char *cmd, const char *sock, const char *url)
+{
+    static char buf[4200];
+
+    if (sock && url) {
+        fprintf(stderr, "shieldctl %s: give only one of --socket and --url\n", cmd);
+        return NULL;
+    }
+    if (sock) {
+        snprintf(buf, sizeof buf, "unix:%s", sock);
+        return buf;
+    }
+    if (url)
+        return url;
+    return sg_client_default_endpoint();
+}
+
+sg_client *ctl_client_open(const char *cmd, const char *endpoint, int timeout_ms)
+{
+    sg_client_opts o = sg_client_opts_default();
+    sg_client *c = NULL;
+    char err[512];
+
+    if (timeout_ms > 0)
+        o.timeout_ms = timeout_ms;
+    if (sg_client_new(&c, endpoint, &o, err, sizeof err) < 0) {
+        fprintf(stderr, "shieldctl %s: %s\n", cmd, err);
+        return NULL;
+    }
+    return c;
+}
+
+const char *ctl_error_message(json_t *j)
+{
+    return json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+}
+
+int ctl_remote_json(const char *cmd, sg_client *c, const char *method, const char *path,
+                    json_t *body, json_t **out, int *status)
+{
+    sg_client_response r;
+    char *s = NULL;
+    json_t *j = NULL;
+    json_error_t je;
+    int rc;
+
+    *out = NULL;
+    if (status)
+        *status = 0;
+    if (body) {
+        s = json_dumps(body, JSON_COMPACT);
+        if (!s) {
+            fprintf(stderr, "shieldctl %s: out of memory\n", cmd);
+            return -1;
+        }
+    }
+    rc = sg_client_request(c, method, path, s, s ? strlen(s) : 0, &r);
+    free(s);
+    if (rc < 0) {
+        fprintf(stderr, "shieldctl %s: %s\n", cmd, sg_client_errmsg(c));
+        sg_client_response_free(&r);
+        return -1;
+    }
+    if (status)
+        *status = r.status;
+    j = json_loadb(r.body, r.body_len, 0, &je);
+    if (r.status < 200 || r.status > 299) {
+        const char *m = j ? ctl_error_message(j) : NULL;
+
+        if (m)
+            fprintf(stderr, "shieldctl %s: HTTP %d: %s\n", cmd, r.status, m);
+        else
+            fprintf(stderr, "shieldctl %s: HTTP %d: %.*s\n", cmd, r.status, (int)r.body_len,
+                    r.body);
+        json_decref(j);
+        sg_client_response_free(&r);
+        return -1;
+    }
+    if (!j) {
+        fprintf(stderr, "shieldctl %s: the reply is not JSON: %s\n", cmd, je.text);
+        sg_client_response_free(&r);
+        return -1;
+    }
+    sg_client_response_free(&r);
+    *out = j;
+    return 0;
+}

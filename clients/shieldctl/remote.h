@@ -1,0 +1,35 @@
+#ifndef SG_CTL_REMOTE_H
+#define SG_CTL_REMOTE_H
+/*
+ * remote.h: shieldctl's side of the daemon's HTTP API, on libshieldclient: choosing the
+ * endpoint (--socket, --url, $SHIELDD_SOCKET, $SHIELDD_URL, the standard socket) and turning a
+ * reply into JSON or into the daemon's own error message.
+ */
+
+#include <jansson.h>
+
+#include "shieldclient.h"
+
+/*
+ * The endpoint string for --socket PATH (`sock`) or --url URL (`url`), both possibly NULL
+ * (then sg_client_default_endpoint()). Returns a pointer that lives as long as the arguments
+ * and the environment, or NULL after printing "CMD: give only one of --socket and --url".
+ */
+const char *ctl_endpoint(const char *cmd, const char *sock, const char *url);
+
+/*
+ * Send a request and parse a JSON reply into *out (new reference). A non-2xx status is printed
+ * to stderr as "CMD: HTTP STATUS: MESSAGE" with the daemon's own message (its
+ * {"error":{"message"}}, or the body as it came), like a transport error. Returns 0, or -1
+ * after printing. *status (if not NULL) receives the HTTP status (0 when none came back).
+ */
+int ctl_remote_json(const char *cmd, sg_client *c, const char *method, const char *path,
+                    json_t *body, json_t **out, int *status);
+
+/* Open a client for `endpoint` with a timeout in ms (0: the default); prints on failure. */
+sg_client *ctl_client_open(const char *cmd, const char *endpoint, int timeout_ms);
+
+/* The daemon's message of an error reply body (its error.message), or NULL. Borrowed from j. */
+const char *ctl_error_message(json_t *j);
+
+#endif /* SG_CTL_REMOTE_H */

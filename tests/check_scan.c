@@ -1,0 +1,310 @@
+/*
+ * check_scan.c: the scan input readers (JSONL, CSV, text), the output line and resume.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "scan.h"
+
+Suite *scan_suite(void);
+
+/* Read all items of `data` in `fmt`; returns the count, items in out[] (cleared by caller). */
+static int read_all(const char *data, sg_scan_format fmt, const char *field, const char *resp,
+                    sg_scan_item *out, int cap, char *err, size_t errlen)
+{
+    FILE *f = fmemopen((void *)data, strlen(data), "r");
+    sg_scan_reader *r = NULL;
+    sg_scan_opts o;
+    int n = 0;
+
+    memset(&o, 0, sizeof o);
+    o.format = fmt;
+    o.field = field;
+    o.response_field = resp;
+    ck_assert_ptr_nonnull(f);
+    if (strlen(data) == 0) {
+        fclose(f);
+        f = fopen("/dev/null", "r");
+    }
+    if (sg_scan_reader_new(&r, f, &o, err, errlen) < 0) {
+        fclose(f);
+        return -1;
+    }
+    for (;;) {
+        sg_scan_item it;
+        int rc;
+
+        memset(&it, 0, sizeof it);
+        rc = sg_scan_reader_next(r, &it);
+        ck_assert_int_ge(rc, 0);
+        if (rc == 0)
+            break;
+        ck_assert_int_lt(n, cap);
+        out[n++] = it;
+    }
+    sg_scan_reader_free(r);
+    fclose(f);
+    return n;
+}
+
+static void clear_all(sg_scan_item *it, int n)
+{
+    for (int i = 0; i < n; i++)
+        sg_scan_item_clear(&it[i]);
+}
+
+START_TEST(jsonl_basic_and_errors)
+{
+    const char *data = "{\"id\": \"a\", \"text\": \"hello\", \"resp\": \"r1\"}\n"
+                       "\n"
+                       "{\"text\": \"no id\", \"resp\": \"r2\"}\r\n"
+                       "{not json\n"
+                       "[1, 2]\n"
+                       "{\"id\": 7, \"other\": 1}\n"
+                       "{\"id\": 8, \"text\": 42}\n"
+                       "{\"id\": 9.5, \"text\": \"x\"}\n"
+                       "{\"id\": {\"a\": 1}, \"text\": \"x\"}\n"
+                       "{\"text\": \"no newline at end\", \"resp\": \"r\"}";
+    sg_scan_item it[16];
+    char err[256];
+    int n = read_all(data, SG_SCAN_JSONL, NULL, NULL, it, 16, err, sizeof err);
+
+    ck_assert_int_eq(n, 9);
+    ck_assert_str_eq(it[0].id, "\"a\"");
+    ck_assert_str_eq(it[0].text, "hello");
+    ck_assert_int_eq(it[0].line, 1);
+    ck_assert_ptr_null(it[0].response);
+    ck_assert_str_eq(it[1].id, "3"); /* blank line 2 skipped; id = line number */
+    ck_assert_str_eq(it[1].text, "no id");
+    ck_assert_ptr_nonnull(it[2].error);
+    ck_assert_ptr_nonnull(strstr(it[2].error, "line 4: invalid JSON"));
+    ck_assert_str_eq(it[2].id, "4");
+    ck_assert_str_eq(it[3].error, "line 5: not a JSON object");
+    ck_assert_str_eq(it[4].id, "7");
+    ck_assert_str_eq(it[4].error, "line 6: missing field \"text\"");
+    ck_assert_str_eq(it[5].error, "line 7: field \"text\" is not a string");
+    ck_assert_str_eq(it[6].id, "9.5");
+    ck_assert_ptr_null(it[6].error);
+    ck_assert_ptr_nonnull(strstr(it[7].error, "must be a string or a number"));
+    ck_assert_str_eq(it[8].text, "no newline at end");
+    ck_assert_int_eq(it[8].line, 10);
+    clear_all(it, n);
+
+    /* Response field required when asked for. */
+    n = read_all(data, SG_SCAN_JSONL, "text", "resp", it, 16, err, sizeof err);
+    ck_assert_int_eq(n, 9);
+    ck_assert_str_eq(it[0].response, "r1");
+    ck_assert_str_eq(it[1].response, "r2");
+    ck_assert_str_eq(it[6].error, "line 8: field \"resp\" is missing");
+    clear_all(it, n);
+}
+END_TEST
+
+START_TEST(jsonl_custom_field_unicode)
+{
+    const char *data = "{\"msg\": \"caf\\u00e9 \\n two lines\"}\n";
+    sg_scan_item it[2];
+    char err[256];
+    int n = read_all(data, SG_SCAN_JSONL, "msg", NULL, it, 2, err, sizeof err);
+
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(it[0].text, "caf\xc3\xa9 \n two lines");
+    ck_assert_uint_eq(it[0].text_len, strlen("caf\xc3\xa9 \n two lines"));
+    clear_all(it, n);
+}
+END_TEST
+
+START_TEST(empty_inputs)
+{
+    sg_scan_item it[2];
+    char err[256];
+
+    ck_assert_int_eq(read_all("", SG_SCAN_JSONL, NULL, NULL, it, 2, err, sizeof err), 0);
+    ck_assert_int_eq(read_all("", SG_SCAN_TEXT, NULL, NULL, it, 2, err, sizeof err), 0);
+    ck_assert_int_eq(read_all("\n  \n", SG_SCAN_JSONL, NULL, NULL, it, 2, err, sizeof err), 0);
+    /* CSV needs a header. */
+    ck_assert_int_eq(read_all("", SG_SCAN_CSV, NULL, NULL, it, 2, err, sizeof err), -1);
+    ck_assert_str_eq(err, "CSV input has no header row");
+    /* A header only: no items. */
+    ck_assert_int_eq(read_all("id,text\n", SG_SCAN_CSV, NULL, NULL, it, 2, err, sizeof err), 0);
+}
+END_TEST
+
+START_TEST(csv_quoting)
+{
+    const char *data = "id,text,resp\r\n"
+                       "a,plain,r\r\n"
+                       "b,\"with, comma\",r\n"
+                       "c,\"quote \"\"inside\"\"\",r\n"
+                       "d,\"two\nlines\r\nthree\",r\n"
+                       "\n"
+                       "e,,\"\"\n"
+                       "f,bad\"quote,r\n"
+                       "g,\"closed\"junk,r\n"
+                       "h,too,many,fields\n"
+                       "i,few\n"
+                       "j,last,\"end\"";
+    sg_scan_item it[16];
+    char err[256];
+    int n = read_all(data, SG_SCAN_CSV, "text", "resp", it, 16, err, sizeof err);
+
+    ck_assert_int_eq(n, 10);
+    ck_assert_str_eq(it[0].id, "\"a\"");
+    ck_assert_str_eq(it[0].text, "plain");
+    ck_assert_str_eq(it[0].response, "r");
+    ck_assert_int_eq(it[0].line, 2);
+    ck_assert_str_eq(it[1].text, "with, comma");
+    ck_assert_str_eq(it[2].text, "quote \"inside\"");
+    ck_assert_str_eq(it[3].text, "two\nlines\r\nthree");
+    ck_assert_int_eq(it[3].line, 5);
+    ck_assert_str_eq(it[4].id, "\"e\"");
+    ck_assert_int_eq(it[4].line, 9); /* lines 5-7 are d, 8 is blank */
+    ck_assert_str_eq(it[4].text, "");
+    ck_assert_str_eq(it[4].response, "");
+    ck_assert_str_eq(it[5].error, "line 10: CSV: a quote inside an unquoted field");
+    ck_assert_str_eq(it[5].id, "10");
+    ck_assert_str_eq(it[6].error, "line 11: CSV: unexpected character after a closing quote");
+    ck_assert_str_eq(it[7].error, "line 12: CSV: 4 fields, the header has 3");
+    ck_assert_str_eq(it[8].error, "line 13: CSV: 2 fields, the header has 3");
+    ck_assert_str_eq(it[9].text, "last");
+    ck_assert_str_eq(it[9].response, "end");
+    clear_all(it, n);
+}
+END_TEST
+
+START_TEST(csv_header_errors)
+{
+    sg_scan_item it[4];
+    char err[256];
+    int n;
+
+    ck_assert_int_eq(read_all("id,body\nx,y\n", SG_SCAN_CSV, NULL, NULL, it, 4, err, sizeof err),
+                     -1);
+    ck_assert_str_eq(err, "CSV header (line 1) has no column 'text'");
+    ck_assert_int_eq(read_all("text\nx\n", SG_SCAN_CSV, NULL, "resp", it, 4, err, sizeof err), -1);
+    ck_assert_str_eq(err, "CSV header (line 1) has no column 'resp'");
+    /* Unterminated quote at the end: one error item, not a crash or a hang. */
+    n = read_all("text\n\"open\n", SG_SCAN_CSV, NULL, NULL, it, 4, err, sizeof err);
+    ck_assert_int_eq(n, 1);
+    ck_assert_ptr_nonnull(strstr(it[0].error, "unterminated quoted field"));
+    clear_all(it, n);
+    /* No id column: the line number. */
+    n = read_all("text\nhello\n", SG_SCAN_CSV, NULL, NULL, it, 4, err, sizeof err);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(it[0].id, "2");
+    clear_all(it, n);
+    /* Invalid UTF-8 in a CSV field. */
+    n = read_all("text\n\xff\xfe\n", SG_SCAN_CSV, NULL, NULL, it, 4, err, sizeof err);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(it[0].error, "line 2: column 'text' is not valid UTF-8");
+    clear_all(it, n);
+}
+END_TEST
+
+START_TEST(text_lines)
+{
+    const char *data = "first\r\n\nthird \xe2\x82\xac\nbad \xc0\xaf\nlast";
+    sg_scan_item it[8];
+    char err[256];
+    int n = read_all(data, SG_SCAN_TEXT, NULL, NULL, it, 8, err, sizeof err);
+
+    ck_assert_int_eq(n, 5);
+    ck_assert_str_eq(it[0].text, "first");
+    ck_assert_str_eq(it[0].id, "1");
+    ck_assert_str_eq(it[1].text, ""); /* an empty line is an item (its error comes later) */
+    ck_assert_str_eq(it[2].text, "third \xe2\x82\xac");
+    ck_assert_str_eq(it[3].error, "line 4: the line is not valid UTF-8");
+    ck_assert_str_eq(it[4].id, "5");
+    clear_all(it, n);
+}
+END_TEST
+
+START_TEST(formats)
+{
+    sg_scan_format f;
+
+    ck_assert_int_eq(sg_scan_format_of("a.csv"), SG_SCAN_CSV);
+    ck_assert_int_eq(sg_scan_format_of("a.txt"), SG_SCAN_TEXT);
+    ck_assert_int_eq(sg_scan_format_of("a.jsonl"), SG_SCAN_JSONL);
+    ck_assert_int_eq(sg_scan_format_of("-"), SG_SCAN_JSONL);
+    ck_assert_int_eq(sg_scan_format_parse("csv", &f), 0);
+    ck_assert_int_eq(f, SG_SCAN_CSV);
+    ck_assert_int_eq(sg_scan_format_parse("xml", &f), -1);
+}
+END_TEST
+
+START_TEST(result_lines)
+{
+    json_t *res = json_loads("[{\"policy\":\"hate\",\"probability\":0.30223200580883575,"
+                             "\"violation\":false,\"threshold\":0.5},"
+                             "{\"policy\":\"sexual\",\"probability\":0.75,\"violation\":true,"
+                             "\"threshold\":0.5}]",
+                             0, NULL);
+    char *l;
+
+    ck_assert_ptr_nonnull(res);
+    l = sg_scan_result_line("\"x\"", res, NULL);
+    ck_assert_str_eq(l, "{\"id\":\"x\",\"flagged\":true,\"results\":[{\"policy\":\"hate\","
+                        "\"probability\":0.30223200580883575,\"violation\":false},"
+                        "{\"policy\":\"sexual\",\"probability\":0.75,\"violation\":true}]}\n");
+    free(l);
+    l = sg_scan_result_line("12", NULL, "line 12: bad");
+    ck_assert_str_eq(l, "{\"id\":12,\"error\":\"line 12: bad\"}\n");
+    free(l);
+    json_decref(res);
+}
+END_TEST
+
+START_TEST(resume_truncates_partial_line)
+{
+    char path[] = "/tmp/check_scan_XXXXXX";
+    int fd = mkstemp(path);
+    long long lines = -1;
+    char buf[64];
+    ssize_t n;
+
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    /* Empty file. */
+    ck_assert_int_eq(sg_scan_resume(fd, &lines), 0);
+    ck_assert_int_eq(lines, 0);
+    /* Two complete lines and a torn third. */
+    ck_assert_int_eq(sg_scan_write_line(fd, "{\"id\":1}\n{\"id\":2}\n{\"id\":", 25), 0);
+    ck_assert_int_eq(sg_scan_resume(fd, &lines), 0);
+    ck_assert_int_eq(lines, 2);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_END), 18);
+    ck_assert_int_eq(sg_scan_write_line(fd, "{\"id\":3}\n", 9), 0);
+    n = pread(fd, buf, sizeof buf, 0);
+    ck_assert_int_eq(n, 27);
+    ck_assert_int_eq(memcmp(buf, "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n", 27), 0);
+    /* Only a torn line: truncated to nothing. */
+    ck_assert_int_eq(ftruncate(fd, 0), 0);
+    ck_assert_int_eq(pwrite(fd, "{\"id", 4, 0), 4);
+    ck_assert_int_eq(sg_scan_resume(fd, &lines), 0);
+    ck_assert_int_eq(lines, 0);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_END), 0);
+    close(fd);
+}
+END_TEST
+
+Suite *scan_suite(void)
+{
+    Suite *s = suite_create("scan");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_test(tc, jsonl_basic_and_errors);
+    tcase_add_test(tc, jsonl_custom_field_unicode);
+    tcase_add_test(tc, empty_inputs);
+    tcase_add_test(tc, csv_quoting);
+    tcase_add_test(tc, csv_header_errors);
+    tcase_add_test(tc, text_lines);
+    tcase_add_test(tc, formats);
+    tcase_add_test(tc, result_lines);
+    tcase_add_test(tc, resume_truncates_partial_line);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,101 @@
+"""Shared by the client integration tests (test_clients, test_scan, test_python_client,
+test_nginx): paths, a tiny random model made once per module, and a real shieldd on a temporary
+Unix socket and a free TCP port."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.environ.get("SG_TOP") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("SG_BUILD") or os.path.join(TOP, "build")
+SHIELDD = os.path.join(BUILD, "shieldd")
+SHIELDCTL = os.path.join(BUILD, "shieldctl")
+MKMODEL = os.path.join(BUILD, "tools", "mkmodel")
+POLICIES = os.path.join(TOP, "policies")
+TOKENIZER = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemini",
+                         "models", "tokenizer.json")
+SLOW = 4 if "asan" in BUILD else 1
+
+sys.path.insert(0, os.path.join(TOP, "clients", "python"))
+
+
+def make_model(tmp):
+    path = os.path.join(tmp, "model")
+    subprocess.run([MKMODEL, "--preset", "tiny", "--dtype", "bf16", "--seed", "7",
+                    "--tokenizer", TOKENIZER, "--out", path, "--quiet"], check=True, timeout=300)
+    return path
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_http_unix(path, deadline):
+    while time.time() < deadline:
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.settimeout(1)
+            s.connect(path)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if s.recv(100).startswith(b"HTTP/1.1 200"):
+                return True
+        except OSError:
+            pass
+        finally:
+            s.close()
+        time.sleep(0.05)
+    return False
+
+
+class Daemon:
+    """shieldd on <dir>/s.sock and 127.0.0.1:<free port>; stop() ends it."""
+
+    def __init__(self, model, tmp, *extra):
+        self.dir = tempfile.mkdtemp(prefix="d-", dir=tmp)
+        self.sock = os.path.join(self.dir, "s.sock")
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log = open(os.path.join(self.dir, "stderr.log"), "w+b")
+        self.proc = subprocess.Popen([SHIELDD, "-d", "-m", model, "-p", POLICIES,
+                                      "--listen", "unix:" + self.sock,
+                                      "--listen", "tcp:127.0.0.1:%d" % self.port] + list(extra),
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        if not wait_http_unix(self.sock, time.time() + 120 * SLOW):
+            self.stop()
+            raise AssertionError("shieldd did not come up: " + self.stderr())
+
+    def stderr(self):
+        self.log.flush()
+        with open(self.log.name, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30 * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def ctl(*args, env=None, input=None, timeout=300):
+    e = dict(os.environ)
+    e.pop("SHIELDD_SOCKET", None)
+    e.pop("SHIELDD_URL", None)
+    if env:
+        e.update(env)
+    return subprocess.run([SHIELDCTL] + list(args), capture_output=True, env=e, input=input,
+                          timeout=timeout * SLOW)
+
+
+def rmtree(path):
+    shutil.rmtree(path, ignore_errors=True)
