@@ -200,8 +200,29 @@ START_TEST(csv_header_errors)
     /* Invalid UTF-8 in a CSV field. */
     n = read_all("text\n\xff\xfe\n", SG_SCAN_CSV, NULL, NULL, it, 4, err, sizeof err);
     ck_assert_int_eq(n, 1);
-    ck_assert_str_eq(it[0].error, "line 2: column 'text' is not valid UTF-8");
+    ck_assert_str_eq(it[0].error, 
+                     "line 2: column 'text' is not valid UTF-8 (or holds a NUL byte)");
     clear_all(it, n);
+    /* A NUL byte in a field (found by fuzz_scan). */
+    {
+        static const char nul[] = "id,text\n1,a\0b\n2,ok\n";
+        FILE *f = fmemopen((void *)nul, sizeof nul - 1, "r");
+        sg_scan_reader *r = NULL;
+        sg_scan_opts o;
+        sg_scan_item x;
+
+        memset(&o, 0, sizeof o);
+        memset(&x, 0, sizeof x);
+        o.format = SG_SCAN_CSV;
+        ck_assert_int_eq(sg_scan_reader_new(&r, f, &o, err, sizeof err), 0);
+        ck_assert_int_eq(sg_scan_reader_next(r, &x), 1);
+        ck_assert_ptr_nonnull(strstr(x.error, "line 2: column 'text'"));
+        ck_assert_int_eq(sg_scan_reader_next(r, &x), 1);
+        ck_assert_str_eq(x.text, "ok");
+        sg_scan_item_clear(&x);
+        sg_scan_reader_free(r);
+        fclose(f);
+    }
 }
 END_TEST
 

@@ -67,9 +67,12 @@ void sg_scan_item_clear(sg_scan_item *it)
     memset(it, 0, sizeof *it);
 }
 
-/* 1 when s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+/* 1 when s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF) without a NUL
+ * byte (the texts are C strings from here on). */
 static int utf8_valid(const char *s, size_t n)
 {
+    if (memchr(s, '\0', n))
+        return 0;
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
 
@@ -414,7 +417,7 @@ static int next_csv(sg_scan_reader *r, sg_scan_item *it)
         const char *s = r->col_lens[r->col_id] ? r->cols[r->col_id] : "";
 
         if (!utf8_valid(s, r->col_lens[r->col_id]))
-            return item_error(it, start, "column '%s' is not valid UTF-8", r->id_field) < 0 ? -1
+            return item_error(it, start, "column '%s' is not valid UTF-8 (or holds a NUL byte)", r->id_field) < 0 ? -1
                                                                                             : 1;
         if (set_id_string(it, s, r->col_lens[r->col_id]) < 0)
             goto oom;
@@ -424,7 +427,7 @@ static int next_csv(sg_scan_reader *r, sg_scan_item *it)
         const char *ts = tl ? r->cols[r->col_text] : "";
 
         if (!utf8_valid(ts, tl))
-            return item_error(it, start, "column '%s' is not valid UTF-8", r->field) < 0 ? -1 : 1;
+            return item_error(it, start, "column '%s' is not valid UTF-8 (or holds a NUL byte)", r->field) < 0 ? -1 : 1;
         it->text = strndup(ts, tl);
         it->text_len = tl;
         if (!it->text)
@@ -435,7 +438,7 @@ static int next_csv(sg_scan_reader *r, sg_scan_item *it)
         const char *rs = rl ? r->cols[r->col_response] : "";
 
         if (!utf8_valid(rs, rl))
-            return item_error(it, start, "column '%s' is not valid UTF-8", r->response_field) < 0
+            return item_error(it, start, "column '%s' is not valid UTF-8 (or holds a NUL byte)", r->response_field) < 0
                        ? -1
                        : 1;
         it->response = strndup(rs, rl);
@@ -571,6 +574,13 @@ static int next_jsonl(sg_scan_reader *r, sg_scan_item *it)
             json_decref(obj);
             return item_error(it, r->line, "field \"%s\" is %s", r->response_field,
                               v ? "not a string" : "missing") < 0
+                       ? -1
+                       : 1;
+        }
+        if (memchr(json_string_value(v), '\0', json_string_length(v))) {
+            json_decref(obj);
+            return item_error(it, r->line, "field \"%s\" contains a NUL character",
+                              r->response_field) < 0
                        ? -1
                        : 1;
         }

@@ -42,6 +42,11 @@ def write(name, data):
     return p
 
 
+def slurp(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+
 def lines(p):
     with open(p, "rb") as f:
         return [json.loads(l) for l in f.read().decode().splitlines()]
@@ -106,7 +111,7 @@ class ScanDaemonVsInProcess(unittest.TestCase):
         r = ctl("scan", "--in", inp, "--out", b, "--model", _model, "--policy", "hate",
                 "--policy", "violence")
         self.assertEqual(r.returncode, 0, r.stderr.decode())
-        self.assertEqual(open(a, "rb").read(), open(b, "rb").read())
+        self.assertEqual(slurp(a), slurp(b))
         rows = lines(a)
         self.assertEqual([x["id"] for x in rows], list(range(20)))
         self.assertEqual([s["policy"] for s in rows[0]["results"]], ["hate", "violence"])
@@ -141,24 +146,24 @@ class Resume(unittest.TestCase):
             f.write(b'{"id":"item-9')
         r = ctl("scan", "--in", big_input(), "--out", out, "--socket", _daemon.sock)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
-        self.assertEqual(open(out, "rb").read(), ref)
+        self.assertEqual(slurp(out), ref)
         # Once more: nothing left to do, nothing added.
         r = ctl("scan", "--in", big_input(), "--out", out, "--model", _model)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         self.assertIn("0 items (2000 resumed", r.stderr.decode())
-        self.assertEqual(open(out, "rb").read(), ref)
+        self.assertEqual(slurp(out), ref)
 
     def test_shards_resume_and_cover(self):
         inp = write("sh.txt", "".join("line %d\n" % i for i in range(25)))
         full = path("sh-full.jsonl")
         self.assertEqual(ctl("scan", "--in", inp, "--out", full, "--model", _model).returncode, 0)
-        whole = open(full, "rb").read().splitlines(True)
+        whole = slurp(full).splitlines(True)
         for i in range(3):
             o = path("sh-%d.jsonl" % i)
             r = ctl("scan", "--in", inp, "--out", o, "--socket", _daemon.sock, "--shard",
                     "%d/3" % i)
             self.assertEqual(r.returncode, 0, r.stderr.decode())
-            self.assertEqual(open(o, "rb").read().splitlines(True), whole[i::3])
+            self.assertEqual(slurp(o).splitlines(True), whole[i::3])
         # A shard resumed in its own order.
         o = path("sh-1.jsonl")
         keep = whole[1::3][:4]
@@ -166,7 +171,7 @@ class Resume(unittest.TestCase):
             f.write(b"".join(keep) + b'{"id": 1')
         r = ctl("scan", "--in", inp, "--out", o, "--model", _model, "--shard", "1/3")
         self.assertEqual(r.returncode, 0, r.stderr.decode())
-        self.assertEqual(open(o, "rb").read().splitlines(True), whole[1::3])
+        self.assertEqual(slurp(o).splitlines(True), whole[1::3])
 
 
 class Inputs(unittest.TestCase):
@@ -262,7 +267,7 @@ class DaemonGone(unittest.TestCase):
         r = ctl("scan", "--in", inp, "--out", out, "--socket", os.path.join(_tmp, "none.sock"))
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("cannot connect", r.stderr.decode())
-        self.assertEqual(open(out, "rb").read(), b"")
+        self.assertEqual(slurp(out), b"")
 
 
 if __name__ == "__main__":
