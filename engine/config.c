@@ -123,6 +123,13 @@ static int get_token_id(struct cfg *c, const char *key, int def, int n_vocab, in
 
     snprintf(exp, sizeof exp, "a token id in 0..%d (or a list of them)", n_vocab - 1);
     if (!v || json_is_null(v)) {
+        if (def >= n_vocab) {
+            snprintf(c->err, c->errlen,
+                     "%s: key '%s': absent, and its default id %d is outside the vocabulary "
+                     "(vocab_size %d); give the id explicitly",
+                     c->fname, key, def, n_vocab);
+            return SG_EFORMAT;
+        }
         *out = def;
         return SG_OK;
     }

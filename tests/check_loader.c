@@ -274,6 +274,9 @@ START_TEST(test_config)
     ck_assert_int_eq(mi.eos_id, 1);
     expect_cfg("eos_token_id", "[5000]", SG_EFORMAT, SUBS("eos_token_id"), NULL);
     expect_cfg("bos_token_id", "\"2\"", SG_EFORMAT, SUBS("bos_token_id"), NULL);
+    /* A vocabulary too small for the default ids (found by fuzz_config). */
+    expect_cfg("vocab_size", "2", SG_EFORMAT,
+               SUBS("config.json", "'bos_token_id'", "default id 2", "vocab_size 2"), NULL);
     /* Null soft-caps mean none. */
     expect_cfg("final_logit_softcapping", "null", SG_OK, NULL, &mi);
     ck_assert_float_eq(mi.final_softcap, 0.0f);
