@@ -22,7 +22,14 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 PREFIX   ?= /usr/local
 DESTDIR  ?=
-BUILD    ?= build
+comma    := ,
+# A sanitized build gets its own folder unless BUILD is given (sanitized and plain objects must
+# not mix): SANITIZE=address,undefined -> build/san-address-undefined.
+ifeq ($(origin BUILD)$(SANITIZE),undefined)
+BUILD     = build
+else ifeq ($(origin BUILD),undefined)
+BUILD     = build/san-$(subst $(comma),-,$(SANITIZE))
+endif
 FUZZ_SECONDS ?= 60
 PYTHON   ?= /usr/bin/python3
 
@@ -45,7 +52,7 @@ ALL_LDFLAGS = $(LDFLAGS) -pthread
 LIBS        = $(PKG_LIBS) $(DNNL_LIBS) -lm
 
 ifneq ($(SANITIZE),)
-ALL_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+ALL_CFLAGS  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 ALL_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 ALL_CFLAGS += $(if $(filter 1,$(WERROR)),-Werror)

@@ -32,7 +32,10 @@ POLICIES = os.path.join(TOP, "policies")
 TOKENIZER = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemini",
                          "models", "tokenizer.json")
 ENABLED = ["dangerous", "harassment", "hate", "sexual"]
-SLOW = 4 if "asan" in BUILD else 1   # sanitizer builds are slower: scale the waits
+# Sanitizer builds (build/asan, build/san-address-undefined: see the Makefile) are slower:
+# scale the waits.
+_BUILD_NAME = os.path.basename(os.path.normpath(BUILD))
+SLOW = 4 if "asan" in _BUILD_NAME or _BUILD_NAME.startswith("san-") else 1
 
 _tmp = None
 _model = None
