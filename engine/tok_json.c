@@ -15,6 +15,7 @@
  */
 #include "tok_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,17 +73,45 @@ static int peek_eat(struct js *j, char c)
     return 0;
 }
 
+/*
+ * Room for `need` elements of `size` bytes in the malloc'd array `p` of *cap elements: the
+ * capacity doubles, from `first`, until it holds them. Returns the (possibly moved) array with
+ * *cap updated, or NULL when out of memory (then `p` and *cap are unchanged).
+ */
+static void *grow(void *p, size_t *cap, size_t need, size_t size, size_t first)
+{
+    size_t c = *cap ? *cap : first;
+
+    if (need <= *cap)
+        return p;
+    while (c < need) {
+        if (c > SIZE_MAX / 2)
+            return NULL;
+        c *= 2;
+    }
+    if (c > SIZE_MAX / size)
+        return NULL;
+    p = realloc(p, c * size);
+    if (p)
+        *cap = c;
+    return p;
+}
+
+/* Room for `m` more bytes in j->buf. */
+static int buf_reserve(struct js *j, size_t m)
+{
+    char *b = grow(j->buf, &j->cap, j->n + m, 1, 256);
+
+    if (!b)
+        return SG_ENOMEM;
+    j->buf = b;
+    return SG_OK;
+}
+
 static int put_byte(struct js *j, char c)
 {
-    if (j->n == j->cap) {
-        size_t cap = j->cap ? j->cap * 2 : 256;
-        char *b = realloc(j->buf, cap);
-
-        if (!b)
-            return SG_ENOMEM;
-        j->buf = b;
-        j->cap = cap;
-    }
+    if (buf_reserve(j, 1) != SG_OK)
+        return SG_ENOMEM;
     j->buf[j->n++] = c;
     return SG_OK;
 }
@@ -159,15 +188,8 @@ static int js_string(struct js *j)
         if (q > j->p) {
             size_t m = (size_t)(q - j->p);
 
-            while (j->n + m > j->cap) {
-                size_t cap = j->cap ? j->cap * 2 : 256;
-                char *b = realloc(j->buf, cap);
-
-                if (!b)
-                    return SG_ENOMEM;
-                j->buf = b;
-                j->cap = cap;
-            }
+            if (buf_reserve(j, m) != SG_OK)
+                return SG_ENOMEM;
             memcpy(j->buf + j->n, j->p, m);
             j->n += m;
             j->p = q;
@@ -606,6 +628,7 @@ static int parse_added(struct js *j, struct pool *pool, struct added **out, size
     while ((r = arr_next(j, &first)) == 1) {
         int f2 = 1, r2;
         struct added cur = {-1, 0, 0, 0, 0};
+        struct added *p;
         int has_content = 0;
 
         while ((r2 = obj_next(j, &f2)) == 1) {
@@ -663,17 +686,12 @@ static int parse_added(struct js *j, struct pool *pool, struct added **out, size
             rc = js_error(j, SG_EFORMAT, "added token without id or content");
             goto fail;
         }
-        if (n == cap) {
-            size_t c2 = cap ? cap * 2 : 64;
-            struct added *p = realloc(a, c2 * sizeof *p);
-
-            if (!p) {
-                rc = SG_ENOMEM;
-                goto fail;
-            }
-            a = p;
-            cap = c2;
+        p = grow(a, &cap, n + 1, sizeof *a, 64);
+        if (!p) {
+            rc = SG_ENOMEM;
+            goto fail;
         }
+        a = p;
         a[n++] = cur;
     }
     if (r < 0) {
@@ -697,6 +715,7 @@ static int parse_vocab(struct js *j, struct pool *pool, struct vent **out, size_
     while ((r = obj_next(j, &first)) == 1) {
         long long id;
         struct vent cur;
+        struct vent *p;
 
         rc = pool_add(pool, j->buf, j->n, &cur.off);
         if (rc != SG_OK)
@@ -710,17 +729,12 @@ static int parse_vocab(struct js *j, struct pool *pool, struct vent **out, size_
             goto fail;
         }
         cur.id = (int32_t)id;
-        if (n == cap) {
-            size_t c2 = cap ? cap * 2 : 65536;
-            struct vent *p = realloc(v, c2 * sizeof *p);
-
-            if (!p) {
-                rc = SG_ENOMEM;
-                goto fail;
-            }
-            v = p;
-            cap = c2;
+        p = grow(v, &cap, n + 1, sizeof *v, 65536);
+        if (!p) {
+            rc = SG_ENOMEM;
+            goto fail;
         }
+        v = p;
         v[n++] = cur;
     }
     if (r < 0) {
