@@ -23,16 +23,9 @@ import threading
 import time
 import unittest
 
-TOP = os.environ.get("SG_TOP") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("SG_BUILD") or os.path.join(TOP, "build")
-SHIELDD = os.path.join(BUILD, "shieldd")
-SHIELDCTL = os.path.join(BUILD, "shieldctl")
-MKMODEL = os.path.join(BUILD, "tools", "mkmodel")
-POLICIES = os.path.join(TOP, "policies")
-TOKENIZER = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemini",
-                         "models", "tokenizer.json")
+from clients_common import POLICIES, SHIELDCTL, SHIELDD, SLOW, free_port, make_model
+
 ENABLED = ["dangerous", "harassment", "hate", "sexual"]
-SLOW = 4 if "asan" in BUILD else 1   # sanitizer builds are slower: scale the waits
 
 _tmp = None
 _model = None
@@ -41,22 +34,11 @@ _model = None
 def setUpModule():
     global _tmp, _model
     _tmp = tempfile.mkdtemp(prefix="shieldd-test-")
-    _model = os.path.join(_tmp, "model")
-    subprocess.run([MKMODEL, "--preset", "tiny", "--dtype", "bf16", "--seed", "7",
-                    "--tokenizer", TOKENIZER, "--out", _model, "--quiet"], check=True,
-                   timeout=300)
+    _model = make_model(_tmp)
 
 
 def tearDownModule():
     shutil.rmtree(_tmp, ignore_errors=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
