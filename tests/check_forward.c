@@ -150,15 +150,9 @@ START_TEST(test_golden_hf_f16)
 {
     char dir[1024], src[4096], path[2048];
     size_t len;
-    json_error_t jerr;
-
-    fx_path(src, sizeof src, "tiny-a/hf_f32/model.safetensors");
-    unsigned char *file = fx_read(src, &len);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | file[i];
-    json_t *hdr = json_loadb((const char *)file + 8, hlen, 0, &jerr);
-    ck_assert_ptr_nonnull(hdr);
+    unsigned char *file;
+    uint64_t hlen;
+    json_t *hdr = fx_st_read("tiny-a/hf_f32/model.safetensors", &file, &len, &hlen);
     const unsigned char *data = file + 8 + hlen;
     unsigned char *out = malloc(len);
     size_t used = 0;
@@ -264,15 +258,8 @@ START_TEST(test_sharded)
     char dir[1024], src[4096], path[4096];
     size_t len;
     unsigned char *file;
-    json_error_t jerr;
-
-    fx_path(src, sizeof src, "tiny-a/hf_f32/model.safetensors");
-    file = fx_read(src, &len);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | file[i];
-    json_t *hdr = json_loadb((const char *)file + 8, hlen, 0, &jerr);
-    ck_assert_ptr_nonnull(hdr);
+    uint64_t hlen;
+    json_t *hdr = fx_st_read("tiny-a/hf_f32/model.safetensors", &file, &len, &hlen);
     const unsigned char *data = file + 8 + hlen;
 
     fx_tmpdir(dir, sizeof dir);
