@@ -97,6 +97,25 @@ static void *grow(void *p, size_t *cap, size_t need, size_t size, size_t first)
     return p;
 }
 
+/* A growing array of fixed-size elements (owned: free(v.p)). */
+struct vec {
+    void *p;
+    size_t n, cap;
+};
+
+/* Append the `size` bytes at `elem` to v, its capacity doubling from `first`. SG_OK/SG_ENOMEM. */
+static int vec_push(struct vec *v, const void *elem, size_t size, size_t first)
+{
+    char *p = grow(v->p, &v->cap, v->n + 1, size, first);
+
+    if (!p)
+        return SG_ENOMEM;
+    memcpy(p + v->n * size, elem, size);
+    v->p = p;
+    v->n++;
+    return SG_OK;
+}
+
 /* Room for `m` more bytes in j->buf. */
 static int buf_reserve(struct js *j, size_t m)
 {
@@ -622,13 +641,11 @@ static int parse_model(struct js *j, struct spans *sp)
 static int parse_added(struct js *j, struct pool *pool, struct added **out, size_t *n_out)
 {
     int first = 1, r, rc;
-    struct added *a = NULL;
-    size_t n = 0, cap = 0;
+    struct vec a = {NULL, 0, 0};
 
     while ((r = arr_next(j, &first)) == 1) {
         int f2 = 1, r2;
         struct added cur = {-1, 0, 0, 0, 0};
-        struct added *p;
         int has_content = 0;
 
         while ((r2 = obj_next(j, &f2)) == 1) {
@@ -686,36 +703,30 @@ static int parse_added(struct js *j, struct pool *pool, struct added **out, size
             rc = js_error(j, SG_EFORMAT, "added token without id or content");
             goto fail;
         }
-        p = grow(a, &cap, n + 1, sizeof *a, 64);
-        if (!p) {
-            rc = SG_ENOMEM;
+        rc = vec_push(&a, &cur, sizeof cur, 64);
+        if (rc != SG_OK)
             goto fail;
-        }
-        a = p;
-        a[n++] = cur;
     }
     if (r < 0) {
         rc = r;
         goto fail;
     }
-    *out = a;
-    *n_out = n;
+    *out = a.p;
+    *n_out = a.n;
     return SG_OK;
 fail:
-    free(a);
+    free(a.p);
     return rc;
 }
 
 static int parse_vocab(struct js *j, struct pool *pool, struct vent **out, size_t *n_out)
 {
     int first = 1, r, rc;
-    struct vent *v = NULL;
-    size_t n = 0, cap = 0;
+    struct vec v = {NULL, 0, 0};
 
     while ((r = obj_next(j, &first)) == 1) {
         long long id;
         struct vent cur;
-        struct vent *p;
 
         rc = pool_add(pool, j->buf, j->n, &cur.off);
         if (rc != SG_OK)
@@ -729,23 +740,19 @@ static int parse_vocab(struct js *j, struct pool *pool, struct vent **out, size_
             goto fail;
         }
         cur.id = (int32_t)id;
-        p = grow(v, &cap, n + 1, sizeof *v, 65536);
-        if (!p) {
-            rc = SG_ENOMEM;
+        rc = vec_push(&v, &cur, sizeof cur, 65536);
+        if (rc != SG_OK)
             goto fail;
-        }
-        v = p;
-        v[n++] = cur;
     }
     if (r < 0) {
         rc = r;
         goto fail;
     }
-    *out = v;
-    *n_out = n;
+    *out = v.p;
+    *n_out = v.n;
     return SG_OK;
 fail:
-    free(v);
+    free(v.p);
     return rc;
 }
 
