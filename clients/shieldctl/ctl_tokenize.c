@@ -36,6 +36,21 @@ struct ids {
     size_t cap;
 };
 
+/* Room for at least `need` ids in ids->v. SG_OK or SG_ENOMEM. */
+static int ids_reserve(struct ids *ids, size_t need)
+{
+    int32_t *p;
+
+    if (ids->cap >= need)
+        return SG_OK;
+    p = realloc(ids->v, need * sizeof *p);
+    if (!p)
+        return SG_ENOMEM;
+    ids->v = p;
+    ids->cap = need;
+    return SG_OK;
+}
+
 /* Encode and print one line of ids. */
 static int print_ids(const sg_tok *tok, struct ids *ids, const char *text, size_t len,
                      sg_tok_mode mode, int bos, FILE *out)
@@ -43,22 +58,12 @@ static int print_ids(const sg_tok *tok, struct ids *ids, const char *text, size_
     size_t n = 0;
     int rc;
 
-    if (ids->cap < len + 8) {
-        int32_t *p = realloc(ids->v, (len + 8) * sizeof *p);
-
-        if (!p)
-            return SG_ENOMEM;
-        ids->v = p;
-        ids->cap = len + 8;
-    }
+    if (ids_reserve(ids, len + 8) != SG_OK)
+        return SG_ENOMEM;
     rc = sg_tok_encode(tok, text, len, mode, ids->v, ids->cap, &n);
     if (rc == SG_ERANGE) {
-        int32_t *p = realloc(ids->v, (n + 8) * sizeof *p);
-
-        if (!p)
+        if (ids_reserve(ids, n + 8) != SG_OK)
             return SG_ENOMEM;
-        ids->v = p;
-        ids->cap = n + 8;
         rc = sg_tok_encode(tok, text, len, mode, ids->v, ids->cap, &n);
     }
     if (rc != SG_OK)
