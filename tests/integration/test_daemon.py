@@ -123,18 +123,7 @@ class Daemon:
             s.sendall(data)
             if shut:
                 s.shutdown(socket.SHUT_WR)
-            out = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except socket.timeout:
-                    break
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            return out
+            return read_to_close(s, lenient=True)
         finally:
             s.close()
 
@@ -158,6 +147,22 @@ class Daemon:
             raise AssertionError("shieldd did not exit after SIGTERM")
         self.log.close()
         return rc
+
+
+def read_to_close(s, lenient=False):
+    """Everything socket `s` receives until the peer closes it; with `lenient`, a timeout or a
+    reset also ends it (else they raise)."""
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            if not lenient:
+                raise
+            return out
+        if not chunk:
+            return out
+        out += chunk
 
 
 def parse_responses(data):
@@ -539,12 +544,7 @@ class DaemonTest(unittest.TestCase):
                   b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
         self.assertEqual(s.recv(100), b"HTTP/1.1 100 Continue\r\n\r\n")
         s.sendall(body)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_close(s)
         s.close()
         self.assertEqual(parse_responses(data)[0][0], 200)
 
@@ -573,12 +573,7 @@ class DaemonTest(unittest.TestCase):
         for i in range(0, len(msg), 20):
             s.sendall(msg[i:i + 20])
             time.sleep(0.02)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_close(s)
         s.close()
         self.assertEqual(parse_responses(data)[0][0], 200)
         # One that stalls (slowloris) gets 408 after read_timeout, and the connection closes.
