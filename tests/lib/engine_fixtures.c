@@ -67,6 +67,24 @@ json_t *fx_st_read(const char *rel, unsigned char **file, size_t *len, uint64_t 
     return hdr;
 }
 
+void fx_check_tiny_a_info(const sg_model_info *i)
+{
+    ck_assert_str_eq(i->arch, "gemma2");
+    ck_assert_int_eq(i->n_vocab, 4096);
+    ck_assert_int_eq(i->d_model, 64);
+    ck_assert_int_eq(i->n_layer, 2);
+    ck_assert_int_eq(i->n_head, 4);
+    ck_assert_int_eq(i->n_kv_head, 2);
+    ck_assert_int_eq(i->head_dim, 16);
+    ck_assert_int_eq(i->d_ff, 128);
+    ck_assert_int_eq(i->sliding_window, 8);
+    ck_assert(i->query_scale == 0.25f); /* query_pre_attn_scalar 16 = head_dim */
+    ck_assert(i->attn_softcap == 50.0f);
+    ck_assert(i->final_softcap == 30.0f);
+    ck_assert(i->embed_scale == 8.0f);
+    ck_assert_int_eq(i->bos_id, 2);
+}
+
 void fx_write(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");

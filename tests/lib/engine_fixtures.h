@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "sg_engine.h"
+
 /* The repository's top folder: $SG_TOP, else "." (a static string, never NULL). */
 const char *fx_top(void);
 
@@ -43,6 +45,12 @@ double *fx_golden(const char *rel, size_t *n_pos, size_t *n_vocab);
  * Returns the parsed header (new reference).
  */
 json_t *fx_st_read(const char *rel, unsigned char **file, size_t *len, uint64_t *hlen);
+
+/*
+ * Assert the shape of the tiny-a fixture model (in every format): arch, vocabulary, widths,
+ * heads, layers, window, soft-caps, scales and BOS id. Format and name are the caller's.
+ */
+void fx_check_tiny_a_info(const sg_model_info *i);
 
 /* A fresh temporary folder (mkdtemp) in `buf`; fx_rmdir removes it and its files. */
 void fx_tmpdir(char *buf, size_t cap);
