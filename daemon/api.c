@@ -1031,6 +1031,7 @@ static void handle_metrics(struct shieldd *sd, struct http_request *req, enum me
     v.model_arch = sd->info ? sd->info->arch : "";
     v.model_format = sd->info ? sd->info->format : "";
     v.precision = sd->cfg.precision;
+    v.kernel = sd->model ? sg_model_kernel(sd->model) : "";
     v.n_policies = sg_policy_count(sd->pset->set);
     v.started = sd->started;
     sd->metrics.connections_total = http_server_accepted(sd->http);

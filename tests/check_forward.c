@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastmm.h"
 #include "lib/engine_fixtures.h"
 #include "sg_engine.h"
 #include "sg_tok.h"
@@ -211,6 +212,10 @@ START_TEST(test_model_info)
     ck_assert_str_eq(i->format, "safetensors");
     ck_assert_str_eq(i->name, "hf_f32");
     ck_assert_ptr_null(sg_model_tok(m)); /* not asked for */
+    /* F32 weights at F32 precision: the AVX2 kernel where the CPU has it, else the portable. */
+    ck_assert_str_eq(sg_model_kernel(m), sg_avx2_available() ? "avx2-f32" : "portable-f32");
+    ck_assert_str_eq(sg_precision_name(SG_PREC_INT8), "int8");
+    ck_assert_str_eq(sg_precision_name(SG_PREC_COUNT), "?");
     sg_model_close(m);
     sg_model_close(NULL);
 }

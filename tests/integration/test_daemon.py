@@ -403,7 +403,7 @@ class DaemonTest(unittest.TestCase):
                     r"shieldd_batch_size_count [1-9]\d*",
                     r"shieldd_cache_hits_total \d+", r"shieldd_cache_misses_total \d+",
                     r'shieldd_model_info\{name="model",arch="gemma2",format="safetensors",'
-                    r'precision="f32"\} 1',
+                    r'precision="f32",kernel="(avx2-f32|avx2-bf16|portable-f32)"\} 1',
                     r"shieldd_connections \d+", r"shieldd_ready 1"):
             self.assertRegex(m, pat)
         for line in m.splitlines():
