@@ -154,8 +154,8 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     return SG_OK;
 }
 
-/* Validate and map the file at pc->path. 1: hit; 0: absent or invalid (warned). */
-static int try_load(sg_packcache *pc)
+/* Validate and map the file at pc->path. 1: hit; 0: absent or invalid (warned if `warn`). */
+static int try_load(sg_packcache *pc, int warn)
 {
     struct pc_header h;
     struct stat st;
@@ -165,7 +165,7 @@ static int try_load(sg_packcache *pc)
     int fd = open(pc->path, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0) {
-        if (errno != ENOENT)
+        if (errno != ENOENT && warn)
             sg_log(SG_LOG_WARN, "pack cache %s: %s; rebuilding", pc->path, strerror(errno));
         return 0;
     }
@@ -241,7 +241,8 @@ static int try_load(sg_packcache *pc)
     pc->hit = 1;
     return 1;
 bad:
-    sg_log(SG_LOG_WARN, "pack cache %s: %s; ignoring it and rebuilding", pc->path, why);
+    if (warn)
+        sg_log(SG_LOG_WARN, "pack cache %s: %s; ignoring it and rebuilding", pc->path, why);
     if (map != MAP_FAILED)
         munmap(map, (size_t)st.st_size);
     pc->table = NULL;
@@ -301,7 +302,8 @@ int sg_packcache_open(sg_packcache **out, const char *dir, const char *name, con
             return SG_EINVAL;
         }
     }
-    if (try_load(pc)) {
+    /* Quietly first: a bad file is looked at again, and reported, under the lock. */
+    if (try_load(pc, 0)) {
         *out = pc;
         return SG_OK;
     }
@@ -319,7 +321,7 @@ int sg_packcache_open(sg_packcache **out, const char *dir, const char *name, con
             return SG_EIO;
         }
     }
-    if (try_load(pc))
+    if (try_load(pc, 1))
         release_lock(pc);
     *out = pc;
     return SG_OK;
@@ -451,7 +453,8 @@ int sg_packcache_commit(sg_packcache *pc, char *err, size_t errlen)
         table[i].hash = sg_packcache_hash(pc->notes[i].data, table[i].bytes, PC_SEED);
         off = align_up(off + table[i].bytes, PC_ALIGN);
     }
-    h.file_size = off;
+    /* No padding after the last weight: the file ends with its last byte. */
+    h.file_size = table[pc->n_notes - 1].offset + table[pc->n_notes - 1].bytes;
     h.checksum = sg_packcache_hash(&h, sizeof h, PC_SEED);
     h.checksum = sg_packcache_hash(pc->key, key_len, h.checksum);
     h.checksum = sg_packcache_hash(table, pc->n_notes * sizeof *table, h.checksum);
