@@ -335,9 +335,9 @@ int main(int argc, char **argv)
         return 1;
     }
     sd.ready = 1;
-    log_info("ready: model %s (%s, %s, %d layers, %s), %zu policies from %s", sd.info->name,
-             sd.info->arch, sd.info->format, sd.info->n_layer, sd.cfg.precision,
-             sg_policy_count(sd.pset->set), sd.cfg.policies);
+    log_info("ready: model %s (%s, %s, %d layers, %s on %s), %zu policies from %s",
+             sd.info->name, sd.info->arch, sd.info->format, sd.info->n_layer, sd.cfg.precision,
+             sg_model_kernel(sd.model), sg_policy_count(sd.pset->set), sd.cfg.policies);
     notify("READY=1\nSTATUS=serving %zu policies with %s", sg_policy_count(sd.pset->set),
            sd.info->name);
     if (event_base_dispatch(sd.base) < 0)

@@ -88,8 +88,18 @@ int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, s
             free(m);
             return rc;
         }
-        if (rc != SG_OK && prec != SG_PREC_F32)
+        if (rc != SG_OK && rc != SG_ESHAPE && prec != SG_PREC_F32) {
+            /* No kernel for this precision here (no instructions, or no JIT allowed): the
+             * fastest f32 kernel rather than the portable one. */
             sg_log(SG_LOG_DEBUG, "%s (computing in f32 instead)", ferr);
+            m->prec = SG_PREC_F32;
+            rc = sg_fastmat_new(&m->fast, w, SG_PREC_F32, ferr, sizeof ferr);
+            if (rc == SG_ENOMEM) {
+                snprintf(err, errlen, "%s", ferr);
+                free(m);
+                return rc;
+            }
+        }
     }
     *out = m;
     return SG_OK;
@@ -111,6 +121,11 @@ int64_t sg_mat_rows(const sg_mat *m)
 int64_t sg_mat_cols(const sg_mat *m)
 {
     return m->k;
+}
+
+const char *sg_mat_kernel(const sg_mat *w)
+{
+    return w->fast ? sg_fastmat_kernel(w->fast) : "portable-f32";
 }
 
 int sg_mat_repacked(const sg_mat *w)

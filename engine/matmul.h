@@ -42,8 +42,13 @@ void sg_mat_free(sg_mat *m);
 /* Output features N (rows of W) and input features K. */
 int64_t sg_mat_rows(const sg_mat *m);
 int64_t sg_mat_cols(const sg_mat *m);
-/* The precision the weight was prepared for. */
+/* The precision the products are computed in: the one asked of sg_mat_new, or SG_PREC_F32
+ * when no kernel of that precision runs here (then the fastest f32 kernel is used). */
 sg_precision sg_mat_precision(const sg_mat *m);
+
+/* The kernel that computes this weight's products: a fast kernel's name ("avx2-bf16",
+ * "dnnl-u8s8", ... see fastmm.h) or "portable-f32". Static string. */
+const char *sg_mat_kernel(const sg_mat *w);
 
 /* 1 if the weight was repacked (a fast kernel owns a copy; the view is no longer read). */
 int sg_mat_repacked(const sg_mat *w);

@@ -238,6 +238,70 @@ fail:
     return rc;
 }
 
+const char *sg_precision_name(sg_precision p)
+{
+    switch (p) {
+    case SG_PREC_F32:
+        return "f32";
+    case SG_PREC_BF16:
+        return "bf16";
+    case SG_PREC_INT8:
+        return "int8";
+    default:
+        return "?";
+    }
+}
+
+const char *sg_model_tally_kernels(const sg_layer *layers, int n_layer, sg_precision prec)
+{
+    /* Kernel names are static strings: a handful of distinct pointers. */
+    enum { MAX_KINDS = 8 };
+    const char *name[MAX_KINDS];
+    int count[MAX_KINDS], kinds = 0, total = 0, fallback = 0, best = 0;
+    char list[256] = "";
+    size_t used = 0;
+
+    for (int l = 0; l < n_layer; l++) {
+        for (int i = 0; i < SG_LM_COUNT; i++) {
+            const char *k = sg_mat_kernel(layers[l].mat[i]);
+            int j = 0;
+
+            while (j < kinds && strcmp(name[j], k) != 0)
+                j++;
+            if (j == kinds && kinds < MAX_KINDS) {
+                name[kinds] = k;
+                count[kinds++] = 0;
+            }
+            if (j < kinds)
+                count[j]++;
+            total++;
+            fallback += sg_mat_precision(layers[l].mat[i]) != prec;
+        }
+    }
+    for (int j = 0; j < kinds; j++) {
+        if (count[j] > count[best])
+            best = j;
+        if (used < sizeof list) {
+            int w = snprintf(list + used, sizeof list - used, "%s%s x %d", j ? ", " : "",
+                             name[j], count[j]);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+    sg_log(SG_LOG_INFO, "precision %s: kernels %s", sg_precision_name(prec), list);
+    if (fallback > 0)
+        sg_log(SG_LOG_WARN,
+               "precision %s: %d of %d matrices have no %s kernel here and are computed in f32 "
+               "(this CPU lacks the instructions, or the process may not create executable "
+               "memory for oneDNN's JIT, e.g. a systemd unit with MemoryDenyWriteExecute=yes)",
+               sg_precision_name(prec), fallback, total, sg_precision_name(prec));
+    return kinds ? name[best] : "portable-f32";
+}
+
+const char *sg_model_kernel(const sg_model *m)
+{
+    return m->kernel;
+}
+
 void sg_model_free_mats(sg_layer *layers, int n_layer, sg_mat *embed)
 {
     if (layers) {
@@ -423,6 +487,7 @@ int sg_model_open(sg_model **out, const char *path, const sg_model_opts *opts, c
         rc = sg_model_prepare_mats(m, m->opts.precision, tmp, &m->embed_mat, err, errlen);
         if (rc != SG_OK)
             goto fail;
+        m->kernel = sg_model_tally_kernels(m->layers, m->info.n_layer, m->opts.precision);
     }
     if (m->opts.load_tokenizer) {
         rc = load_tokenizer(m, path, S_ISDIR(st.st_mode), err, errlen);

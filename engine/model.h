@@ -52,6 +52,7 @@ struct sg_model {
     sg_layer *layers;       /* n_layer */
     float *gains;           /* all norm gains, f32 (owned) */
     sg_tok *tok;            /* NULL when none was found or asked for */
+    const char *kernel;     /* the kernel of most layer matrices (sg_model_kernel) */
 };
 
 /*
@@ -61,6 +62,13 @@ struct sg_model {
  */
 int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers_out,
                           sg_mat **embed_out, char *err, size_t errlen);
+/*
+ * The kernel that runs most of the layer matrices of `layers` (n_layer >= 1), e.g. "avx2-bf16"
+ * or "portable-f32" (matmul.h's sg_mat_kernel). Logs how the matrices were prepared: at info
+ * level the kernels, and a warning when a bf16/int8 precision had to fall back to an f32
+ * kernel for some of them (sg_mat_precision).
+ */
+const char *sg_model_tally_kernels(const sg_layer *layers, int n_layer, sg_precision prec);
 /* Free the matrices of `n_layer` layers and the LM head prepared above (NULL-safe). */
 void sg_model_free_mats(sg_layer *layers, int n_layer, sg_mat *embed);
 

@@ -312,13 +312,10 @@ static void make_model(const char *dir, hdr_edit edit, const char *cfg_key,
     size_t len;
     json_error_t je;
 
-    fx_path(src, sizeof src, "tiny-a/hf_f32/model.safetensors");
-    unsigned char *file = fx_read(src, &len);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | file[i];
-    json_t *hdr = json_loadb((const char *)file + 8, hlen, 0, &je);
-    ck_assert_ptr_nonnull(hdr);
+    unsigned char *file;
+    uint64_t hlen;
+    json_t *hdr = fx_st_read("tiny-a/hf_f32/model.safetensors", &file, &len, &hlen);
+
     if (edit)
         edit(hdr);
     char *h = json_dumps(hdr, JSON_COMPACT);

@@ -26,10 +26,7 @@
 
 #include <jansson.h>
 
-#include "sg_engine.h"
-#include "sg_moderate.h"
-#include "sg_policy.h"
-#include "sg_tok.h"
+#include "common.h"
 
 int ctl_bench(int argc, char **argv);
 
@@ -283,13 +280,7 @@ int ctl_bench(int argc, char **argv)
             }
             i++;
         } else if (v != NULL && strcmp(a, "--precision") == 0) {
-            if (strcmp(v, "f32") == 0)
-                mo.precision = SG_PREC_F32;
-            else if (strcmp(v, "bf16") == 0)
-                mo.precision = SG_PREC_BF16;
-            else if (strcmp(v, "int8") == 0)
-                mo.precision = SG_PREC_INT8;
-            else {
+            if (ctl_parse_precision(v, &mo.precision) < 0) {
                 fprintf(stderr, "shieldctl bench: --precision: expected f32, bf16 or int8, "
                                 "found '%s'\n", v);
                 return 2;
@@ -310,23 +301,16 @@ int ctl_bench(int argc, char **argv)
         if (lens[i] > max_len)
             max_len = lens[i];
 
-    if (classify) {
-        rc = sg_policy_set_load(&set, dir, err, sizeof err);
-        if (rc < 0) {
-            fprintf(stderr, "shieldctl bench: %s\n", err);
-            goto out;
-        }
-    }
+    if (classify && ctl_load("bench", dir, NULL, NULL, NULL, &set, NULL, NULL) < 0)
+        goto out;
     {
         const double t0 = now();
 
-        rc = sg_model_open(&model, model_path, &mo, err, sizeof err);
+        rc = ctl_load("bench", NULL, model_path, &mo, NULL, NULL, &model, NULL);
         load_s = now() - t0;
     }
-    if (rc < 0) {
-        fprintf(stderr, "shieldctl bench: %s\n", err);
+    if (rc < 0)
         goto out;
-    }
     rss_load = rss_now_mb();
     info = sg_model_get_info(model);
     tok = sg_model_tok(model);

@@ -23,16 +23,9 @@ import threading
 import time
 import unittest
 
-TOP = os.environ.get("SG_TOP") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("SG_BUILD") or os.path.join(TOP, "build")
-SHIELDD = os.path.join(BUILD, "shieldd")
-SHIELDCTL = os.path.join(BUILD, "shieldctl")
-MKMODEL = os.path.join(BUILD, "tools", "mkmodel")
-POLICIES = os.path.join(TOP, "policies")
-TOKENIZER = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemini",
-                         "models", "tokenizer.json")
+from clients_common import POLICIES, SHIELDCTL, SHIELDD, SLOW, free_port, make_model
+
 ENABLED = ["dangerous", "harassment", "hate", "sexual"]
-SLOW = 4 if "asan" in BUILD else 1   # sanitizer builds are slower: scale the waits
 
 _tmp = None
 _model = None
@@ -41,22 +34,11 @@ _model = None
 def setUpModule():
     global _tmp, _model
     _tmp = tempfile.mkdtemp(prefix="shieldd-test-")
-    _model = os.path.join(_tmp, "model")
-    subprocess.run([MKMODEL, "--preset", "tiny", "--dtype", "bf16", "--seed", "7",
-                    "--tokenizer", TOKENIZER, "--out", _model, "--quiet"], check=True,
-                   timeout=300)
+    _model = make_model(_tmp)
 
 
 def tearDownModule():
     shutil.rmtree(_tmp, ignore_errors=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -141,18 +123,7 @@ class Daemon:
             s.sendall(data)
             if shut:
                 s.shutdown(socket.SHUT_WR)
-            out = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except socket.timeout:
-                    break
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            return out
+            return read_to_close(s, lenient=True)
         finally:
             s.close()
 
@@ -176,6 +147,22 @@ class Daemon:
             raise AssertionError("shieldd did not exit after SIGTERM")
         self.log.close()
         return rc
+
+
+def read_to_close(s, lenient=False):
+    """Everything socket `s` receives until the peer closes it; with `lenient`, a timeout or a
+    reset also ends it (else they raise)."""
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            if not lenient:
+                raise
+            return out
+        if not chunk:
+            return out
+        out += chunk
 
 
 def parse_responses(data):
@@ -407,7 +394,7 @@ class DaemonTest(unittest.TestCase):
                     r"shieldd_batch_size_count [1-9]\d*",
                     r"shieldd_cache_hits_total \d+", r"shieldd_cache_misses_total \d+",
                     r'shieldd_model_info\{name="model",arch="gemma2",format="safetensors",'
-                    r'precision="f32"\} 1',
+                    r'precision="f32",kernel="(avx2-f32|avx2-bf16|portable-f32)"\} 1',
                     r"shieldd_connections \d+", r"shieldd_ready 1"):
             self.assertRegex(m, pat)
         for line in m.splitlines():
@@ -557,12 +544,7 @@ class DaemonTest(unittest.TestCase):
                   b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
         self.assertEqual(s.recv(100), b"HTTP/1.1 100 Continue\r\n\r\n")
         s.sendall(body)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_close(s)
         s.close()
         self.assertEqual(parse_responses(data)[0][0], 200)
 
@@ -591,12 +573,7 @@ class DaemonTest(unittest.TestCase):
         for i in range(0, len(msg), 20):
             s.sendall(msg[i:i + 20])
             time.sleep(0.02)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_close(s)
         s.close()
         self.assertEqual(parse_responses(data)[0][0], 200)
         # One that stalls (slowloris) gets 408 after read_timeout, and the connection closes.
