@@ -177,22 +177,13 @@ START_TEST(test_golden_hf_f16)
         json_object_set_new(val, "data_offsets",
                             json_pack("[I,I]", (json_int_t)n0, (json_int_t)used));
     }
-    char *h = json_dumps(hdr, JSON_COMPACT);
-    size_t hl = strlen(h);
-    unsigned char *st = malloc(8 + hl + used);
-    for (int i = 0; i < 8; i++)
-        st[i] = (unsigned char)((uint64_t)hl >> (8 * i));
-    memcpy(st + 8, h, hl);
-    memcpy(st + 8 + hl, out, used);
     fx_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    fx_write(path, st, 8 + hl + used);
+    fx_st_write(path, hdr, out, used);
     fx_path(src, sizeof src, "tiny-a/hf_f32/config.json");
     snprintf(path, sizeof path, "%s/config.json", dir);
     fx_copy(src, path);
     check_golden_tol(dir, "hf_f16 (converted here)", 2, GOLDEN_TOL);
-    free(st);
-    free(h);
     free(out);
     json_decref(hdr);
     free(file);
@@ -283,17 +274,8 @@ START_TEST(test_sharded)
         used[s] += e - b;
     }
     for (int s = 0; s < 2; s++) {
-        char *h = json_dumps(shard[s], JSON_COMPACT);
-        size_t hl = strlen(h);
-        unsigned char *out = malloc(8 + hl + used[s]);
-        for (int i = 0; i < 8; i++)
-            out[i] = (unsigned char)((uint64_t)hl >> (8 * i));
-        memcpy(out + 8, h, hl);
-        memcpy(out + 8 + hl, buf[s], used[s]);
         snprintf(path, sizeof path, "%s/%s", dir, names[s]);
-        fx_write(path, out, 8 + hl + used[s]);
-        free(out);
-        free(h);
+        fx_st_write(path, shard[s], buf[s], used[s]);
         json_decref(shard[s]);
         free(buf[s]);
     }

@@ -139,22 +139,30 @@ static void pack_q4k_scales(uint8_t out[12], const int sc[8], const int m[8])
     }
 }
 
+/*
+ * The literal Q4_K/Q5_K tests' block header in a zeroed block: d = 1.0, dmin = 0.5, and
+ *   sc0 = 0x41 & 63 = 1;  m0 = 0x82 & 63 = 2;
+ *   sc4 = (0x32 & 15) | (0x41 >> 6) << 4 = 2 | 16 = 18;
+ *   m4 = (0x32 >> 4) | (0x82 >> 6) << 4 = 3 | 32 = 35  (all other scales and mins 0).
+ */
+static void literal_k45_header(uint8_t *b, size_t size)
+{
+    memset(b, 0, size);
+    b[0] = 0x00; /* d = 1.0 */
+    b[1] = 0x3C;
+    b[2] = 0x00; /* dmin = 0.5 */
+    b[3] = 0x38;
+    b[4 + 0] = 0x41;
+    b[4 + 4] = 0x82;
+    b[4 + 8] = 0x32;
+}
+
 START_TEST(test_q4_k_literal)
 {
     uint8_t b[SG_Q4_K_BYTES];
     float out[256];
 
-    memset(b, 0, sizeof b);
-    b[0] = 0x00; /* d = 1.0 */
-    b[1] = 0x3C;
-    b[2] = 0x00; /* dmin = 0.5 */
-    b[3] = 0x38;
-    /* scales: sc0 = 0x41 & 63 = 1; m0 = 0x82 & 63 = 2;
-     * sc4 = (0x32 & 15) | (0x41 >> 6) << 4 = 2 | 16 = 18;
-     * m4 = (0x32 >> 4) | (0x82 >> 6) << 4 = 3 | 32 = 35 */
-    b[4 + 0] = 0x41;
-    b[4 + 4] = 0x82;
-    b[4 + 8] = 0x32;
+    literal_k45_header(b, sizeof b);
     b[16 + 0] = 0x57;  /* element 0 = 1*1*7 - 0.5*2 = 6; element 32 (sub-block 1: sc 0, m 0) = 0 */
     b[16 + 64] = 0x09; /* element 128 (sub-block 4, low nibble) = 18*9 - 0.5*35 = 144.5 */
     b[16 + 65] = 0xF0; /* element 129 = 18*0 - 17.5; element 161 (sub-block 5) = 0 */
@@ -242,14 +250,7 @@ START_TEST(test_q5_k_literal)
     uint8_t b[SG_Q5_K_BYTES];
     float out[256];
 
-    memset(b, 0, sizeof b);
-    b[0] = 0x00; /* d = 1.0 */
-    b[1] = 0x3C;
-    b[2] = 0x00; /* dmin = 0.5 */
-    b[3] = 0x38;
-    b[4 + 0] = 0x41; /* as in the Q4_K literal: sc0 = 1, m0 = 2, sc4 = 18, m4 = 35 */
-    b[4 + 4] = 0x82;
-    b[4 + 8] = 0x32;
+    literal_k45_header(b, sizeof b); /* sc0 = 1, m0 = 2, sc4 = 18, m4 = 35 */
     b[16 + 0] = 0x01 | 0x10; /* qh[0]: bit 0 (sub-block 0) and bit 4 (sub-block 4) */
     b[16 + 1] = 0x02;        /* qh[1]: bit 1 (sub-block 1, which has scale 0) */
     b[48 + 0] = 0x57;        /* qs[0]: element 0 = 1 * (7 + 16) - 0.5 * 2 = 22 */

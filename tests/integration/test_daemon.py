@@ -149,6 +149,15 @@ class Daemon:
         return rc
 
 
+def wait_until(cond, seconds=10, step=0.05):
+    """Poll cond() every `step` s until it holds or `seconds` (scaled by SLOW) pass; its last
+    value."""
+    deadline = time.time() + seconds * SLOW
+    while not cond() and time.time() < deadline:
+        time.sleep(step)
+    return cond()
+
+
 def read_to_close(s, lenient=False):
     """Everything socket `s` receives until the peer closes it; with `lenient`, a timeout or a
     reset also ends it (else they raise)."""
@@ -600,9 +609,7 @@ class DaemonTest(unittest.TestCase):
             s.sendall(b"POST /v1/classify HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             s.close()
         self.assertServing()
-        deadline = time.time() + 20 * SLOW
-        while self.d.metric("shieldd_cancelled_total") < before + 1 and time.time() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: self.d.metric("shieldd_cancelled_total") >= before + 1, 20)
         self.assertGreaterEqual(self.d.metric("shieldd_cancelled_total"), before + 1)
         st, body = self.d.json("POST", "/v1/classify", {"text": "still serving"})
         self.assertEqual(st, 200)
@@ -765,9 +772,7 @@ class LifecycleTest(unittest.TestCase):
             with open(os.path.join(pol, "custom.yaml"), "w") as f:
                 f.write(good.replace("name: hate", "name: custom"))
             d.proc.send_signal(signal.SIGHUP)
-            deadline = time.time() + 10 * SLOW
-            while d.metric("shieldd_policy_reloads_total") != 1 and time.time() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: d.metric("shieldd_policy_reloads_total") == 1)
             self.assertEqual(d.metric("shieldd_policy_reloads_total"), 1)
             _, pols = d.json("GET", "/v1/policies")
             self.assertEqual([p["threshold"] for p in pols["policies"] if p["name"] == "hate"],
@@ -783,9 +788,7 @@ class LifecycleTest(unittest.TestCase):
             with open(path, "w") as f:
                 f.write(good.replace("threshold: 0.5", "threshold: [unclosed"))
             d.proc.send_signal(signal.SIGHUP)
-            deadline = time.time() + 10 * SLOW
-            while d.metric("shieldd_policy_reload_failures_total") != 1 and time.time() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: d.metric("shieldd_policy_reload_failures_total") == 1)
             self.assertEqual(d.metric("shieldd_policy_reload_failures_total"), 1)
             self.assertIn("policy reload failed", d.stderr())
             self.assertIn("hate.yaml", d.stderr())
@@ -822,11 +825,8 @@ class LifecycleTest(unittest.TestCase):
         for t in threads:
             t.start()
         # Wait until the three requests are in the daemon (running or queued).
-        deadline = time.time() + 10 * SLOW
-        while time.time() < deadline:
-            if d.metric("shieldd_queue_depth") + d.metric("shieldd_running_requests") >= 3:
-                break
-            time.sleep(0.005)
+        wait_until(lambda: d.metric("shieldd_queue_depth") +
+                   d.metric("shieldd_running_requests") >= 3, step=0.005)
         idle = socket.create_connection(("127.0.0.1", d.port))   # an idle keep-alive client
         rc = d.stop(signal.SIGTERM)
         for t in threads:

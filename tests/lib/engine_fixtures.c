@@ -67,6 +67,26 @@ json_t *fx_st_read(const char *rel, unsigned char **file, size_t *len, uint64_t 
     return hdr;
 }
 
+void fx_st_write(const char *path, const json_t *hdr, const void *data, size_t n)
+{
+    char *h = json_dumps(hdr, JSON_COMPACT);
+    size_t hl;
+    unsigned char *out;
+
+    ck_assert_ptr_nonnull(h);
+    hl = strlen(h);
+    out = malloc(8 + hl + n);
+    ck_assert_ptr_nonnull(out);
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(out + 8, h, hl);
+    if (n)
+        memcpy(out + 8 + hl, data, n);
+    fx_write(path, out, 8 + hl + n);
+    free(out);
+    free(h);
+}
+
 void fx_check_tiny_a_info(const sg_model_info *i)
 {
     ck_assert_str_eq(i->arch, "gemma2");

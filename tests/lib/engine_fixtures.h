@@ -46,6 +46,9 @@ double *fx_golden(const char *rel, size_t *n_pos, size_t *n_vocab);
  */
 json_t *fx_st_read(const char *rel, unsigned char **file, size_t *len, uint64_t *hlen);
 
+/* Write a safetensors file to `path`: the 8-byte length, `hdr` as compact JSON, `n` data bytes. */
+void fx_st_write(const char *path, const json_t *hdr, const void *data, size_t n);
+
 /*
  * Assert the shape of the tiny-a fixture model (in every format): arch, vocabulary, widths,
  * heads, layers, window, soft-caps, scales and BOS id. Format and name are the caller's.
