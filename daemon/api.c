@@ -653,6 +653,25 @@ static int parse_classify_input(struct job *j, const json_t *obj, const char *wh
     return parse_policies(j->pset->set, pol, where, &in->policies, &in->n_policies, err, errlen);
 }
 
+/*
+ * Allocate j->in for `n` inputs, a list in the reply when `batch` (then at most max_inputs, else
+ * 413). Returns 0, or an HTTP status with a message in `err`.
+ */
+static int new_inputs(struct job *j, size_t n, int batch, char *err, size_t errlen)
+{
+    if (batch && n > (size_t)j->sd->cfg.max_inputs) {
+        snprintf(err, errlen, "%zu inputs is over the limit of %d (max_inputs)", n,
+                 j->sd->cfg.max_inputs);
+        return 413;
+    }
+    j->batch = batch;
+    j->n_in = n;
+    j->in = calloc(n, sizeof *j->in);
+    if (j->in == NULL)
+        return snprintf(err, errlen, "out of memory"), 500;
+    return 0;
+}
+
 /* Validate the body into j->in. Returns 0, or an HTTP status with a message in `err`. */
 static int parse_classify(struct job *j, char *err, size_t errlen)
 {
@@ -661,14 +680,14 @@ static int parse_classify(struct job *j, char *err, size_t errlen)
     const json_t *pol = json_object_get(j->body, "policies");
     size_t i;
     json_t *e;
+    int rc;
 
     if (only_keys(j->body, allowed, "", err, errlen) < 0)
         return 400;
     if (inputs == NULL) {
-        j->n_in = 1;
-        j->in = calloc(1, sizeof *j->in);
-        if (j->in == NULL)
-            return snprintf(err, errlen, "out of memory"), 500;
+        rc = new_inputs(j, 1, 0, err, errlen);
+        if (rc != 0)
+            return rc;
         return parse_classify_input(j, j->body, "", NULL, &j->in[0], err, errlen) < 0 ? 400 : 0;
     }
     if (json_object_get(j->body, "text") != NULL || json_object_get(j->body, "response")) {
@@ -684,11 +703,9 @@ static int parse_classify(struct job *j, char *err, size_t errlen)
         snprintf(err, errlen, "'inputs' is empty");
         return 400;
     }
-    if (json_array_size(inputs) > (size_t)j->sd->cfg.max_inputs) {
-        snprintf(err, errlen, "%zu inputs is over the limit of %d (max_inputs)",
-                 json_array_size(inputs), j->sd->cfg.max_inputs);
-        return 413;
-    }
+    rc = new_inputs(j, json_array_size(inputs), 1, err, errlen);
+    if (rc != 0)
+        return rc;
     if (pol != NULL && !json_is_null(pol)) {
         const char **tmp;
         size_t n;
@@ -697,11 +714,6 @@ static int parse_classify(struct job *j, char *err, size_t errlen)
             return 400;
         free(tmp);
     }
-    j->batch = 1;
-    j->n_in = json_array_size(inputs);
-    j->in = calloc(j->n_in, sizeof *j->in);
-    if (j->in == NULL)
-        return snprintf(err, errlen, "out of memory"), 500;
     json_array_foreach(inputs, i, e)
     {
         char where[48];
@@ -721,6 +733,7 @@ static int parse_moderations(struct job *j, char *err, size_t errlen)
     const json_t *pol = json_object_get(j->body, "policies");
     size_t i;
     json_t *e;
+    int rc;
 
     if (only_keys(j->body, allowed, "", err, errlen) < 0)
         return 400;
@@ -733,27 +746,20 @@ static int parse_moderations(struct job *j, char *err, size_t errlen)
         return 400;
     }
     if (json_is_string(input)) {
-        j->n_in = 1;
+        rc = new_inputs(j, 1, 0, err, errlen);
     } else if (json_is_array(input)) {
-        j->n_in = json_array_size(input);
-        j->batch = 1;
-        if (j->n_in == 0) {
+        if (json_array_size(input) == 0) {
             snprintf(err, errlen, "'input' is an empty array");
             return 400;
         }
-        if (j->n_in > (size_t)j->sd->cfg.max_inputs) {
-            snprintf(err, errlen, "%zu inputs is over the limit of %d (max_inputs)", j->n_in,
-                     j->sd->cfg.max_inputs);
-            return 413;
-        }
+        rc = new_inputs(j, json_array_size(input), 1, err, errlen);
     } else {
         snprintf(err, errlen, "'input' must be a string or an array of strings, not %s",
                  json_type_name(input));
         return 400;
     }
-    j->in = calloc(j->n_in, sizeof *j->in);
-    if (j->in == NULL)
-        return snprintf(err, errlen, "out of memory"), 500;
+    if (rc != 0)
+        return rc;
     for (i = 0; i < j->n_in; i++) {
         struct input *in = &j->in[i];
         char where[48] = "";
@@ -1025,6 +1031,7 @@ static void handle_metrics(struct shieldd *sd, struct http_request *req, enum me
     v.model_arch = sd->info ? sd->info->arch : "";
     v.model_format = sd->info ? sd->info->format : "";
     v.precision = sd->cfg.precision;
+    v.kernel = sd->model ? sg_model_kernel(sd->model) : "";
     v.n_policies = sg_policy_count(sd->pset->set);
     v.started = sd->started;
     sd->metrics.connections_total = http_server_accepted(sd->http);

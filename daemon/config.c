@@ -6,12 +6,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <yaml.h>
+
+#include "log.h"
 
 enum key_type { K_STRING, K_INT, K_LONG_SIZE, K_DURATION, K_BOOL, K_MODE, K_LISTEN };
 
@@ -34,6 +35,9 @@ static const struct config_key keys[] = {
     {"socket_group", K_STRING, OFF(socket_group), 0, 0, "group of Unix sockets (name or id)"},
     {"threads", K_INT, OFF(threads), 0, 1024, "engine threads (0: all cores)"},
     {"precision", K_STRING, OFF(precision), 0, 0, "matrix precision: f32, bf16 or int8"},
+    {"pack_cache", K_STRING, OFF(pack_cache), 0, 0,
+     "packed-weight cache folder, shared by processes: a path, 'auto' ($CACHE_DIRECTORY, "
+     "as systemd's CacheDirectory= sets it; else off) or 'off'"},
     {"max_body_bytes", K_LONG_SIZE, OFF(max_body_bytes), 64, 1L << 30, "request body limit (413)"},
     {"max_header_bytes", K_LONG_SIZE, OFF(max_header_bytes), 256, 1L << 20,
      "request line and headers limit (431)"},
@@ -81,6 +85,7 @@ void shieldd_defaults(struct shieldd_config *c)
     c->socket_group = xstrdup("");
     c->threads = 0;
     c->precision = xstrdup("f32");
+    c->pack_cache = xstrdup("auto");
     c->max_body_bytes = 1L << 20;
     c->max_header_bytes = 16384;
     c->max_tokens = 0;
@@ -110,23 +115,8 @@ void config_free(struct shieldd_config *c)
         free(c->listen[i]);
     free(c->socket_group);
     free(c->precision);
+    free(c->pack_cache);
     memset(c, 0, sizeof *c);
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
 }
 
 static const struct config_key *find_key(const char *name)
@@ -222,9 +212,10 @@ static int check_listen(const char *v, char *err, size_t errlen)
 {
     if (strncmp(v, "unix:", 5) == 0) {
         if (v[5] == '\0')
-            return fail(err, errlen, "listen: '%s' has no socket path", v);
+            return fail_msg(err, errlen, "listen: '%s' has no socket path", v);
         if (strlen(v + 5) >= 108)
-            return fail(err, errlen, "listen: socket path '%s' is longer than 107 bytes", v + 5);
+            return fail_msg(err, errlen, "listen: socket path '%s' is longer than 107 bytes",
+                            v + 5);
         return 0;
     }
     if (strncmp(v, "tcp:", 4) == 0) {
@@ -233,15 +224,16 @@ static int check_listen(const char *v, char *err, size_t errlen)
         long p;
 
         if (port == NULL)
-            return fail(err, errlen, "listen: '%s' needs a port (tcp:HOST:PORT or tcp:PORT)", v);
+            return fail_msg(err, errlen, "listen: '%s' needs a port (tcp:HOST:PORT or tcp:PORT)",
+                            v);
         port++;
         errno = 0;
         p = strtol(port, &end, 10);
         if (*port == '\0' || *end != '\0' || errno != 0 || p < 0 || p > 65535)
-            return fail(err, errlen, "listen: '%s' has a bad port '%s' (0-65535)", v, port);
+            return fail_msg(err, errlen, "listen: '%s' has a bad port '%s' (0-65535)", v, port);
         return 0;
     }
-    return fail(err, errlen, "listen: '%s' is neither unix:PATH nor tcp:HOST:PORT", v);
+    return fail_msg(err, errlen, "listen: '%s' is neither unix:PATH nor tcp:HOST:PORT", v);
 }
 
 int config_set(struct shieldd_config *c, const char *key, const char *value, char *err,
@@ -252,18 +244,20 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
     char *end;
 
     if (k == NULL)
-        return fail(err, errlen, "unknown key '%s'", key);
+        return fail_msg(err, errlen, "unknown key '%s'", key);
     switch (k->type) {
     case K_STRING: {
         char *d = xstrdup(value);
 
         if (d == NULL)
-            return fail(err, errlen, "%s: out of memory", key);
+            return fail_msg(err, errlen, "%s: out of memory", key);
         free(*(char **)p);
         *(char **)p = d;
         if (strcmp(key, "precision") == 0 && strcmp(d, "f32") != 0 && strcmp(d, "bf16") != 0 &&
             strcmp(d, "int8") != 0)
-            return fail(err, errlen, "precision: '%s' is not one of f32, bf16, int8", value);
+            return fail_msg(err, errlen, "precision: '%s' is not one of f32, bf16, int8", value);
+        if (strcmp(key, "pack_cache") == 0 && d[0] == '\0')
+            return fail_msg(err, errlen, "pack_cache: empty (a folder, 'auto' or 'off')");
         return 0;
     }
     case K_INT: {
@@ -272,10 +266,10 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
         errno = 0;
         v = strtol(value, &end, 10);
         if (*value == '\0' || *end != '\0' || errno != 0)
-            return fail(err, errlen, "%s: '%s' is not an integer", key, value);
+            return fail_msg(err, errlen, "%s: '%s' is not an integer", key, value);
         if (v < k->min || v > k->max)
-            return fail(err, errlen, "%s: %ld is out of range [%.0f, %.0f]", key, v, k->min,
-                        k->max);
+            return fail_msg(err, errlen, "%s: %ld is out of range [%.0f, %.0f]", key, v, k->min,
+                            k->max);
         *(int *)p = (int)v;
         return 0;
     }
@@ -283,10 +277,11 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
         long v;
 
         if (config_parse_size(value, &v) < 0)
-            return fail(err, errlen, "%s: '%s' is not a size (bytes, or with k/M/G)", key, value);
+            return fail_msg(err, errlen, "%s: '%s' is not a size (bytes, or with k/M/G)", key,
+                            value);
         if (v < k->min || v > k->max)
-            return fail(err, errlen, "%s: %ld is out of range [%.0f, %.0f]", key, v, k->min,
-                        k->max);
+            return fail_msg(err, errlen, "%s: %ld is out of range [%.0f, %.0f]", key, v, k->min,
+                            k->max);
         *(long *)p = v;
         return 0;
     }
@@ -294,10 +289,11 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
         double v;
 
         if (config_parse_duration(value, &v) < 0)
-            return fail(err, errlen, "%s: '%s' is not a duration (seconds, or with ms/s/m/h)", key,
-                        value);
+            return fail_msg(err, errlen, "%s: '%s' is not a duration (seconds, or with ms/s/m/h)",
+                            key, value);
         if (v < k->min || v > k->max)
-            return fail(err, errlen, "%s: %g s is out of range [%g, %g]", key, v, k->min, k->max);
+            return fail_msg(err, errlen, "%s: %g s is out of range [%g, %g]", key, v, k->min,
+                            k->max);
         *(double *)p = v;
         return 0;
     }
@@ -305,8 +301,8 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
         int v;
 
         if (parse_bool(value, &v) < 0)
-            return fail(err, errlen, "%s: '%s' is not a boolean (true/false, yes/no, on/off)", key,
-                        value);
+            return fail_msg(err, errlen, "%s: '%s' is not a boolean (true/false, yes/no, on/off)",
+                            key, value);
         *(int *)p = v;
         return 0;
     }
@@ -316,7 +312,7 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
         errno = 0;
         v = strtol(value, &end, 8);
         if (*value == '\0' || *end != '\0' || errno != 0 || v < 0 || v > 0777)
-            return fail(err, errlen, "%s: '%s' is not an octal mode (0000-0777)", key, value);
+            return fail_msg(err, errlen, "%s: '%s' is not an octal mode (0000-0777)", key, value);
         *(int *)p = (int)v;
         return 0;
     }
@@ -326,15 +322,15 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
         if (check_listen(value, err, errlen) < 0)
             return -1;
         if (c->n_listen >= SHIELDD_MAX_LISTEN)
-            return fail(err, errlen, "listen: more than %d listeners", SHIELDD_MAX_LISTEN);
+            return fail_msg(err, errlen, "listen: more than %d listeners", SHIELDD_MAX_LISTEN);
         d = xstrdup(value);
         if (d == NULL)
-            return fail(err, errlen, "listen: out of memory");
+            return fail_msg(err, errlen, "listen: out of memory");
         c->listen[c->n_listen++] = d;
         return 0;
     }
     }
-    return fail(err, errlen, "%s: unhandled key type", key);
+    return fail_msg(err, errlen, "%s: unhandled key type", key);
 }
 
 static void clear_listen(struct shieldd_config *c)
@@ -349,7 +345,7 @@ static void clear_listen(struct shieldd_config *c)
 static int yaml_fail(char *err, size_t errlen, const char *path, const yaml_mark_t *m,
                      const char *msg)
 {
-    return fail(err, errlen, "%s:%zu:%zu: %s", path, m->line + 1, m->column + 1, msg);
+    return fail_msg(err, errlen, "%s:%zu:%zu: %s", path, m->line + 1, m->column + 1, msg);
 }
 
 int config_load_file(struct shieldd_config *c, const char *path, char *err, size_t errlen)
@@ -360,7 +356,7 @@ int config_load_file(struct shieldd_config *c, const char *path, char *err, size
     int rc;
 
     if (f == NULL)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return fail_msg(err, errlen, "%s: %s", path, strerror(errno));
     for (;;) {
         size_t n;
 
@@ -370,13 +366,13 @@ int config_load_file(struct shieldd_config *c, const char *path, char *err, size
             if (cap > (64u << 20)) {
                 free(buf);
                 fclose(f);
-                return fail(err, errlen, "%s: larger than 64 MiB", path);
+                return fail_msg(err, errlen, "%s: larger than 64 MiB", path);
             }
             p = realloc(buf, cap ? cap * 2 : 8192);
             if (p == NULL) {
                 free(buf);
                 fclose(f);
-                return fail(err, errlen, "%s: out of memory", path);
+                return fail_msg(err, errlen, "%s: out of memory", path);
             }
             buf = p;
             cap = cap ? cap * 2 : 8192;
@@ -391,7 +387,7 @@ int config_load_file(struct shieldd_config *c, const char *path, char *err, size
 
         free(buf);
         fclose(f);
-        return fail(err, errlen, "%s: %s", path, strerror(e));
+        return fail_msg(err, errlen, "%s: %s", path, strerror(e));
     }
     fclose(f);
     rc = config_load_string(c, path, buf, len, err, errlen);
@@ -413,7 +409,7 @@ int config_load_string(struct shieldd_config *c, const char *name, const char *t
     char msg[512];
 
     if (!yaml_parser_initialize(&parser))
-        return fail(err, errlen, "%s: out of memory", path);
+        return fail_msg(err, errlen, "%s: out of memory", path);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     for (;;) {
         if (!yaml_parser_parse(&parser, &ev)) {
@@ -513,7 +509,7 @@ static int add_override(struct shieldd_cmdline *cl, const char *key, const char 
                         size_t errlen)
 {
     if (cl->n >= SHIELDD_MAX_ARGS)
-        return fail(err, errlen, "more than %d settings on the command line", SHIELDD_MAX_ARGS);
+        return fail_msg(err, errlen, "more than %d settings on the command line", SHIELDD_MAX_ARGS);
     cl->key[cl->n] = key;
     cl->value[cl->n] = value;
     cl->n++;
@@ -535,7 +531,7 @@ int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *e
             int neg = 0;
 
             if (len >= sizeof kb)
-                return fail(err, errlen, "unknown flag '%s'", a);
+                return fail_msg(err, errlen, "unknown flag '%s'", a);
             memcpy(kb, name, len);
             kb[len] = '\0';
             /* Flags may spell keys with dashes: --max-body-bytes. */
@@ -552,7 +548,7 @@ int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *e
                 else if (i + 1 < argc)
                     cl->config_file = argv[++i];
                 else
-                    return fail(err, errlen, "--config needs a file");
+                    return fail_msg(err, errlen, "--config needs a file");
                 continue;
             }
             k = find_key(kb);
@@ -563,7 +559,7 @@ int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *e
                     k = NULL;
             }
             if (k == NULL)
-                return fail(err, errlen, "unknown flag '%s' (see shieldd -h)", a);
+                return fail_msg(err, errlen, "unknown flag '%s' (see shieldd -h)", a);
             if (neg) {
                 if (add_override(cl, k->name, "false", err, errlen) < 0)
                     return -1;
@@ -575,14 +571,14 @@ int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *e
                     return -1;
             } else {
                 if (i + 1 >= argc)
-                    return fail(err, errlen, "flag '%s' needs a value", a);
+                    return fail_msg(err, errlen, "flag '%s' needs a value", a);
                 if (add_override(cl, k->name, argv[++i], err, errlen) < 0)
                     return -1;
             }
             continue;
         }
         if (a[0] != '-' || a[1] == '\0' || a[2] != '\0')
-            return fail(err, errlen, "unexpected argument '%s' (see shieldd -h)", a);
+            return fail_msg(err, errlen, "unexpected argument '%s' (see shieldd -h)", a);
         switch (a[1]) {
         case 'n':
             cl->check_only = 1;
@@ -605,7 +601,7 @@ int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *e
             const char *v;
 
             if (i + 1 >= argc)
-                return fail(err, errlen, "flag '%s' needs a value", a);
+                return fail_msg(err, errlen, "flag '%s' needs a value", a);
             v = argv[++i];
             if (a[1] == 'c') {
                 cl->config_file = v;
@@ -621,7 +617,7 @@ int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *e
             } else {
                 /* -s PATH and -l HOST:PORT are shorthands for --listen. */
                 if (cl->n >= SHIELDD_MAX_ARGS)
-                    return fail(err, errlen, "too many flags");
+                    return fail_msg(err, errlen, "too many flags");
                 snprintf(cl->store[cl->n], sizeof cl->store[0], "%s:%s",
                          a[1] == 's' ? "unix" : "tcp", v);
                 if (add_override(cl, "listen", cl->store[cl->n], err, errlen) < 0)
@@ -630,7 +626,7 @@ int config_parse_args(struct shieldd_cmdline *cl, int argc, char **argv, char *e
             break;
         }
         default:
-            return fail(err, errlen, "unknown flag '%s' (see shieldd -h)", a);
+            return fail_msg(err, errlen, "unknown flag '%s' (see shieldd -h)", a);
         }
     }
     return 0;
@@ -648,7 +644,7 @@ int config_apply_args(struct shieldd_config *c, const struct shieldd_cmdline *cl
             listen_cleared = 1;
         }
         if (config_set(c, cl->key[i], cl->value[i], msg, sizeof msg) < 0)
-            return fail(err, errlen, "command line: %s", msg);
+            return fail_msg(err, errlen, "command line: %s", msg);
     }
     if (cl->verbose > c->verbose)
         c->verbose = cl->verbose;

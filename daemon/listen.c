@@ -9,7 +9,6 @@
 #include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,21 +21,9 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "log.h"
+
 #define BACKLOG 511
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static int resolve_group(const char *group, gid_t *gid)
 {
@@ -66,47 +53,48 @@ static int open_unix(struct listener *l, const char *path, int mode, const char 
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
     if (strlen(path) >= sizeof sa.sun_path)
-        return fail(err, errlen, "unix:%s: path longer than %zu bytes", path,
-                    sizeof sa.sun_path - 1);
+        return fail_msg(err, errlen, "unix:%s: path longer than %zu bytes", path,
+                        sizeof sa.sun_path - 1);
     strcpy(sa.sun_path, path);
     if (lstat(path, &st) == 0) {
         int probe;
 
         if (!S_ISSOCK(st.st_mode))
-            return fail(err, errlen, "unix:%s: exists and is not a socket; not replacing it", path);
+            return fail_msg(err, errlen, "unix:%s: exists and is not a socket; not replacing it",
+                            path);
         /* A socket file: stale if nobody accepts on it. */
         probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe < 0)
-            return fail(err, errlen, "unix:%s: socket: %s", path, strerror(errno));
+            return fail_msg(err, errlen, "unix:%s: socket: %s", path, strerror(errno));
         if (connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
             close(probe);
-            return fail(err, errlen,
-                        "unix:%s: in use by a running process (is another shieldd "
-                        "running?)",
-                        path);
+            return fail_msg(err, errlen,
+                            "unix:%s: in use by a running process (is another shieldd "
+                            "running?)",
+                            path);
         }
         if (errno != ECONNREFUSED && errno != ENOENT) {
             int e = errno;
 
             close(probe);
-            return fail(err, errlen, "unix:%s: cannot tell whether it is in use: %s", path,
-                        strerror(e));
+            return fail_msg(err, errlen, "unix:%s: cannot tell whether it is in use: %s", path,
+                            strerror(e));
         }
         close(probe);
         if (unlink(path) < 0 && errno != ENOENT)
-            return fail(err, errlen, "unix:%s: removing the stale socket: %s", path,
-                        strerror(errno));
+            return fail_msg(err, errlen, "unix:%s: removing the stale socket: %s", path,
+                            strerror(errno));
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return fail(err, errlen, "unix:%s: socket: %s", path, strerror(errno));
+        return fail_msg(err, errlen, "unix:%s: socket: %s", path, strerror(errno));
     old = umask(0177);
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         int e = errno;
 
         umask(old);
         close(fd);
-        return fail(err, errlen, "unix:%s: bind: %s", path, strerror(e));
+        return fail_msg(err, errlen, "unix:%s: bind: %s", path, strerror(e));
     }
     umask(old);
     l->unlink_path = strdup(path);
@@ -114,20 +102,20 @@ static int open_unix(struct listener *l, const char *path, int mode, const char 
         gid_t gid;
 
         if (resolve_group(group, &gid) < 0) {
-            fail(err, errlen, "unix:%s: unknown group '%s' (socket_group)", path, group);
+            fail_msg(err, errlen, "unix:%s: unknown group '%s' (socket_group)", path, group);
             goto fail;
         }
         if (chown(path, (uid_t)-1, gid) < 0) {
-            fail(err, errlen, "unix:%s: chown to group '%s': %s", path, group, strerror(errno));
+            fail_msg(err, errlen, "unix:%s: chown to group '%s': %s", path, group, strerror(errno));
             goto fail;
         }
     }
     if (chmod(path, (mode_t)mode) < 0) {
-        fail(err, errlen, "unix:%s: chmod %04o: %s", path, (unsigned)mode, strerror(errno));
+        fail_msg(err, errlen, "unix:%s: chmod %04o: %s", path, (unsigned)mode, strerror(errno));
         goto fail;
     }
     if (listen(fd, BACKLOG) < 0) {
-        fail(err, errlen, "unix:%s: listen: %s", path, strerror(errno));
+        fail_msg(err, errlen, "unix:%s: listen: %s", path, strerror(errno));
         goto fail;
     }
     l->fd = fd;
@@ -158,7 +146,7 @@ static int open_tcp(struct listener *l, const char *hostport, char *err, size_t 
         size_t hl = (size_t)(colon - hostport);
 
         if (hl >= sizeof host)
-            return fail(err, errlen, "tcp:%s: host name too long", hostport);
+            return fail_msg(err, errlen, "tcp:%s: host name too long", hostport);
         memcpy(host, hostport, hl);
         host[hl] = '\0';
         port = colon + 1;
@@ -176,7 +164,7 @@ static int open_tcp(struct listener *l, const char *hostport, char *err, size_t 
         snprintf(host, sizeof host, "127.0.0.1");
     rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
     if (rc != 0)
-        return fail(err, errlen, "tcp:%s: %s", hostport, gai_strerror(rc));
+        return fail_msg(err, errlen, "tcp:%s: %s", hostport, gai_strerror(rc));
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
@@ -194,7 +182,7 @@ static int open_tcp(struct listener *l, const char *hostport, char *err, size_t 
     }
     freeaddrinfo(res);
     if (fd < 0)
-        return fail(err, errlen, "tcp:%s: bind: %s", hostport, strerror(e));
+        return fail_msg(err, errlen, "tcp:%s: bind: %s", hostport, strerror(e));
     l->fd = fd;
     l->kind = "tcp";
     l->unlink_path = NULL;
@@ -211,7 +199,7 @@ int listen_open(struct listener *l, const char *spec, int mode, const char *grou
         return open_unix(l, spec + 5, mode, group, err, errlen);
     if (strncmp(spec, "tcp:", 4) == 0)
         return open_tcp(l, spec + 4, err, errlen);
-    return fail(err, errlen, "%s: not unix:PATH or tcp:HOST:PORT", spec);
+    return fail_msg(err, errlen, "%s: not unix:PATH or tcp:HOST:PORT", spec);
 }
 
 int listen_systemd(struct listener *ls, size_t max, char *err, size_t errlen)
@@ -220,9 +208,9 @@ int listen_systemd(struct listener *ls, size_t max, char *err, size_t errlen)
     int n = sd_listen_fds(1);
 
     if (n < 0)
-        return fail(err, errlen, "sd_listen_fds: %s", strerror(-n));
+        return fail_msg(err, errlen, "sd_listen_fds: %s", strerror(-n));
     if ((size_t)n > max)
-        return fail(err, errlen, "systemd passed %d sockets, more than %zu", n, max);
+        return fail_msg(err, errlen, "systemd passed %d sockets, more than %zu", n, max);
     for (int i = 0; i < n; i++) {
         int fd = SD_LISTEN_FDS_START + i;
         struct sockaddr_storage ss;
@@ -231,7 +219,7 @@ int listen_systemd(struct listener *ls, size_t max, char *err, size_t errlen)
         memset(&ls[i], 0, sizeof ls[i]);
         ls[i].fd = fd;
         if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
-            return fail(err, errlen, "systemd socket %d is not a listening stream socket", fd);
+            return fail_msg(err, errlen, "systemd socket %d is not a listening stream socket", fd);
         if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX) {
             struct sockaddr_un *su = (struct sockaddr_un *)&ss;
 

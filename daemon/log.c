@@ -171,3 +171,15 @@ void fatalx(const char *fmt, ...)
     va_end(ap);
     exit(1);
 }
+
+int fail_msg(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

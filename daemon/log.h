@@ -7,6 +7,7 @@
  */
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* Initialise: `verbose` (number of -v), and whether to use <N> prefixes (-1: detect from
  * JOURNAL_STREAM). Also routes the engine/policy library hook (sg_engine_set_log) here. */
@@ -22,5 +23,12 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Log an error (with / without errno) and exit(1). */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * Not a log line: printf the detail of an error into the caller's buffer `err` (when not NULL
+ * and errlen > 0), as loaders that fail before a handle exists do (config, listeners). Always
+ * returns -1, so that `return fail_msg(err, errlen, ...);` ends such a function.
+ */
+int fail_msg(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif /* SG_DAEMON_LOG_H */

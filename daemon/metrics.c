@@ -166,6 +166,8 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
     label(out, v->model_format);
     evbuffer_add_printf(out, "\",precision=\"");
     label(out, v->precision);
+    evbuffer_add_printf(out, "\",kernel=\"");
+    label(out, v->kernel);
     evbuffer_add_printf(out, "\"} 1\n");
     return evbuffer_get_length(out) > before ? 0 : -1;
 }

@@ -50,7 +50,7 @@ struct metrics_view {
     int cache_enabled;
     size_t connections; /* open now */
     int ready;
-    const char *model_name, *model_arch, *model_format, *precision;
+    const char *model_name, *model_arch, *model_format, *precision, *kernel;
     size_t n_policies;
     double started; /* unix time the daemon started */
 };

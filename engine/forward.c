@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn.h"
 #include "matmul.h"
 #include "model.h"
 #include "ops.h"
@@ -42,14 +43,8 @@
 #define DEFAULT_BRANCHES 16
 #define DEFAULT_BRANCH_TOKENS 4096
 
-/* What one row (token) of a pass is and what it sees. */
-struct row {
-    size_t pos;       /* position (RoPE, window) */
-    size_t slot;      /* KV slot written by this row */
-    size_t trunk_len; /* trunk slots 0..trunk_len-1 are visible (positions = slots) */
-    size_t seg_slot;  /* first KV slot of the row's own segment (position trunk_len) */
-    size_t local;     /* index of the row in its segment: sees seg_slot..seg_slot+local */
-};
+/* What one row (token) of a pass is and what it sees: position, KV slot, visible keys. */
+typedef sg_attn_row row_t;
 
 struct sg_ctx {
     sg_model *m;
@@ -86,9 +81,9 @@ struct sg_ctx {
     float *up;          /* [chunk, d_ff] */
     float *rcos;        /* [chunk, head_dim/2] */
     float *rsin;        /* [chunk, head_dim/2] */
-    struct row *rows;   /* [chunk] */
+    row_t *rows;        /* [chunk] */
     size_t *sel;        /* [chunk] rows whose logits are read, increasing */
-    float *scores;      /* [n_threads][n_slots] attention scores per thread */
+    sg_attn_plan *attn; /* blocked attention: per-thread score blocks of n_slots keys */
 
     char errmsg[256];
 };
@@ -209,7 +204,13 @@ int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts)
     c->rows = calloc(ch, sizeof *c->rows);
     c->sel = calloc(ch, sizeof *c->sel);
     bad |= !c->rows || !c->sel;
-    c->scores = alloc_floats((size_t)sg_pool_n_threads(c->pool) * c->n_slots, &bad);
+    {
+        const sg_attn_shape as = {(size_t)hp->head_dim, (size_t)hp->n_head, (size_t)hp->n_kv_head,
+                                  hp->query_scale, hp->attn_softcap};
+
+        bad |= sg_attn_plan_new(&c->attn, &as, ch, c->n_slots, sg_pool_n_threads(c->pool),
+                                SG_ATTN_AUTO) != SG_OK;
+    }
     if (bad) {
         rc = SG_ENOMEM;
         goto fail;
@@ -245,7 +246,7 @@ void sg_ctx_free(sg_ctx *c)
     free(c->rsin);
     free(c->rows);
     free(c->sel);
-    free(c->scores);
+    sg_attn_plan_free(c->attn);
     free(c);
 }
 
@@ -284,53 +285,6 @@ int sg_ctx_truncate(sg_ctx *c, size_t n)
 static float *kv_at(const sg_ctx *c, float *cache, int layer, size_t slot)
 {
     return cache + ((size_t)layer * c->n_slots + slot) * c->kv_dim;
-}
-
-struct attn_job {
-    sg_ctx *c;
-    int layer;
-    int sliding;
-};
-
-/* One (row, query head) of attention: scores over the visible keys, softmax, weighted values. */
-static void attn_task(void *arg, size_t task, int thread)
-{
-    const struct attn_job *j = arg;
-    sg_ctx *c = j->c;
-    const sg_model_info *hp = c->hp;
-    const size_t hd = (size_t)hp->head_dim;
-    const size_t r = task / (size_t)hp->n_head;
-    const size_t h = task % (size_t)hp->n_head;
-    const size_t kvh = h / (size_t)(hp->n_head / hp->n_kv_head);
-    const struct row *row = &c->rows[r];
-    const float *q = c->q + r * c->q_dim + h * hd;
-    float *out = c->att + r * c->q_dim + h * hd;
-    float *s = c->scores + (size_t)thread * c->n_slots;
-    const float *kbase = kv_at(c, c->kcache, j->layer, 0) + kvh * hd;
-    const float *vbase = kv_at(c, c->vcache, j->layer, 0) + kvh * hd;
-    size_t t0 = 0; /* first visible trunk slot */
-    size_t l0 = 0; /* first visible segment index */
-    size_t n = 0;
-
-    if (j->sliding && row->pos + 1 > (size_t)hp->sliding_window) {
-        /* Keys at positions >= pos - window + 1 are visible (i - j < window). */
-        size_t min_pos = row->pos + 1 - (size_t)hp->sliding_window;
-        t0 = min_pos < row->trunk_len ? min_pos : row->trunk_len;
-        l0 = min_pos > row->trunk_len ? min_pos - row->trunk_len : 0;
-    }
-    /* s = softcap(q . k * scale), masked keys are simply not visited (exp(-inf) = 0). */
-    for (size_t t = t0; t < row->trunk_len; t++)
-        s[n++] = sg_dot(q, kbase + t * c->kv_dim, hd) * hp->query_scale;
-    for (size_t t = l0; t <= row->local; t++)
-        s[n++] = sg_dot(q, kbase + (row->seg_slot + t) * c->kv_dim, hd) * hp->query_scale;
-    sg_softcap(s, n, hp->attn_softcap);
-    sg_softmax(s, n);
-    memset(out, 0, hd * sizeof *out);
-    n = 0;
-    for (size_t t = t0; t < row->trunk_len; t++)
-        sg_axpy(out, s[n++], vbase + t * c->kv_dim, hd);
-    for (size_t t = l0; t <= row->local; t++)
-        sg_axpy(out, s[n++], vbase + (row->seg_slot + t) * c->kv_dim, hd);
 }
 
 /* Row-wise element work, split over the pool by blocks of ROWS_PER_TASK rows. */
@@ -446,8 +400,10 @@ static void run_layer(sg_ctx *c, int l, size_t m, const size_t *sel, size_t n_se
     /* Attention. */
     sg_mat_mul(L->mat[SG_LM_Q], c->xn, m, c->q, c->pool);
     run_rows(c, ROWS_ROPE, m, c->q_dim, c->q, NULL, NULL);
-    struct attn_job aj = {c, l, hp->sliding_window > 0 && l % 2 == 0};
-    sg_pool_run(c->pool, attn_task, &aj, m * (size_t)hp->n_head);
+    sg_attn_run(c->attn, c->rows, m, c->q, c->q_dim, kv_at(c, c->kcache, l, 0),
+                kv_at(c, c->vcache, l, 0), c->kv_dim,
+                hp->sliding_window > 0 && l % 2 == 0 ? (size_t)hp->sliding_window : 0, c->att,
+                c->q_dim, c->pool);
     sg_mat_mul(L->mat[SG_LM_O], c->att, m, c->o, c->pool);
     run_rows(c, ROWS_NORM_ADD, m, d, c->o, c->x, post ? L->norm[SG_LN_POST_ATTN] : NULL);
 
@@ -543,7 +499,7 @@ int sg_ctx_append(sg_ctx *c, const int32_t *ids, size_t n, const sg_logits_req *
         size_t n_sel = 0;
         float *out = NULL;
         for (size_t i = 0; i < m; i++) {
-            struct row *r = &c->rows[i];
+            row_t *r = &c->rows[i];
             r->pos = base + c0 + i;
             r->slot = r->pos;
             r->trunk_len = base;
@@ -612,7 +568,7 @@ int sg_ctx_branches(sg_ctx *c, const int32_t *const *tokens, const size_t *n, si
         size_t out_row0 = out_row;
         int32_t pass_ids[DEFAULT_CHUNK];
         for (size_t i = 0; i < m; i++) {
-            struct row *r = &c->rows[i];
+            row_t *r = &c->rows[i];
             pass_ids[i] = tokens[b][local];
             r->pos = c->len + local;
             r->slot = c->n_ctx + seg0 + local;

@@ -34,6 +34,12 @@ struct sg_mat {
 
 int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, size_t errlen)
 {
+    return sg_mat_new_cached(out, w, prec, NULL, err, errlen);
+}
+
+int sg_mat_new_cached(sg_mat **out, const sg_tensor *w, sg_precision prec,
+                      struct sg_packcache *pc, char *err, size_t errlen)
+{
     sg_mat *m;
     size_t row_bytes;
 
@@ -81,15 +87,25 @@ int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, s
      * the portable path below. */
     {
         char ferr[256];
-        int rc = sg_fastmat_new(&m->fast, w, prec, ferr, sizeof ferr);
+        int rc = sg_fastmat_new_cached(&m->fast, w, prec, pc, ferr, sizeof ferr);
 
         if (rc == SG_ENOMEM) {
             snprintf(err, errlen, "%s", ferr);
             free(m);
             return rc;
         }
-        if (rc != SG_OK && prec != SG_PREC_F32)
+        if (rc != SG_OK && rc != SG_ESHAPE && prec != SG_PREC_F32) {
+            /* No kernel for this precision here (no instructions, or no JIT allowed): the
+             * fastest f32 kernel rather than the portable one. */
             sg_log(SG_LOG_DEBUG, "%s (computing in f32 instead)", ferr);
+            m->prec = SG_PREC_F32;
+            rc = sg_fastmat_new_cached(&m->fast, w, SG_PREC_F32, pc, ferr, sizeof ferr);
+            if (rc == SG_ENOMEM) {
+                snprintf(err, errlen, "%s", ferr);
+                free(m);
+                return rc;
+            }
+        }
     }
     *out = m;
     return SG_OK;
@@ -113,9 +129,19 @@ int64_t sg_mat_cols(const sg_mat *m)
     return m->k;
 }
 
+const char *sg_mat_kernel(const sg_mat *w)
+{
+    return w->fast ? sg_fastmat_kernel(w->fast) : "portable-f32";
+}
+
 int sg_mat_repacked(const sg_mat *w)
 {
     return w->fast != NULL;
+}
+
+int sg_mat_mapped(const sg_mat *w)
+{
+    return w->fast != NULL && sg_fastmat_mapped(w->fast);
 }
 
 size_t sg_mat_scratch(const sg_mat *w, size_t m)

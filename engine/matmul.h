@@ -37,16 +37,31 @@ typedef struct sg_mat sg_mat; /* a weight [N out, K in] prepared for a precision
  * naming the tensor.
  */
 int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, size_t errlen);
+/*
+ * The same with a packed-weight cache (packcache.h; NULL: none): the fast kernel's packed bytes
+ * come from the cache file on a hit, and are noted for it on a miss (see sg_fastmat_new_cached).
+ */
+struct sg_packcache;
+int sg_mat_new_cached(sg_mat **out, const sg_tensor *w, sg_precision prec,
+                      struct sg_packcache *pc, char *err, size_t errlen);
 /* Free a prepared weight (NULL is fine). */
 void sg_mat_free(sg_mat *m);
 /* Output features N (rows of W) and input features K. */
 int64_t sg_mat_rows(const sg_mat *m);
 int64_t sg_mat_cols(const sg_mat *m);
-/* The precision the weight was prepared for. */
+/* The precision the products are computed in: the one asked of sg_mat_new, or SG_PREC_F32
+ * when no kernel of that precision runs here (then the fastest f32 kernel is used). */
 sg_precision sg_mat_precision(const sg_mat *m);
+
+/* The kernel that computes this weight's products: a fast kernel's name ("avx2-bf16",
+ * "dnnl-u8s8", ... see fastmm.h) or "portable-f32". Static string. */
+const char *sg_mat_kernel(const sg_mat *w);
 
 /* 1 if the weight was repacked (a fast kernel owns a copy; the view is no longer read). */
 int sg_mat_repacked(const sg_mat *w);
+
+/* 1 if the repacked weight is mapped from a pack cache file (pages shared between processes). */
+int sg_mat_mapped(const sg_mat *w);
 
 /*
  * Bytes of per-thread pool scratch (sg_pool_reserve) that sg_mat_mul of m rows wants: 0 for

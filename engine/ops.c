@@ -5,8 +5,139 @@
 #include "ops.h"
 
 #include <math.h>
+#include <string.h>
+
+#include "vmath.h"
 
 #define LANES 16
+
+/*
+ * The element-wise loops below run 8 floats at a time (vmath.h). Each has one body, inlined
+ * into an AVX2 function and into a portable one; the AVX2 one is taken when the CPU has it
+ * (checked at every call: __builtin_cpu_supports reads a word libgcc filled at start-up). Both
+ * give the same bits (vmath.h), so the choice only changes the speed.
+ */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SG_OPS_AVX2 1
+#define SG_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define SG_OPS_AVX2 0
+#endif
+
+static int have_avx2(void)
+{
+#if SG_OPS_AVX2
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+/* Load up to 8 floats (n < 8: the rest 0) and store the first n lanes back. */
+SG_VINLINE sg_v8f load_part(const float *x, size_t n)
+{
+    sg_v8f v = sg_v8_splat(0.0f);
+
+    memcpy(&v, x, n * sizeof *x);
+    return v;
+}
+
+SG_VINLINE void store_part(float *y, const sg_v8f *v, size_t n)
+{
+    memcpy(y, v, n * sizeof *y);
+}
+
+/* The 8-lane steps of the loops below; `cap` only for SOFTCAP. */
+enum ew_op { EW_TANH, EW_EXP, EW_SOFTCAP, EW_GELU_MUL };
+
+SG_VINLINE sg_v8f gelu8(const sg_v8f *pg)
+{
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    const sg_v8f g = *pg;
+    const sg_v8f t = k * (g + 0.044715f * g * g * g);
+
+    return 0.5f * g * (1.0f + sg_v8_tanh(&t));
+}
+
+SG_VINLINE void ew_body(enum ew_op op, float *y, const float *x, const float *u, size_t n,
+                        float cap)
+{
+    size_t i = 0;
+    sg_v8f v;
+    sg_v8f w;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&v, x + i, sizeof v);
+        if (op == EW_TANH) {
+            v = sg_v8_tanh(&v);
+        } else if (op == EW_EXP) {
+            v = sg_v8_exp(&v);
+        } else if (op == EW_SOFTCAP) {
+            v = v / cap;
+            v = cap * sg_v8_tanh(&v);
+        } else {
+            memcpy(&w, u + i, sizeof w);
+            v = gelu8(&v) * w;
+        }
+        memcpy(y + i, &v, sizeof v);
+    }
+    if (i < n) {
+        v = load_part(x + i, n - i);
+        if (op == EW_TANH) {
+            v = sg_v8_tanh(&v);
+        } else if (op == EW_EXP) {
+            v = sg_v8_exp(&v);
+        } else if (op == EW_SOFTCAP) {
+            v = v / cap;
+            v = cap * sg_v8_tanh(&v);
+        } else {
+            w = load_part(u + i, n - i);
+            v = gelu8(&v) * w;
+        }
+        store_part(y + i, &v, n - i);
+    }
+}
+
+#if SG_OPS_AVX2
+SG_AVX2 static void ew_avx2(enum ew_op op, float *y, const float *x, const float *u, size_t n,
+                            float cap)
+{
+    ew_body(op, y, x, u, n, cap);
+}
+#endif
+
+static void ew_portable(enum ew_op op, float *y, const float *x, const float *u, size_t n,
+                        float cap)
+{
+    ew_body(op, y, x, u, n, cap);
+}
+
+static void ew_run(enum ew_op op, float *y, const float *x, const float *u, size_t n, float cap)
+{
+#if SG_OPS_AVX2
+    if (have_avx2()) {
+        ew_avx2(op, y, x, u, n, cap);
+        return;
+    }
+#endif
+    ew_portable(op, y, x, u, n, cap);
+}
+
+void sg_tanh_n(float *y, const float *x, size_t n)
+{
+    ew_run(EW_TANH, y, x, NULL, n, 0.0f);
+}
+
+void sg_tanh_n_portable(float *y, const float *x, size_t n)
+{
+    ew_portable(EW_TANH, y, x, NULL, n, 0.0f);
+}
+
+void sg_exp_n(float *y, const float *x, size_t n)
+{
+    ew_run(EW_EXP, y, x, NULL, n, 0.0f);
+}
 
 /*
  * Gemma2RMSNorm:
@@ -75,16 +206,18 @@ void sg_softmax(float *x, size_t n)
 /* gelu_pytorch_tanh: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))). */
 float sg_gelu_tanh(float x)
 {
-    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    sg_v8f v = sg_v8_splat(x);
 
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+    return gelu8(&v)[0];
 }
 
-/* Gemma2MLP: down_proj(act_fn(gate_proj(x)) * up_proj(x)); this is the middle product. */
+/*
+ * Gemma2MLP: down_proj(act_fn(gate_proj(x)) * up_proj(x)); this is the middle product, in one
+ * pass over gate and up, 8 lanes at a time.
+ */
 void sg_gelu_mul(float *out, const float *gate, const float *up, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = sg_gelu_tanh(gate[i]) * up[i];
+    ew_run(EW_GELU_MUL, out, gate, up, n, 0.0f);
 }
 
 /*
@@ -95,8 +228,7 @@ void sg_softcap(float *x, size_t n, float cap)
 {
     if (cap <= 0.0f)
         return;
-    for (size_t i = 0; i < n; i++)
-        x[i] = cap * tanhf(x[i] / cap);
+    ew_run(EW_SOFTCAP, x, x, NULL, n, cap);
 }
 
 /* sum_i a[i] b[i] with LANES independent partial sums combined pairwise, then the tail. */

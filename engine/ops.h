@@ -27,13 +27,27 @@ void sg_rope_table(float *cos_t, float *sin_t, size_t head_dim, double pos, doub
 /* Softmax of x[n] in place, subtracting the max first; n >= 1. */
 void sg_softmax(float *x, size_t n);
 
-/* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+/*
+ * y[i] = tanh(x[i]), 8 lanes at a time (vmath.h: within 4 ulp of tanhf, +-1 past |x| 9.5, NaN
+ * kept); AVX2 where the CPU has it, else the portable build of the same code (same bits).
+ * y may equal x.
+ */
+void sg_tanh_n(float *y, const float *x, size_t n);
+/* sg_tanh_n on the portable path whatever the CPU (for tests). */
+void sg_tanh_n_portable(float *y, const float *x, size_t n);
+/* y[i] = exp(x[i]) (vmath.h: within 2 ulp of expf; 0 below -87.34, -inf included). */
+void sg_exp_n(float *y, const float *x, size_t n);
+
+/* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), sg_tanh_n's tanh. */
 float sg_gelu_tanh(float x);
 
-/* out[i] = gelu_tanh(gate[i]) * up[i] (the gated MLP's middle); out may equal gate or up. */
+/*
+ * out[i] = gelu_tanh(gate[i]) * up[i] (the gated MLP's middle) in one vectorised pass, equal
+ * to sg_gelu_tanh(gate[i]) * up[i]; out may equal gate or up.
+ */
 void sg_gelu_mul(float *out, const float *gate, const float *up, size_t n);
 
-/* Soft-cap in place: x = cap * tanh(x / cap); cap <= 0 leaves x unchanged. */
+/* Soft-cap in place: x = cap * tanh(x / cap) (sg_tanh_n's tanh); cap <= 0 leaves x unchanged. */
 void sg_softcap(float *x, size_t n, float cap);
 
 /* sum a[i] * b[i] in f32 with fixed-order partial sums (deterministic, vectorisable). */

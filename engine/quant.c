@@ -64,6 +64,23 @@ static void q4k_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
     }
 }
 
+/*
+ * The factors of sub-blocks 2j and 2j + 1 of a Q4_K/Q5_K block with super-scales d and dmin:
+ * *d1 = d * sc[2j], *m1 = dmin * m[2j], *d2 = d * sc[2j + 1], *m2 = dmin * m[2j + 1].
+ */
+static void q4k_pair(const uint8_t *scales, int j, float d, float dmin, float *d1, float *m1,
+                     float *d2, float *m2)
+{
+    uint8_t sc, m;
+
+    q4k_scale_min(2 * j, scales, &sc, &m);
+    *d1 = d * sc;
+    *m1 = dmin * m;
+    q4k_scale_min(2 * j + 1, scales, &sc, &m);
+    *d2 = d * sc;
+    *m2 = dmin * m;
+}
+
 /* x = (d * sc[j]) * q - dmin * m[j], sub-block j of 32 values */
 void sg_dequant_q4_k(const void *src, float *dst, int64_t nb)
 {
@@ -77,14 +94,9 @@ void sg_dequant_q4_k(const void *src, float *dst, int64_t nb)
 
         /* Each 32 bytes of qs carry two sub-blocks: low nibbles first, then high nibbles. */
         for (int j = 0; j < SG_QK_K / 64; j++, q += 32) {
-            uint8_t sc, m;
+            float d1, m1, d2, m2;
 
-            q4k_scale_min(2 * j, scales, &sc, &m);
-            const float d1 = d * sc;
-            const float m1 = dmin * m;
-            q4k_scale_min(2 * j + 1, scales, &sc, &m);
-            const float d2 = d * sc;
-            const float m2 = dmin * m;
+            q4k_pair(scales, j, d, dmin, &d1, &m1, &d2, &m2);
             for (int l = 0; l < 32; l++)
                 *dst++ = d1 * (float)(q[l] & 0x0F) - m1;
             for (int l = 0; l < 32; l++)
@@ -108,14 +120,9 @@ void sg_dequant_q5_k(const void *src, float *dst, int64_t nb)
         for (int j = 0; j < SG_QK_K / 64; j++, q += 32) {
             const uint8_t lo_bit = (uint8_t)(1u << (2 * j));
             const uint8_t hi_bit = (uint8_t)(2u << (2 * j));
-            uint8_t sc, m;
+            float d1, m1, d2, m2;
 
-            q4k_scale_min(2 * j, scales, &sc, &m);
-            const float d1 = d * sc;
-            const float m1 = dmin * m;
-            q4k_scale_min(2 * j + 1, scales, &sc, &m);
-            const float d2 = d * sc;
-            const float m2 = dmin * m;
+            q4k_pair(scales, j, d, dmin, &d1, &m1, &d2, &m2);
             for (int l = 0; l < 32; l++)
                 *dst++ = d1 * (float)((q[l] & 0x0F) + (qh[l] & lo_bit ? 16 : 0)) - m1;
             for (int l = 0; l < 32; l++)

@@ -87,6 +87,15 @@ typedef struct sg_model_opts {
     int n_threads;          /* 0: all online cores */
     sg_precision precision; /* compute precision of the matrix products */
     int load_tokenizer;     /* 1 (default): also load the tokenizer found at the same path */
+    /*
+     * Packed-weight cache folder (copied; NULL or "" (default): no cache). The fast avx2
+     * kernels' repacked weights are written there once, to one file per model + precision +
+     * kernel layouts + CPU features, and later loads map that file read-only and shared
+     * instead of repacking: faster loads, and processes serving the same model share the
+     * pages. A missing, stale, truncated or corrupt file is ignored (a warning is logged) and
+     * rebuilt; a folder that cannot be created or written only costs the cache (warning).
+     */
+    const char *pack_cache;
 } sg_model_opts;
 
 sg_model_opts sg_model_opts_default(void);
@@ -130,6 +139,17 @@ int sg_model_open(sg_model **out, const char *path, const sg_model_opts *opts, c
 void sg_model_close(sg_model *m);
 /* Borrowed; valid until sg_model_close(). */
 const sg_model_info *sg_model_get_info(const sg_model *m);
+/*
+ * The kernel that runs the model's matrix products at its precision (sg_model_opts): e.g.
+ * "avx2-bf16", "dnnl-u8s8", "dnnl-bf16", or "portable-f32". A bf16/int8 precision that has no
+ * kernel here (this CPU lacks the instructions, or the process may not create executable
+ * memory for oneDNN's JIT, as under systemd's MemoryDenyWriteExecute=yes) falls back to the
+ * fastest f32 kernel, and sg_model_open logs a warning. When the layers differ, the kernel of
+ * the most matrices. Static string.
+ */
+const char *sg_model_kernel(const sg_model *m);
+/* "f32", "bf16" or "int8". Static string ("?" for a value outside sg_precision). */
+const char *sg_precision_name(sg_precision p);
 /* The tokenizer loaded with the model, or NULL if none was found or asked for. Borrowed. */
 const sg_tok *sg_model_tok(const sg_model *m);
 

@@ -15,6 +15,7 @@
  */
 #include "tok_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,17 +73,64 @@ static int peek_eat(struct js *j, char c)
     return 0;
 }
 
+/*
+ * Room for `need` elements of `size` bytes in the malloc'd array `p` of *cap elements: the
+ * capacity doubles, from `first`, until it holds them. Returns the (possibly moved) array with
+ * *cap updated, or NULL when out of memory (then `p` and *cap are unchanged).
+ */
+static void *grow(void *p, size_t *cap, size_t need, size_t size, size_t first)
+{
+    size_t c = *cap ? *cap : first;
+
+    if (need <= *cap)
+        return p;
+    while (c < need) {
+        if (c > SIZE_MAX / 2)
+            return NULL;
+        c *= 2;
+    }
+    if (c > SIZE_MAX / size)
+        return NULL;
+    p = realloc(p, c * size);
+    if (p)
+        *cap = c;
+    return p;
+}
+
+/* A growing array of fixed-size elements (owned: free(v.p)). */
+struct vec {
+    void *p;
+    size_t n, cap;
+};
+
+/* Append the `size` bytes at `elem` to v, its capacity doubling from `first`. SG_OK/SG_ENOMEM. */
+static int vec_push(struct vec *v, const void *elem, size_t size, size_t first)
+{
+    char *p = grow(v->p, &v->cap, v->n + 1, size, first);
+
+    if (!p)
+        return SG_ENOMEM;
+    memcpy(p + v->n * size, elem, size);
+    v->p = p;
+    v->n++;
+    return SG_OK;
+}
+
+/* Room for `m` more bytes in j->buf. */
+static int buf_reserve(struct js *j, size_t m)
+{
+    char *b = grow(j->buf, &j->cap, j->n + m, 1, 256);
+
+    if (!b)
+        return SG_ENOMEM;
+    j->buf = b;
+    return SG_OK;
+}
+
 static int put_byte(struct js *j, char c)
 {
-    if (j->n == j->cap) {
-        size_t cap = j->cap ? j->cap * 2 : 256;
-        char *b = realloc(j->buf, cap);
-
-        if (!b)
-            return SG_ENOMEM;
-        j->buf = b;
-        j->cap = cap;
-    }
+    if (buf_reserve(j, 1) != SG_OK)
+        return SG_ENOMEM;
     j->buf[j->n++] = c;
     return SG_OK;
 }
@@ -159,15 +207,8 @@ static int js_string(struct js *j)
         if (q > j->p) {
             size_t m = (size_t)(q - j->p);
 
-            while (j->n + m > j->cap) {
-                size_t cap = j->cap ? j->cap * 2 : 256;
-                char *b = realloc(j->buf, cap);
-
-                if (!b)
-                    return SG_ENOMEM;
-                j->buf = b;
-                j->cap = cap;
-            }
+            if (buf_reserve(j, m) != SG_OK)
+                return SG_ENOMEM;
             memcpy(j->buf + j->n, j->p, m);
             j->n += m;
             j->p = q;
@@ -600,8 +641,7 @@ static int parse_model(struct js *j, struct spans *sp)
 static int parse_added(struct js *j, struct pool *pool, struct added **out, size_t *n_out)
 {
     int first = 1, r, rc;
-    struct added *a = NULL;
-    size_t n = 0, cap = 0;
+    struct vec a = {NULL, 0, 0};
 
     while ((r = arr_next(j, &first)) == 1) {
         int f2 = 1, r2;
@@ -663,36 +703,26 @@ static int parse_added(struct js *j, struct pool *pool, struct added **out, size
             rc = js_error(j, SG_EFORMAT, "added token without id or content");
             goto fail;
         }
-        if (n == cap) {
-            size_t c2 = cap ? cap * 2 : 64;
-            struct added *p = realloc(a, c2 * sizeof *p);
-
-            if (!p) {
-                rc = SG_ENOMEM;
-                goto fail;
-            }
-            a = p;
-            cap = c2;
-        }
-        a[n++] = cur;
+        rc = vec_push(&a, &cur, sizeof cur, 64);
+        if (rc != SG_OK)
+            goto fail;
     }
     if (r < 0) {
         rc = r;
         goto fail;
     }
-    *out = a;
-    *n_out = n;
+    *out = a.p;
+    *n_out = a.n;
     return SG_OK;
 fail:
-    free(a);
+    free(a.p);
     return rc;
 }
 
 static int parse_vocab(struct js *j, struct pool *pool, struct vent **out, size_t *n_out)
 {
     int first = 1, r, rc;
-    struct vent *v = NULL;
-    size_t n = 0, cap = 0;
+    struct vec v = {NULL, 0, 0};
 
     while ((r = obj_next(j, &first)) == 1) {
         long long id;
@@ -710,28 +740,19 @@ static int parse_vocab(struct js *j, struct pool *pool, struct vent **out, size_
             goto fail;
         }
         cur.id = (int32_t)id;
-        if (n == cap) {
-            size_t c2 = cap ? cap * 2 : 65536;
-            struct vent *p = realloc(v, c2 * sizeof *p);
-
-            if (!p) {
-                rc = SG_ENOMEM;
-                goto fail;
-            }
-            v = p;
-            cap = c2;
-        }
-        v[n++] = cur;
+        rc = vec_push(&v, &cur, sizeof cur, 65536);
+        if (rc != SG_OK)
+            goto fail;
     }
     if (r < 0) {
         rc = r;
         goto fail;
     }
-    *out = v;
-    *n_out = n;
+    *out = v.p;
+    *n_out = v.n;
     return SG_OK;
 fail:
-    free(v);
+    free(v.p);
     return rc;
 }
 

@@ -48,25 +48,33 @@ static int pb_varint(struct pb *b, uint64_t *v)
     return -1;
 }
 
-/* Read one field: its number, wire type, and either the varint/fixed value or the bytes. */
-static int pb_field(struct pb *b, uint32_t *field, int *wire, uint64_t *v, const uint8_t **data,
-                    size_t *len)
+/* One field of a message: its number, wire type, and the varint/fixed value or the bytes. */
+struct pb_field {
+    uint32_t f;          /* field number */
+    int w;               /* wire type */
+    uint64_t v;          /* value (wire types 0, 1, 5), or the length (2) */
+    const uint8_t *data; /* the bytes (wire type 2), else NULL */
+    size_t len;          /* their length, else 0 */
+};
+
+/* Read the next field of `b` into *fv. Returns 0, or -1 if it is malformed or truncated. */
+static int pb_field(struct pb *b, struct pb_field *fv)
 {
     uint64_t key;
 
     if (pb_varint(b, &key) != 0)
         return -1;
-    *field = (uint32_t)(key >> 3);
-    *wire = (int)(key & 7);
-    *data = NULL;
-    *len = 0;
-    switch (*wire) {
+    fv->f = (uint32_t)(key >> 3);
+    fv->w = (int)(key & 7);
+    fv->data = NULL;
+    fv->len = 0;
+    switch (fv->w) {
     case 0:
-        return pb_varint(b, v);
+        return pb_varint(b, &fv->v);
     case 1:
         if (b->end - b->p < 8)
             return -1;
-        memcpy(v, b->p, 8);
+        memcpy(&fv->v, b->p, 8);
         b->p += 8;
         return 0;
     case 5: {
@@ -75,16 +83,16 @@ static int pb_field(struct pb *b, uint32_t *field, int *wire, uint64_t *v, const
         if (b->end - b->p < 4)
             return -1;
         memcpy(&x, b->p, 4);
-        *v = x;
+        fv->v = x;
         b->p += 4;
         return 0;
     }
     case 2:
-        if (pb_varint(b, v) != 0 || *v > (uint64_t)(b->end - b->p))
+        if (pb_varint(b, &fv->v) != 0 || fv->v > (uint64_t)(b->end - b->p))
             return -1;
-        *data = b->p;
-        *len = (size_t)*v;
-        b->p += *len;
+        fv->data = b->p;
+        fv->len = (size_t)fv->v;
+        b->p += fv->len;
         return 0;
     default:
         return -1; /* groups (3, 4) and reserved types are not used by sentencepiece */
@@ -106,29 +114,24 @@ struct spm {
 static int parse_piece(const uint8_t *d, size_t n, struct tok_spm_piece *out)
 {
     struct pb b = {d, d + n};
+    struct pb_field fv;
 
     out->s = NULL;
     out->n = 0;
     out->score = 0.0f;
     out->type = SPT_NORMAL;
     while (b.p < b.end) {
-        uint32_t f;
-        int w;
-        uint64_t v;
-        const uint8_t *data;
-        size_t len;
-
-        if (pb_field(&b, &f, &w, &v, &data, &len) != 0)
+        if (pb_field(&b, &fv) != 0)
             return -1;
-        if (f == 1 && w == 2) {
-            out->s = (const char *)data;
-            out->n = len;
-        } else if (f == 2 && w == 5) {
-            uint32_t x = (uint32_t)v;
+        if (fv.f == 1 && fv.w == 2) {
+            out->s = (const char *)fv.data;
+            out->n = fv.len;
+        } else if (fv.f == 2 && fv.w == 5) {
+            uint32_t x = (uint32_t)fv.v;
 
             memcpy(&out->score, &x, 4);
-        } else if (f == 3 && w == 0) {
-            out->type = (int)v;
+        } else if (fv.f == 3 && fv.w == 0) {
+            out->type = (int)fv.v;
         }
     }
     return out->s ? 0 : -1;
@@ -137,26 +140,21 @@ static int parse_piece(const uint8_t *d, size_t n, struct tok_spm_piece *out)
 static int parse_trainer(const uint8_t *d, size_t n, struct spm *m)
 {
     struct pb b = {d, d + n};
+    struct pb_field fv;
 
     while (b.p < b.end) {
-        uint32_t f;
-        int w;
-        uint64_t v;
-        const uint8_t *data;
-        size_t len;
-
-        if (pb_field(&b, &f, &w, &v, &data, &len) != 0)
+        if (pb_field(&b, &fv) != 0)
             return -1;
-        if (w != 0)
+        if (fv.w != 0)
             continue;
-        switch (f) {
-        case 3: m->model_type = (int)v; break;
-        case 24: m->treat_ws_suffix = v != 0; break;
-        case 35: m->byte_fallback = v != 0; break;
-        case 40: m->unk_id = (int32_t)v; break;
-        case 41: m->bos_id = (int32_t)v; break;
-        case 42: m->eos_id = (int32_t)v; break;
-        case 43: m->pad_id = (int32_t)v; break;
+        switch (fv.f) {
+        case 3: m->model_type = (int)fv.v; break;
+        case 24: m->treat_ws_suffix = fv.v != 0; break;
+        case 35: m->byte_fallback = fv.v != 0; break;
+        case 40: m->unk_id = (int32_t)fv.v; break;
+        case 41: m->bos_id = (int32_t)fv.v; break;
+        case 42: m->eos_id = (int32_t)fv.v; break;
+        case 43: m->pad_id = (int32_t)fv.v; break;
         default: break;
         }
     }
@@ -166,27 +164,22 @@ static int parse_trainer(const uint8_t *d, size_t n, struct spm *m)
 static int parse_normalizer_spec(const uint8_t *d, size_t n, struct spm *m)
 {
     struct pb b = {d, d + n};
+    struct pb_field fv;
 
     while (b.p < b.end) {
-        uint32_t f;
-        int w;
-        uint64_t v;
-        const uint8_t *data;
-        size_t len;
-
-        if (pb_field(&b, &f, &w, &v, &data, &len) != 0)
+        if (pb_field(&b, &fv) != 0)
             return -1;
-        if (f == 1 && w == 2)
+        if (fv.f == 1 && fv.w == 2)
             snprintf(m->normalizer_name, sizeof m->normalizer_name, "%.*s",
-                     (int)(len < 31 ? len : 31), (const char *)data);
-        else if (f == 2 && w == 2)
-            m->charsmap_len = len;
-        else if (f == 3 && w == 0)
-            m->add_dummy_prefix = v != 0;
-        else if (f == 4 && w == 0)
-            m->remove_extra_ws = v != 0;
-        else if (f == 5 && w == 0)
-            m->escape_ws = v != 0;
+                     (int)(fv.len < 31 ? fv.len : 31), (const char *)fv.data);
+        else if (fv.f == 2 && fv.w == 2)
+            m->charsmap_len = fv.len;
+        else if (fv.f == 3 && fv.w == 0)
+            m->add_dummy_prefix = fv.v != 0;
+        else if (fv.f == 4 && fv.w == 0)
+            m->remove_extra_ws = fv.v != 0;
+        else if (fv.f == 5 && fv.w == 0)
+            m->escape_ws = fv.v != 0;
     }
     return 0;
 }
@@ -215,6 +208,7 @@ int tok_load_spm_mem(struct sg_tok **out, const uint8_t *buf, size_t n, const ch
 {
     struct spm m;
     struct pb b = {buf, buf + n};
+    struct pb_field fv;
     int rc;
 
     *out = NULL;
@@ -231,20 +225,14 @@ int tok_load_spm_mem(struct sg_tok **out, const uint8_t *buf, size_t n, const ch
     m.escape_ws = 1;
 
     while (b.p < b.end) {
-        uint32_t f;
-        int w;
-        uint64_t v;
-        const uint8_t *data;
-        size_t len;
-
-        if (pb_field(&b, &f, &w, &v, &data, &len) != 0) {
+        if (pb_field(&b, &fv) != 0) {
             rc = tok_fail(SG_EFORMAT, err, errlen, "%s: byte %zu: malformed protobuf", name,
                           (size_t)(b.p - buf));
             goto fail;
         }
-        if (w != 2)
+        if (fv.w != 2)
             continue;
-        if (f == 1) {
+        if (fv.f == 1) {
             if (m.n == m.cap) {
                 size_t cap = m.cap ? m.cap * 2 : 1024;
                 struct tok_spm_piece *p = realloc(m.pieces, cap * sizeof *p);
@@ -256,7 +244,7 @@ int tok_load_spm_mem(struct sg_tok **out, const uint8_t *buf, size_t n, const ch
                 m.pieces = p;
                 m.cap = cap;
             }
-            if (parse_piece(data, len, &m.pieces[m.n]) != 0) {
+            if (parse_piece(fv.data, fv.len, &m.pieces[m.n]) != 0) {
                 rc = tok_fail(SG_EFORMAT, err, errlen, "%s: piece %zu is malformed", name, m.n);
                 goto fail;
             }
@@ -266,13 +254,13 @@ int tok_load_spm_mem(struct sg_tok **out, const uint8_t *buf, size_t n, const ch
                 goto fail;
             }
             m.n++;
-        } else if (f == 2) {
-            if (parse_trainer(data, len, &m) != 0) {
+        } else if (fv.f == 2) {
+            if (parse_trainer(fv.data, fv.len, &m) != 0) {
                 rc = tok_fail(SG_EFORMAT, err, errlen, "%s: malformed trainer_spec", name);
                 goto fail;
             }
-        } else if (f == 3) {
-            if (parse_normalizer_spec(data, len, &m) != 0) {
+        } else if (fv.f == 3) {
+            if (parse_normalizer_spec(fv.data, fv.len, &m) != 0) {
                 rc = tok_fail(SG_EFORMAT, err, errlen, "%s: malformed normalizer_spec", name);
                 goto fail;
             }

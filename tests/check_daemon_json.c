@@ -95,6 +95,7 @@ START_TEST(metrics_text)
     v.model_arch = "gemma2";
     v.model_format = "gguf";
     v.precision = "bf16";
+    v.kernel = "avx2-bf16";
     ck_assert_int_eq(metrics_render(&m, &v, b), 0);
     n = evbuffer_get_length(b);
     text = malloc(n + 1);
@@ -114,7 +115,8 @@ START_TEST(metrics_text)
     ck_assert_ptr_nonnull(strstr(text, "shieldd_batch_size_sum 5\n"));
     ck_assert_ptr_nonnull(strstr(text, "shieldd_cache_hits_total 7\n"));
     ck_assert_ptr_nonnull(strstr(text, "shieldd_model_info{name=\"my \\\"model\\\"\","
-                                       "arch=\"gemma2\",format=\"gguf\",precision=\"bf16\"} 1\n"));
+                                       "arch=\"gemma2\",format=\"gguf\",precision=\"bf16\","
+                                       "kernel=\"avx2-bf16\"} 1\n"));
     /* No series for endpoints never called. */
     ck_assert_ptr_null(strstr(text, "endpoint=\"/readyz\""));
     free(text);

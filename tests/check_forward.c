@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastmm.h"
 #include "lib/engine_fixtures.h"
 #include "sg_engine.h"
 #include "sg_tok.h"
@@ -150,15 +151,9 @@ START_TEST(test_golden_hf_f16)
 {
     char dir[1024], src[4096], path[2048];
     size_t len;
-    json_error_t jerr;
-
-    fx_path(src, sizeof src, "tiny-a/hf_f32/model.safetensors");
-    unsigned char *file = fx_read(src, &len);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | file[i];
-    json_t *hdr = json_loadb((const char *)file + 8, hlen, 0, &jerr);
-    ck_assert_ptr_nonnull(hdr);
+    unsigned char *file;
+    uint64_t hlen;
+    json_t *hdr = fx_st_read("tiny-a/hf_f32/model.safetensors", &file, &len, &hlen);
     const unsigned char *data = file + 8 + hlen;
     unsigned char *out = malloc(len);
     size_t used = 0;
@@ -182,22 +177,13 @@ START_TEST(test_golden_hf_f16)
         json_object_set_new(val, "data_offsets",
                             json_pack("[I,I]", (json_int_t)n0, (json_int_t)used));
     }
-    char *h = json_dumps(hdr, JSON_COMPACT);
-    size_t hl = strlen(h);
-    unsigned char *st = malloc(8 + hl + used);
-    for (int i = 0; i < 8; i++)
-        st[i] = (unsigned char)((uint64_t)hl >> (8 * i));
-    memcpy(st + 8, h, hl);
-    memcpy(st + 8 + hl, out, used);
     fx_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    fx_write(path, st, 8 + hl + used);
+    fx_st_write(path, hdr, out, used);
     fx_path(src, sizeof src, "tiny-a/hf_f32/config.json");
     snprintf(path, sizeof path, "%s/config.json", dir);
     fx_copy(src, path);
     check_golden_tol(dir, "hf_f16 (converted here)", 2, GOLDEN_TOL);
-    free(st);
-    free(h);
     free(out);
     json_decref(hdr);
     free(file);
@@ -222,23 +208,14 @@ START_TEST(test_model_info)
     sg_model *m = open_model("tiny-a/hf_f32", 1);
     const sg_model_info *i = sg_model_get_info(m);
 
-    ck_assert_str_eq(i->arch, "gemma2");
+    fx_check_tiny_a_info(i);
     ck_assert_str_eq(i->format, "safetensors");
     ck_assert_str_eq(i->name, "hf_f32");
-    ck_assert_int_eq(i->n_vocab, 4096);
-    ck_assert_int_eq(i->d_model, 64);
-    ck_assert_int_eq(i->n_layer, 2);
-    ck_assert_int_eq(i->n_head, 4);
-    ck_assert_int_eq(i->n_kv_head, 2);
-    ck_assert_int_eq(i->head_dim, 16);
-    ck_assert_int_eq(i->d_ff, 128);
-    ck_assert_int_eq(i->sliding_window, 8);
-    ck_assert_float_eq(i->query_scale, 0.25f);
-    ck_assert_float_eq(i->attn_softcap, 50.0f);
-    ck_assert_float_eq(i->final_softcap, 30.0f);
-    ck_assert_float_eq(i->embed_scale, 8.0f);
-    ck_assert_int_eq(i->bos_id, 2);
     ck_assert_ptr_null(sg_model_tok(m)); /* not asked for */
+    /* F32 weights at F32 precision: the AVX2 kernel where the CPU has it, else the portable. */
+    ck_assert_str_eq(sg_model_kernel(m), sg_avx2_available() ? "avx2-f32" : "portable-f32");
+    ck_assert_str_eq(sg_precision_name(SG_PREC_INT8), "int8");
+    ck_assert_str_eq(sg_precision_name(SG_PREC_COUNT), "?");
     sg_model_close(m);
     sg_model_close(NULL);
 }
@@ -264,15 +241,8 @@ START_TEST(test_sharded)
     char dir[1024], src[4096], path[4096];
     size_t len;
     unsigned char *file;
-    json_error_t jerr;
-
-    fx_path(src, sizeof src, "tiny-a/hf_f32/model.safetensors");
-    file = fx_read(src, &len);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | file[i];
-    json_t *hdr = json_loadb((const char *)file + 8, hlen, 0, &jerr);
-    ck_assert_ptr_nonnull(hdr);
+    uint64_t hlen;
+    json_t *hdr = fx_st_read("tiny-a/hf_f32/model.safetensors", &file, &len, &hlen);
     const unsigned char *data = file + 8 + hlen;
 
     fx_tmpdir(dir, sizeof dir);
@@ -304,17 +274,8 @@ START_TEST(test_sharded)
         used[s] += e - b;
     }
     for (int s = 0; s < 2; s++) {
-        char *h = json_dumps(shard[s], JSON_COMPACT);
-        size_t hl = strlen(h);
-        unsigned char *out = malloc(8 + hl + used[s]);
-        for (int i = 0; i < 8; i++)
-            out[i] = (unsigned char)((uint64_t)hl >> (8 * i));
-        memcpy(out + 8, h, hl);
-        memcpy(out + 8 + hl, buf[s], used[s]);
         snprintf(path, sizeof path, "%s/%s", dir, names[s]);
-        fx_write(path, out, 8 + hl + used[s]);
-        free(out);
-        free(h);
+        fx_st_write(path, shard[s], buf[s], used[s]);
         json_decref(shard[s]);
         free(buf[s]);
     }

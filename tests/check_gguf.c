@@ -13,23 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/engine_fixtures.h"
 #include "gguf.h"
 #include "sg_engine.h"
 #include "tensor.h"
 
 Suite *gguf_suite(void);
-
-static const char *top(void)
-{
-    const char *t = getenv("SG_TOP");
-
-    return t ? t : ".";
-}
-
-static void fixture(char *path, size_t cap, const char *rel)
-{
-    snprintf(path, cap, "%s/tests/fixtures/%s", top(), rel);
-}
 
 /* ---- a GGUF writer for the tests ------------------------------------------------------------ */
 
@@ -287,28 +276,15 @@ static void check_tiny_a(const char *rel, sg_dtype mat_dtype)
     char path[1024], err[512] = "";
     sg_weights w;
 
-    fixture(path, sizeof path, rel);
+    fx_path(path, sizeof path, rel);
     ck_assert_msg(sg_gguf_load(path, &w, err, sizeof err) == SG_OK, "%s", err);
     const sg_model_info *i = &w.info;
-    ck_assert_str_eq(i->arch, "gemma2");
+    fx_check_tiny_a_info(i);
     ck_assert_str_eq(i->format, "gguf");
     ck_assert_str_eq(i->name, "A");
-    ck_assert_int_eq(i->n_vocab, 4096);
-    ck_assert_int_eq(i->d_model, 64);
-    ck_assert_int_eq(i->n_layer, 2);
-    ck_assert_int_eq(i->n_head, 4);
-    ck_assert_int_eq(i->n_kv_head, 2);
-    ck_assert_int_eq(i->head_dim, 16);
-    ck_assert_int_eq(i->d_ff, 128);
     ck_assert_int_eq(i->n_ctx, 8192);
-    ck_assert_int_eq(i->sliding_window, 8);
     ck_assert(i->rope_theta == 10000.0f);
     ck_assert(i->rms_eps == 1e-6f);
-    ck_assert(i->query_scale == 0.25f); /* query_pre_attn_scalar 16 = head_dim */
-    ck_assert(i->attn_softcap == 50.0f);
-    ck_assert(i->final_softcap == 30.0f);
-    ck_assert(i->embed_scale == 8.0f);
-    ck_assert_int_eq(i->bos_id, 2);
     ck_assert_int_eq(i->eos_id, 1);
     ck_assert_int_eq(w.norm_plus_one, 1);
     ck_assert_ptr_nonnull(w.gguf);
@@ -381,8 +357,8 @@ START_TEST(test_tiny_a_same_values)
     sg_weights a, b;
     float ra[4096], rb[4096];
 
-    fixture(p1, sizeof p1, "tiny-a/model-f32.gguf");
-    fixture(p2, sizeof p2, "tiny-a/model-bf16.gguf");
+    fx_path(p1, sizeof p1, "tiny-a/model-f32.gguf");
+    fx_path(p2, sizeof p2, "tiny-a/model-bf16.gguf");
     ck_assert_msg(sg_gguf_load(p1, &a, err, sizeof err) == SG_OK, "%s", err);
     ck_assert_msg(sg_gguf_load(p2, &b, err, sizeof err) == SG_OK, "%s", err);
     ck_assert_uint_eq(a.n_tensors, b.n_tensors);
@@ -423,7 +399,7 @@ START_TEST(test_tiny_a_metadata)
     float f;
     char buf[16];
 
-    fixture(path, sizeof path, "tiny-a/model-f32.gguf");
+    fx_path(path, sizeof path, "tiny-a/model-f32.gguf");
     ck_assert_msg(sg_gguf_open(&g, path, err, sizeof err) == SG_OK, "%s", err);
     ck_assert_uint_eq(sg_gguf_version(g), 3);
     ck_assert_uint_eq(sg_gguf_alignment(g), 32);
@@ -552,17 +528,17 @@ START_TEST(test_quant_fixtures)
     char path[1024], err[512] = "";
     sg_weights f, q8, q4, k4, k6, mix;
 
-    fixture(path, sizeof path, "tiny-a/model-f32.gguf");
+    fx_path(path, sizeof path, "tiny-a/model-f32.gguf");
     ck_assert_msg(sg_gguf_load(path, &f, err, sizeof err) == SG_OK, "%s", err);
-    fixture(path, sizeof path, "quant/tiny-a-q8_0.gguf");
+    fx_path(path, sizeof path, "quant/tiny-a-q8_0.gguf");
     ck_assert_msg(sg_gguf_load(path, &q8, err, sizeof err) == SG_OK, "%s", err);
-    fixture(path, sizeof path, "quant/tiny-a-q4_0.gguf");
+    fx_path(path, sizeof path, "quant/tiny-a-q4_0.gguf");
     ck_assert_msg(sg_gguf_load(path, &q4, err, sizeof err) == SG_OK, "%s", err);
-    fixture(path, sizeof path, "quant/tiny-k-q4_k.gguf");
+    fx_path(path, sizeof path, "quant/tiny-k-q4_k.gguf");
     ck_assert_msg(sg_gguf_load(path, &k4, err, sizeof err) == SG_OK, "%s", err);
-    fixture(path, sizeof path, "quant/tiny-k-q6_k.gguf");
+    fx_path(path, sizeof path, "quant/tiny-k-q6_k.gguf");
     ck_assert_msg(sg_gguf_load(path, &k6, err, sizeof err) == SG_OK, "%s", err);
-    fixture(path, sizeof path, "quant/tiny-k-mix.gguf");
+    fx_path(path, sizeof path, "quant/tiny-k-mix.gguf");
     ck_assert_msg(sg_gguf_load(path, &mix, err, sizeof err) == SG_OK, "%s", err);
 
     ck_assert_int_eq(sg_weights_find(&q8, "model.embed_tokens.weight")->dtype, SG_DT_Q8_0);
@@ -619,7 +595,7 @@ START_TEST(test_open_errors)
     ck_assert_int_eq(sg_gguf_open(&g, "/nonexistent/x.gguf", err, sizeof err), SG_EIO);
     ck_assert_ptr_null(g);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/x.gguf: cannot open"));
-    fixture(path, sizeof path, "tiny-a");
+    fx_path(path, sizeof path, "tiny-a");
     ck_assert_int_eq(sg_gguf_open(&g, path, err, sizeof err), SG_EIO);
     ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
     ck_assert_int_eq(sg_gguf_load("/nonexistent/x.gguf", &w, err, sizeof err), SG_EIO);

@@ -203,39 +203,24 @@ static void check_quant(const char *model, const char *own_ref, const char *f32_
     sg_model_close(m);
 }
 
-/* Tolerances: 1.5 x what was measured (docs/GGUF.md), rounded. */
-START_TEST(test_quant_q8_0)
-{
-    check_quant("quant/tiny-a-q8_0.gguf", "quant/tiny-a-q8_0.ref.txt", "tiny-a/ref_f64_last.txt",
-                0.35, 0.013);
-}
-END_TEST
+/* The quantized fixtures; tolerances: 1.5 x what was measured (docs/GGUF.md), rounded. */
+static const struct {
+    const char *model, *own_ref, *f32_ref;
+    double tol_abs, tol_rel;
+} quant_cases[] = {
+    {"quant/tiny-a-q8_0.gguf", "quant/tiny-a-q8_0.ref.txt", "tiny-a/ref_f64_last.txt", 0.35,
+     0.013},
+    {"quant/tiny-a-q4_0.gguf", "quant/tiny-a-q4_0.ref.txt", "tiny-a/ref_f64_last.txt", 1.9, 0.07},
+    {"quant/tiny-k-q4_k.gguf", "quant/tiny-k-q4_k.ref.txt", "quant/tiny-k-f32.ref.txt", 3.0, 0.07},
+    {"quant/tiny-k-q6_k.gguf", "quant/tiny-k-q6_k.ref.txt", "quant/tiny-k-f32.ref.txt", 1.5,
+     0.045},
+    {"quant/tiny-k-mix.gguf", "quant/tiny-k-mix.ref.txt", "quant/tiny-k-f32.ref.txt", 1.9, 0.042},
+};
 
-START_TEST(test_quant_q4_0)
+START_TEST(test_quant)
 {
-    check_quant("quant/tiny-a-q4_0.gguf", "quant/tiny-a-q4_0.ref.txt", "tiny-a/ref_f64_last.txt",
-                1.9, 0.07);
-}
-END_TEST
-
-START_TEST(test_quant_q4_k)
-{
-    check_quant("quant/tiny-k-q4_k.gguf", "quant/tiny-k-q4_k.ref.txt", "quant/tiny-k-f32.ref.txt",
-                3.0, 0.07);
-}
-END_TEST
-
-START_TEST(test_quant_mix)
-{
-    check_quant("quant/tiny-k-mix.gguf", "quant/tiny-k-mix.ref.txt", "quant/tiny-k-f32.ref.txt",
-                1.9, 0.042);
-}
-END_TEST
-
-START_TEST(test_quant_q6_k)
-{
-    check_quant("quant/tiny-k-q6_k.gguf", "quant/tiny-k-q6_k.ref.txt", "quant/tiny-k-f32.ref.txt",
-                1.5, 0.045);
+    check_quant(quant_cases[_i].model, quant_cases[_i].own_ref, quant_cases[_i].f32_ref,
+                quant_cases[_i].tol_abs, quant_cases[_i].tol_rel);
 }
 END_TEST
 
@@ -324,11 +309,7 @@ Suite *gguf_model_suite(void)
     tcase_add_test(tc, test_golden_gguf_f32);
     tcase_add_test(tc, test_golden_gguf_bf16);
     tcase_add_test(tc, test_gguf_tokenizer);
-    tcase_add_test(tc, test_quant_q8_0);
-    tcase_add_test(tc, test_quant_q4_0);
-    tcase_add_test(tc, test_quant_q4_k);
-    tcase_add_test(tc, test_quant_q6_k);
-    tcase_add_test(tc, test_quant_mix);
+    tcase_add_loop_test(tc, test_quant, 0, (int)(sizeof quant_cases / sizeof quant_cases[0]));
     tcase_add_test(tc, test_gguf_model_errors);
     suite_add_tcase(s, tc);
     return s;

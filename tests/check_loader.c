@@ -312,27 +312,14 @@ static void make_model(const char *dir, hdr_edit edit, const char *cfg_key,
     size_t len;
     json_error_t je;
 
-    fx_path(src, sizeof src, "tiny-a/hf_f32/model.safetensors");
-    unsigned char *file = fx_read(src, &len);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | file[i];
-    json_t *hdr = json_loadb((const char *)file + 8, hlen, 0, &je);
-    ck_assert_ptr_nonnull(hdr);
+    unsigned char *file;
+    uint64_t hlen;
+    json_t *hdr = fx_st_read("tiny-a/hf_f32/model.safetensors", &file, &len, &hlen);
+
     if (edit)
         edit(hdr);
-    char *h = json_dumps(hdr, JSON_COMPACT);
-    size_t hl = strlen(h);
-    size_t dl = len - 8 - hlen;
-    unsigned char *out = malloc(8 + hl + dl);
-    for (int i = 0; i < 8; i++)
-        out[i] = (unsigned char)((uint64_t)hl >> (8 * i));
-    memcpy(out + 8, h, hl);
-    memcpy(out + 8 + hl, file + 8 + hlen, dl);
     snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
-    fx_write(dst, out, 8 + hl + dl);
-    free(out);
-    free(h);
+    fx_st_write(dst, hdr, file + 8 + hlen, len - 8 - hlen);
     json_decref(hdr);
     free(file);
 

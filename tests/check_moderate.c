@@ -13,47 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/engine_fixtures.h"
 #include "sg_moderate.h"
 #include "sg_tok.h"
 
 Suite *moderate_suite(void);
-
-static const char *top(void)
-{
-    const char *t = getenv("SG_TOP");
-
-    return t && *t ? t : ".";
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static void put_file(const char *dir, const char *name, const char *text)
-{
-    char path[1024];
-    FILE *f;
-
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
-    fclose(f);
-}
 
 /* Replace the first `from` in malloc'd `s` by `to`; returns a new malloc'd string. */
 static char *replace(char *s, const char *from, const char *to)
@@ -102,7 +66,7 @@ static void fx_open(fixture *fx)
     memset(fx, 0, sizeof *fx);
     snprintf(fx->dir, sizeof fx->dir, "/tmp/sg-moderate-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(fx->dir));
-    snprintf(path, sizeof path, "%s/policies", top());
+    snprintf(path, sizeof path, "%s/policies", fx_top());
     d = opendir(path);
     ck_assert_ptr_nonnull(d);
     while ((e = readdir(d)) != NULL) {
@@ -111,13 +75,13 @@ static void fx_open(fixture *fx)
 
         if (e->d_name[0] == '.' || !strstr(e->d_name, ".yaml"))
             continue;
-        snprintf(src, sizeof src, "%s/policies/%s", top(), e->d_name);
-        text = slurp(src);
+        snprintf(src, sizeof src, "policies/%s", e->d_name);
+        text = fx_slurp(src, NULL);
         if (strcmp(e->d_name, "template.yaml") == 0) {
             text = replace(text, "answer_yes: \"Yes\"", "answer_yes: \"Y\"");
             text = replace(text, "answer_no: \"No\"", "answer_no: \"N\"");
         }
-        put_file(fx->dir, e->d_name, text);
+        fx_put(fx->dir, e->d_name, text);
         free(text);
     }
     closedir(d);
@@ -125,7 +89,7 @@ static void fx_open(fixture *fx)
 
     mo.n_threads = 2;
     mo.precision = SG_PREC_F32;
-    snprintf(path, sizeof path, "%s/tests/fixtures/tiny-a/hf_f32", top());
+    snprintf(path, sizeof path, "%s/tests/fixtures/tiny-a/hf_f32", fx_top());
     ck_assert_msg(sg_model_open(&fx->model, path, &mo, err, sizeof err) == SG_OK, "%s", err);
     fx->tok = sg_model_tok(fx->model);
     ck_assert_ptr_nonnull(fx->tok);
@@ -396,7 +360,7 @@ START_TEST(many_and_long_branches)
                  "  response: '\"No Topic %d\": The chatbot shall not mention it.'\n"
                  "threshold: 0.5\nenabled: true\n",
                  i, i, i, i * 7, i);
-        put_file(fx.dir, name, text);
+        fx_put(fx.dir, name, text);
     }
     /* A guideline of some 5000 tokens: over the 4096 tokens of one branch call. */
     big = malloc(64 * 1024);
@@ -406,7 +370,7 @@ START_TEST(many_and_long_branches)
     for (int i = 0; i < 2500; i++)
         off += (size_t)sprintf(big + off, " x%d", i % 10);
     sprintf(big + off, ".'\n  response: 'b'\nthreshold: 0.5\nenabled: true\n");
-    put_file(fx.dir, "zbig.yaml", big);
+    fx_put(fx.dir, "zbig.yaml", big);
     free(big);
     load_set(&fx);
 
@@ -654,10 +618,10 @@ START_TEST(scoring)
     sg_moderator_free(mod);
 
     /* Threshold 0: always a violation, so flagged; threshold 1 (P < 1): never. */
-    put_file(fx.dir, "always.yaml",
+    fx_put(fx.dir, "always.yaml",
              "name: always\ntitle: A\ndescription: d\nguideline:\n  prompt: a\n  response: b\n"
              "threshold: 0\nenabled: true\n");
-    put_file(fx.dir, "never.yaml",
+    fx_put(fx.dir, "never.yaml",
              "name: never\ntitle: N\ndescription: d\nguideline:\n  prompt: a\n  response: b\n"
              "threshold: 1\nenabled: true\n");
     load_set(&fx);
@@ -727,7 +691,7 @@ START_TEST(errors)
         sg_policy_set *shipped = NULL;
         sg_moderate_req req = {"hi", 0, NULL, 0, NULL, 0};
 
-        snprintf(path, sizeof path, "%s/policies", top());
+        snprintf(path, sizeof path, "%s/policies", fx_top());
         ck_assert_int_eq(sg_policy_set_load(&shipped, path, err, sizeof err), SG_POLICY_OK);
         mod = new_mod(&fx, NULL);
         ck_assert_int_eq(sg_moderate(mod, shipped, &req, &res), SG_EINVAL);
@@ -772,7 +736,7 @@ START_TEST(gguf_same_as_safetensors)
     fx_open(&fx);
     mo.n_threads = 2;
     mo.precision = SG_PREC_F32;
-    snprintf(path, sizeof path, "%s/tests/fixtures/tiny-a/model-f32.gguf", top());
+    snprintf(path, sizeof path, "%s/tests/fixtures/tiny-a/model-f32.gguf", fx_top());
     ck_assert_msg(sg_model_open(&gg, path, &mo, err, sizeof err) == SG_OK, "%s", err);
     ck_assert_ptr_nonnull(sg_model_tok(gg));
     for (size_t i = 0; i < sg_policy_count(fx.set); i++) {

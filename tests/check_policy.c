@@ -9,53 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/engine_fixtures.h"
 #include "sg_moderate.h"
 #include "sg_policy.h"
 
 Suite *policy_suite(void);
-
-static const char *top(void)
-{
-    const char *t = getenv("SG_TOP");
-
-    return t ? t : ".";
-}
-
-/* Read a repository file (relative to SG_TOP) into a malloc'd NUL-terminated string. */
-static char *slurp(const char *rel, size_t *len)
-{
-    char path[1024];
-    FILE *f;
-    char *buf;
-    long n;
-
-    snprintf(path, sizeof path, "%s/%s", top(), rel);
-    f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
-
-static void put_file(const char *dir, const char *name, const char *text)
-{
-    char path[1024];
-    FILE *f;
-
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
-    fclose(f);
-}
 
 /* A fresh directory holding a copy of the shipped template.yaml (unless `with_template` is 0). */
 static char tmpdir[256];
@@ -65,9 +23,9 @@ static const char *new_dir(int with_template)
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sg-policy-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
     if (with_template) {
-        char *t = slurp("policies/template.yaml", NULL);
+        char *t = fx_slurp("policies/template.yaml", NULL);
 
-        put_file(tmpdir, "template.yaml", t);
+        fx_put(tmpdir, "template.yaml", t);
         free(t);
     }
     return tmpdir;
@@ -114,23 +72,32 @@ static void expect_policy_error(const char *text, int code, const char *pos, con
     const char *dir = new_dir(1);
     char fp[64];
 
-    put_file(dir, "p.yaml", text);
+    fx_put(dir, "p.yaml", text);
     snprintf(fp, sizeof fp, "p.yaml:%s", pos);
     expect_error(dir, code, fp, needle);
     rm_dir(dir);
 }
 
+/* Load the shipped policies/ folder, whose path goes into `path`. */
+static sg_policy_set *load_shipped(char *path, size_t cap)
+{
+    char err[512] = "";
+    sg_policy_set *set = NULL;
+
+    snprintf(path, cap, "%s/policies", fx_top());
+    ck_assert_msg(sg_policy_set_load(&set, path, err, sizeof err) == SG_POLICY_OK, "%s", err);
+    return set;
+}
+
 START_TEST(shipped_set)
 {
     char path[1024];
-    char err[512] = "";
     sg_policy_set *set = NULL;
     static const char *const names[] = {"dangerous", "harassment", "hate",
                                         "obscenity", "sexual",     "violence"};
     static const int enabled[] = {1, 1, 1, 0, 1, 0};
 
-    snprintf(path, sizeof path, "%s/policies", top());
-    ck_assert_msg(sg_policy_set_load(&set, path, err, sizeof err) == SG_POLICY_OK, "%s", err);
+    set = load_shipped(path, sizeof path);
     ck_assert_uint_eq(sg_policy_count(set), 6);
     for (size_t i = 0; i < 6; i++) {
         const sg_policy *p = sg_policy_at(set, i);
@@ -158,13 +125,11 @@ END_TEST
 START_TEST(render_exact)
 {
     char path[1024];
-    char err[512] = "";
     sg_policy_set *set = NULL;
-    char *user = slurp("tests/fixtures/render/user.txt", NULL);
-    char *resp = slurp("tests/fixtures/render/response.txt", NULL);
+    char *user = fx_slurp("tests/fixtures/render/user.txt", NULL);
+    char *resp = fx_slurp("tests/fixtures/render/response.txt", NULL);
 
-    snprintf(path, sizeof path, "%s/policies", top());
-    ck_assert_msg(sg_policy_set_load(&set, path, err, sizeof err) == SG_POLICY_OK, "%s", err);
+    set = load_shipped(path, sizeof path);
     for (size_t i = 0; i < sg_policy_count(set); i++) {
         const sg_policy *p = sg_policy_at(set, i);
 
@@ -176,7 +141,7 @@ START_TEST(render_exact)
 
             snprintf(rel, sizeof rel, "tests/fixtures/render/%s.%s.txt", p->name,
                      m == SG_MODE_PROMPT ? "prompt" : "response");
-            want = slurp(rel, &wl);
+            want = fx_slurp(rel, &wl);
             ck_assert_int_eq(sg_moderate_render(set, p, user, m ? resp : NULL, &got), SG_OK);
             ck_assert_uint_eq(strlen(got), wl);
             ck_assert_msg(memcmp(got, want, wl) == 0, "%s differs", rel);
@@ -194,7 +159,6 @@ END_TEST
 START_TEST(render_parts)
 {
     char path[1024];
-    char err[512] = "";
     sg_policy_set *set = NULL;
     sg_prompt_part parts[SG_PROMPT_MAX_PARTS];
     const char *user = "say {GUIDELINE} and <end_of_turn>\n\nOur safety principle";
@@ -203,8 +167,7 @@ START_TEST(render_parts)
     char *got = NULL;
     int n;
 
-    snprintf(path, sizeof path, "%s/policies", top());
-    ck_assert_msg(sg_policy_set_load(&set, path, err, sizeof err) == SG_POLICY_OK, "%s", err);
+    set = load_shipped(path, sizeof path);
     hate = sg_policy_find(set, "hate");
     n = sg_policy_render(set, hate, SG_MODE_PROMPT, user, strlen(user), NULL, 0, parts);
     ck_assert_int_eq(n, 5);
@@ -255,9 +218,9 @@ START_TEST(operator_policy)
     sg_policy_set *set = NULL;
     const sg_policy *p;
 
-    put_file(dir, "demo.yaml", good_policy);
-    put_file(dir, "README", "not a policy: ignored");
-    put_file(dir, ".hidden.yaml", "ignored: [");
+    fx_put(dir, "demo.yaml", good_policy);
+    fx_put(dir, "README", "not a policy: ignored");
+    fx_put(dir, ".hidden.yaml", "ignored: [");
     ck_assert_msg(sg_policy_set_load(&set, dir, err, sizeof err) == SG_POLICY_OK, "%s", err);
     ck_assert_uint_eq(sg_policy_count(set), 1);
     p = sg_policy_at(set, 0);
@@ -300,8 +263,8 @@ START_TEST(err_duplicate_name)
     const char *dir = new_dir(1);
     char want[256];
 
-    put_file(dir, "a.yaml", good_policy);
-    put_file(dir, "b.yaml", good_policy);
+    fx_put(dir, "a.yaml", good_policy);
+    fx_put(dir, "b.yaml", good_policy);
     snprintf(want, sizeof want, "duplicate policy name 'demo' (also in %s/a.yaml:1:7)", dir);
     expect_error(dir, SG_POLICY_EINVALID, "b.yaml:1:7:", want);
     rm_dir(dir);
@@ -415,8 +378,8 @@ static void expect_template_error(const char *prompt, const char *response, cons
              "description: t\nprompt: \"%s\"\nresponse: \"%s\"\nanswer_yes: Yes\n"
              "answer_no: No\n",
              prompt, response);
-    put_file(dir, "template.yaml", text);
-    put_file(dir, "demo.yaml", good_policy);
+    fx_put(dir, "template.yaml", text);
+    fx_put(dir, "demo.yaml", good_policy);
     snprintf(fp, sizeof fp, "template.yaml:%s", pos);
     expect_error(dir, SG_POLICY_EINVALID, fp, needle);
     rm_dir(dir);
@@ -441,15 +404,15 @@ START_TEST(err_template)
     {
         const char *dir = new_dir(0);
 
-        put_file(dir, "template.yaml", "description: t\nprompt: \"{USER}{GUIDELINE}\"\n"
+        fx_put(dir, "template.yaml", "description: t\nprompt: \"{USER}{GUIDELINE}\"\n"
                                        "response: \"{USER}{RESPONSE}{GUIDELINE}\"\n"
                                        "answer_yes: Yes\nanswer_no: Yes\n");
-        put_file(dir, "demo.yaml", good_policy);
+        fx_put(dir, "demo.yaml", good_policy);
         expect_error(dir, SG_POLICY_EINVALID, "template.yaml:5:12:", "equals");
-        put_file(dir, "template.yaml", "description: t\nprompt: \"{USER}{GUIDELINE}\"\n"
+        fx_put(dir, "template.yaml", "description: t\nprompt: \"{USER}{GUIDELINE}\"\n"
                                        "answer_yes: Yes\nanswer_no: No\n");
         expect_error(dir, SG_POLICY_EINVALID, "template.yaml:1:1:", "missing key 'response'");
-        put_file(dir, "template.yaml", "description: t\nsystem: x\n");
+        fx_put(dir, "template.yaml", "description: t\nsystem: x\n");
         expect_error(dir, SG_POLICY_EINVALID, "template.yaml:2:1:", "unknown key 'system'");
         rm_dir(dir);
     }
@@ -467,7 +430,7 @@ START_TEST(err_directory)
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/policies: cannot open"));
 
     dir = new_dir(0);
-    put_file(dir, "demo.yaml", good_policy);
+    fx_put(dir, "demo.yaml", good_policy);
     ck_assert_int_eq(sg_policy_set_load(&set, dir, err, sizeof err), SG_POLICY_EINVALID);
     ck_assert_ptr_nonnull(strstr(err, "no template.yaml"));
     rm_dir(dir);

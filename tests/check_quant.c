@@ -139,22 +139,30 @@ static void pack_q4k_scales(uint8_t out[12], const int sc[8], const int m[8])
     }
 }
 
+/*
+ * The literal Q4_K/Q5_K tests' block header in a zeroed block: d = 1.0, dmin = 0.5, and
+ *   sc0 = 0x41 & 63 = 1;  m0 = 0x82 & 63 = 2;
+ *   sc4 = (0x32 & 15) | (0x41 >> 6) << 4 = 2 | 16 = 18;
+ *   m4 = (0x32 >> 4) | (0x82 >> 6) << 4 = 3 | 32 = 35  (all other scales and mins 0).
+ */
+static void literal_k45_header(uint8_t *b, size_t size)
+{
+    memset(b, 0, size);
+    b[0] = 0x00; /* d = 1.0 */
+    b[1] = 0x3C;
+    b[2] = 0x00; /* dmin = 0.5 */
+    b[3] = 0x38;
+    b[4 + 0] = 0x41;
+    b[4 + 4] = 0x82;
+    b[4 + 8] = 0x32;
+}
+
 START_TEST(test_q4_k_literal)
 {
     uint8_t b[SG_Q4_K_BYTES];
     float out[256];
 
-    memset(b, 0, sizeof b);
-    b[0] = 0x00; /* d = 1.0 */
-    b[1] = 0x3C;
-    b[2] = 0x00; /* dmin = 0.5 */
-    b[3] = 0x38;
-    /* scales: sc0 = 0x41 & 63 = 1; m0 = 0x82 & 63 = 2;
-     * sc4 = (0x32 & 15) | (0x41 >> 6) << 4 = 2 | 16 = 18;
-     * m4 = (0x32 >> 4) | (0x82 >> 6) << 4 = 3 | 32 = 35 */
-    b[4 + 0] = 0x41;
-    b[4 + 4] = 0x82;
-    b[4 + 8] = 0x32;
+    literal_k45_header(b, sizeof b);
     b[16 + 0] = 0x57;  /* element 0 = 1*1*7 - 0.5*2 = 6; element 32 (sub-block 1: sc 0, m 0) = 0 */
     b[16 + 64] = 0x09; /* element 128 (sub-block 4, low nibble) = 18*9 - 0.5*35 = 144.5 */
     b[16 + 65] = 0xF0; /* element 129 = 18*0 - 17.5; element 161 (sub-block 5) = 0 */
@@ -169,17 +177,24 @@ START_TEST(test_q4_k_literal)
 }
 END_TEST
 
-START_TEST(test_q4_k_random)
+/*
+ * Q4_K (bits 4) or Q5_K (bits 5) on three blocks of random d, dmin, 6-bit scales and mins (the
+ * scale of sub-block sc_max and the min of m_max forced to 63, so that every bit of the packing
+ * is exercised) and random quants, against d * sc[j] * q - dmin * m[j].
+ */
+static void check_k45_random(int bits, uint32_t s, int sc_max, int m_max)
 {
     enum { NB = 3 };
-    uint8_t b[NB * SG_Q4_K_BYTES];
+    const size_t bytes = bits == 4 ? SG_Q4_K_BYTES : SG_Q5_K_BYTES;
+    const int qs = bits == 4 ? 16 : 48; /* the low nibbles; Q5_K's qh is at byte 16 */
+    uint8_t b[NB * SG_Q5_K_BYTES];
     float out[NB * 256];
     int q[NB][256], sc[NB][8], m[NB][8];
     float d[NB], dmin[NB];
-    uint32_t s = 2024;
 
+    memset(b, 0, sizeof b);
     for (int k = 0; k < NB; k++) {
-        uint8_t *blk = b + k * SG_Q4_K_BYTES;
+        uint8_t *blk = b + k * bytes;
         d[k] = sg_f16_to_f32(sg_f32_to_f16((float)(rng(&s) % 1000 + 1) / 7000.0f));
         dmin[k] = sg_f16_to_f32(sg_f32_to_f16((float)(rng(&s) % 1000) / 9000.0f));
         put_f16(blk, d[k]);
@@ -188,31 +203,45 @@ START_TEST(test_q4_k_random)
             sc[k][j] = (int)(rng(&s) % 64);
             m[k][j] = (int)(rng(&s) % 64);
         }
-        sc[k][7] = 63; /* the extremes, so every bit of the packing is exercised */
-        m[k][6] = 63;
+        sc[k][sc_max] = 63;
+        m[k][m_max] = 63;
         pack_q4k_scales(blk + 4, sc[k], m[k]);
         for (int i = 0; i < 256; i++)
-            q[k][i] = (int)(rng(&s) % 16);
-        /* element i: sub-block j = i / 32; pair p = j / 2 owns qs[32p .. 32p + 31]; even j
-         * takes the low nibbles, odd j the high nibbles */
+            q[k][i] = (int)(rng(&s) % (1u << bits));
+        if (bits == 5)
+            q[k][3] = 31;
+        /* element i: sub-block j = i / 32, l = i % 32; pair p = j / 2 owns qs[32p .. 32p + 31]:
+         * even j takes the low nibbles, odd j the high nibbles; Q5_K's fifth bit is bit j of
+         * qh[l] (byte 16 + l) */
         for (int i = 0; i < 256; i++) {
             int j = i / 32, l = i % 32;
-            uint8_t *byte = &blk[16 + 32 * (j / 2) + l];
+            uint8_t *byte = &blk[qs + 32 * (j / 2) + l];
+            int lo = q[k][i] & 15;
             if (j % 2 == 0)
-                *byte = (uint8_t)((*byte & 0xF0) | q[k][i]);
+                *byte = (uint8_t)((*byte & 0xF0) | lo);
             else
-                *byte = (uint8_t)((*byte & 0x0F) | q[k][i] << 4);
+                *byte = (uint8_t)((*byte & 0x0F) | lo << 4);
+            if (q[k][i] & 16)
+                blk[16 + l] = (uint8_t)(blk[16 + l] | 1 << j);
         }
     }
-    sg_dequant_q4_k(b, out, NB);
+    if (bits == 4)
+        sg_dequant_q4_k(b, out, NB);
+    else
+        sg_dequant_q5_k(b, out, NB);
     for (int k = 0; k < NB; k++)
         for (int i = 0; i < 256; i++) {
             int j = i / 32;
             double want = (double)d[k] * sc[k][j] * q[k][i] - (double)dmin[k] * m[k][j];
             ck_assert_msg(fabs(out[k * 256 + i] - want) <= 1e-6 * (1 + fabs(want)),
-                          "block %d element %d: %g, want %g", k, i, (double)out[k * 256 + i],
-                          want);
+                          "Q%d_K block %d element %d: %g, want %g", bits, k, i,
+                          (double)out[k * 256 + i], want);
         }
+}
+
+START_TEST(test_q4_k_random)
+{
+    check_k45_random(4, 2024, 7, 6);
 }
 END_TEST
 
@@ -221,14 +250,7 @@ START_TEST(test_q5_k_literal)
     uint8_t b[SG_Q5_K_BYTES];
     float out[256];
 
-    memset(b, 0, sizeof b);
-    b[0] = 0x00; /* d = 1.0 */
-    b[1] = 0x3C;
-    b[2] = 0x00; /* dmin = 0.5 */
-    b[3] = 0x38;
-    b[4 + 0] = 0x41; /* as in the Q4_K literal: sc0 = 1, m0 = 2, sc4 = 18, m4 = 35 */
-    b[4 + 4] = 0x82;
-    b[4 + 8] = 0x32;
+    literal_k45_header(b, sizeof b); /* sc0 = 1, m0 = 2, sc4 = 18, m4 = 35 */
     b[16 + 0] = 0x01 | 0x10; /* qh[0]: bit 0 (sub-block 0) and bit 4 (sub-block 4) */
     b[16 + 1] = 0x02;        /* qh[1]: bit 1 (sub-block 1, which has scale 0) */
     b[48 + 0] = 0x57;        /* qs[0]: element 0 = 1 * (7 + 16) - 0.5 * 2 = 22 */
@@ -247,53 +269,7 @@ END_TEST
 
 START_TEST(test_q5_k_random)
 {
-    enum { NB = 3 };
-    uint8_t b[NB * SG_Q5_K_BYTES];
-    float out[NB * 256];
-    int q[NB][256], sc[NB][8], m[NB][8];
-    float d[NB], dmin[NB];
-    uint32_t s = 555;
-
-    memset(b, 0, sizeof b);
-    for (int k = 0; k < NB; k++) {
-        uint8_t *blk = b + k * SG_Q5_K_BYTES;
-        d[k] = sg_f16_to_f32(sg_f32_to_f16((float)(rng(&s) % 1000 + 1) / 7000.0f));
-        dmin[k] = sg_f16_to_f32(sg_f32_to_f16((float)(rng(&s) % 1000) / 9000.0f));
-        put_f16(blk, d[k]);
-        put_f16(blk + 2, dmin[k]);
-        for (int j = 0; j < 8; j++) {
-            sc[k][j] = (int)(rng(&s) % 64);
-            m[k][j] = (int)(rng(&s) % 64);
-        }
-        sc[k][5] = 63;
-        m[k][7] = 63;
-        pack_q4k_scales(blk + 4, sc[k], m[k]);
-        for (int i = 0; i < 256; i++)
-            q[k][i] = (int)(rng(&s) % 32);
-        q[k][3] = 31;
-        /* element i: sub-block j = i / 32, l = i % 32: the low four bits as in Q4_K (in qs at
-         * byte 48), the fifth bit is bit j of qh[l] (byte 16 + l) */
-        for (int i = 0; i < 256; i++) {
-            int j = i / 32, l = i % 32;
-            uint8_t *byte = &blk[48 + 32 * (j / 2) + l];
-            int lo = q[k][i] & 15;
-            if (j % 2 == 0)
-                *byte = (uint8_t)((*byte & 0xF0) | lo);
-            else
-                *byte = (uint8_t)((*byte & 0x0F) | lo << 4);
-            if (q[k][i] & 16)
-                blk[16 + l] = (uint8_t)(blk[16 + l] | 1 << j);
-        }
-    }
-    sg_dequant_q5_k(b, out, NB);
-    for (int k = 0; k < NB; k++)
-        for (int i = 0; i < 256; i++) {
-            int j = i / 32;
-            double want = (double)d[k] * sc[k][j] * q[k][i] - (double)dmin[k] * m[k][j];
-            ck_assert_msg(fabs(out[k * 256 + i] - want) <= 1e-6 * (1 + fabs(want)),
-                          "block %d element %d: %g, want %g", k, i, (double)out[k * 256 + i],
-                          want);
-        }
+    check_k45_random(5, 555, 5, 7);
 }
 END_TEST
 

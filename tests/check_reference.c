@@ -299,18 +299,9 @@ static void write_model(const char *dir, const struct ref_cfg *c, struct ref_w *
         memcpy((char *)blob + off, a, cnt * 4);
         off += cnt * 4;
     }
-    char *h = json_dumps(hdr, JSON_COMPACT);
-    size_t hl = strlen(h);
-    unsigned char *file = malloc(8 + hl + off);
-    for (int i = 0; i < 8; i++)
-        file[i] = (unsigned char)((uint64_t)hl >> (8 * i));
-    memcpy(file + 8, h, hl);
-    memcpy(file + 8 + hl, blob, off);
     char path[2048];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    fx_write(path, file, 8 + hl + off);
-    free(file);
-    free(h);
+    fx_st_write(path, hdr, blob, off);
     free(blob);
     json_decref(hdr);
 

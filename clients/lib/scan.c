@@ -394,12 +394,33 @@ fail:
     return -1;
 }
 
+/*
+ * Column `col` (named `name`) of the current CSV record, starting on line `start`: *s and *len.
+ * Returns 0, or, when it is not valid UTF-8 (or holds a NUL), what next_csv() returns for that
+ * item: 1 with the item's error set, -1 if even that failed.
+ */
+static int csv_col(sg_scan_reader *r, sg_scan_item *it, long start, long col, const char *name,
+                   const char **s, size_t *len)
+{
+    *len = r->col_lens[col];
+    *s = *len ? r->cols[col] : "";
+    if (!utf8_valid(*s, *len))
+        return item_error(it, start, "column '%s' is not valid UTF-8 (or holds a NUL byte)",
+                          name) < 0
+                   ? -1
+                   : 1;
+    return 0;
+}
+
 static int next_csv(sg_scan_reader *r, sg_scan_item *it)
 {
     long start;
     const char *msg = NULL;
     int n = csv_record(r, r->n_cols, &start, &msg);
     size_t want = r->lcap;
+    const char *s;
+    size_t len;
+    int rc;
 
     if (n == 0)
         return 0;
@@ -414,35 +435,25 @@ static int next_csv(sg_scan_reader *r, sg_scan_item *it)
     if ((size_t)n != want)
         return item_error(it, start, "CSV: %d fields, the header has %zu", n, want) < 0 ? -1 : 1;
     if (r->col_id >= 0) {
-        const char *s = r->col_lens[r->col_id] ? r->cols[r->col_id] : "";
-
-        if (!utf8_valid(s, r->col_lens[r->col_id]))
-            return item_error(it, start, "column '%s' is not valid UTF-8 (or holds a NUL byte)", r->id_field) < 0 ? -1
-                                                                                            : 1;
-        if (set_id_string(it, s, r->col_lens[r->col_id]) < 0)
+        rc = csv_col(r, it, start, r->col_id, r->id_field, &s, &len);
+        if (rc != 0)
+            return rc;
+        if (set_id_string(it, s, len) < 0)
             goto oom;
     }
-    {
-        size_t tl = r->col_lens[r->col_text];
-        const char *ts = tl ? r->cols[r->col_text] : "";
-
-        if (!utf8_valid(ts, tl))
-            return item_error(it, start, "column '%s' is not valid UTF-8 (or holds a NUL byte)", r->field) < 0 ? -1 : 1;
-        it->text = strndup(ts, tl);
-        it->text_len = tl;
-        if (!it->text)
-            goto oom;
-    }
+    rc = csv_col(r, it, start, r->col_text, r->field, &s, &len);
+    if (rc != 0)
+        return rc;
+    it->text = strndup(s, len);
+    it->text_len = len;
+    if (!it->text)
+        goto oom;
     if (r->col_response >= 0) {
-        size_t rl = r->col_lens[r->col_response];
-        const char *rs = rl ? r->cols[r->col_response] : "";
-
-        if (!utf8_valid(rs, rl))
-            return item_error(it, start, "column '%s' is not valid UTF-8 (or holds a NUL byte)", r->response_field) < 0
-                       ? -1
-                       : 1;
-        it->response = strndup(rs, rl);
-        it->response_len = rl;
+        rc = csv_col(r, it, start, r->col_response, r->response_field, &s, &len);
+        if (rc != 0)
+            return rc;
+        it->response = strndup(s, len);
+        it->response_len = len;
         if (!it->response)
             goto oom;
     }

@@ -1,14 +1,51 @@
 /* common.c: shared shieldctl helpers (see common.h). */
 #include "common.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-int ctl_read_text(const char *arg, char **out, size_t *len)
+int ctl_read_stream(FILE *f, char **out, size_t *len)
 {
     char *buf = NULL;
     size_t n = 0;
     size_t cap = 0;
+
+    *out = NULL;
+    *len = 0;
+    for (;;) {
+        size_t got;
+
+        if (cap - n < 4096) {
+            size_t nc = cap ? cap * 2 : 65536;
+            char *nb = realloc(buf, nc + 1);
+
+            if (!nb) {
+                free(buf);
+                return SG_ENOMEM;
+            }
+            buf = nb;
+            cap = nc;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        free(buf);
+        return SG_EIO;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int ctl_read_text(const char *arg, char **out, size_t *len)
+{
+    int rc;
 
     *out = NULL;
     *len = 0;
@@ -21,39 +58,109 @@ int ctl_read_text(const char *arg, char **out, size_t *len)
         *len = strlen(arg);
         return 0;
     }
-    for (;;) {
-        size_t got;
-
-        if (cap - n < 4096) {
-            size_t nc = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, nc + 1);
-
-            if (!nb) {
-                free(buf);
-                fprintf(stderr, "shieldctl: out of memory reading stdin\n");
-                return -1;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        got = fread(buf + n, 1, cap - n, stdin);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(stdin)) {
-        free(buf);
-        fprintf(stderr, "shieldctl: error reading stdin\n");
+    rc = ctl_read_stream(stdin, out, len);
+    if (rc < 0) {
+        fprintf(stderr, "shieldctl: %s\n",
+                rc == SG_ENOMEM ? "out of memory reading stdin" : "error reading stdin");
         return -1;
     }
-    if (memchr(buf, '\0', n)) {
-        free(buf);
+    if (memchr(*out, '\0', *len)) {
+        free(*out);
+        *out = NULL;
+        *len = 0;
         fprintf(stderr, "shieldctl: stdin contains a NUL byte\n");
         return -1;
     }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
+    return 0;
+}
+
+int ctl_parse_int(const char *cmd, const char *opt, const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) {
+        if (hi == INT_MAX)
+            fprintf(stderr, "shieldctl %s: %s wants an integer >= %d, not '%s'\n", cmd, opt, lo,
+                    s);
+        else
+            fprintf(stderr, "shieldctl %s: %s wants an integer in [%d, %d], not '%s'\n", cmd,
+                    opt, lo, hi, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int ctl_parse_double(const char *cmd, const char *opt, const char *s, double *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtod(s, &end);
+    if (errno || *end || end == s) {
+        fprintf(stderr, "shieldctl %s: %s wants a number, not '%s'\n", cmd, opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+int ctl_parse_precision(const char *s, sg_precision *out)
+{
+    static const struct {
+        const char *name;
+        sg_precision p;
+    } names[] = {{"f32", SG_PREC_F32}, {"bf16", SG_PREC_BF16}, {"int8", SG_PREC_INT8}};
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].p;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int ctl_tok_open(const char *cmd, const char *path, sg_tok **out)
+{
+    char err[1024] = "";
+    int rc = sg_tok_open(out, path, err, sizeof err);
+
+    if (rc < 0) {
+        fprintf(stderr, "shieldctl %s: %s\n", cmd, err[0] ? err : sg_engine_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int ctl_load(const char *cmd, const char *dir, const char *model_path, const sg_model_opts *mo,
+             const sg_moderate_opts *opts, sg_policy_set **set, sg_model **model,
+             sg_moderator **mod)
+{
+    char err[1024] = "";
+
+    if (set && sg_policy_set_load(set, dir, err, sizeof err) < 0)
+        goto fail;
+    if (model && sg_model_open(model, model_path, mo, err, sizeof err) < 0)
+        goto fail;
+    if (mod && sg_moderator_new(mod, *model, opts, err, sizeof err) < 0)
+        goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "shieldctl %s: %s\n", cmd, err);
+    return -1;
+}
+
+int ctl_print_json(FILE *f, const json_t *j, size_t flags)
+{
+    char *s = json_dumps(j, flags);
+
+    if (!s)
+        return -1;
+    fprintf(f, "%s\n", s);
+    free(s);
     return 0;
 }
 
@@ -66,15 +173,8 @@ int ctl_print_classify(FILE *f, json_t *reply, int as_json)
 
     if (!json_is_array(results))
         return -1;
-    if (as_json) {
-        char *s = json_dumps(reply, JSON_COMPACT | JSON_REAL_PRECISION(17));
-
-        if (!s)
-            return -1;
-        fprintf(f, "%s\n", s);
-        free(s);
-        return 0;
-    }
+    if (as_json)
+        return ctl_print_json(f, reply, JSON_COMPACT | JSON_REAL_PRECISION(17));
     fprintf(f, "model: %s\n", json_string_value(json_object_get(reply, "model"))
                                   ? json_string_value(json_object_get(reply, "model"))
                                   : "?");

@@ -26,10 +26,7 @@
 
 #include <jansson.h>
 
-#include "sg_engine.h"
-#include "sg_moderate.h"
-#include "sg_policy.h"
-#include "sg_tok.h"
+#include "common.h"
 
 int ctl_bench(int argc, char **argv);
 
@@ -44,6 +41,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: shieldctl bench --model PATH [--threads N] [--tokens N,...] [--reps R]\n"
             "                       [--precision f32|bf16|int8] [--policies DIR] [--json]\n"
+            "                       [--pack-cache DIR]\n"
             "\n"
             "Measure the engine on PATH: load time, prefill tokens/s per prompt length (best\n"
             "and median of R runs), a 4-policy classification of a 64-token message, the\n"
@@ -54,6 +52,8 @@ static void usage(FILE *f)
             "  --reps R           runs per measurement (default 3)\n"
             "  --precision P      f32, bf16 or int8 (default: bf16)\n"
             "  --policies DIR     policy directory for the classification (default: policies)\n"
+            "  --pack-cache DIR    map the packed weights from a cache file in DIR, written by\n"
+            "                     the first load (default: none, repack at every load)\n"
             "  --no-classify      skip the classification (no policy directory needed)\n"
             "  --json             one JSON object: {\"prefill_tokens_per_s\": {\"64\": x, ...},\n"
             "                     \"prefill_tokens_per_s_median\": {...}, \"classify_4_policies_ms\",\n"
@@ -251,6 +251,9 @@ int ctl_bench(int argc, char **argv)
         } else if (v != NULL && strcmp(a, "--model") == 0) {
             model_path = v;
             i++;
+        } else if (v != NULL && strcmp(a, "--pack-cache") == 0) {
+            mo.pack_cache = v;
+            i++;
         } else if (v != NULL && strcmp(a, "--policies") == 0) {
             dir = v;
             i++;
@@ -283,13 +286,7 @@ int ctl_bench(int argc, char **argv)
             }
             i++;
         } else if (v != NULL && strcmp(a, "--precision") == 0) {
-            if (strcmp(v, "f32") == 0)
-                mo.precision = SG_PREC_F32;
-            else if (strcmp(v, "bf16") == 0)
-                mo.precision = SG_PREC_BF16;
-            else if (strcmp(v, "int8") == 0)
-                mo.precision = SG_PREC_INT8;
-            else {
+            if (ctl_parse_precision(v, &mo.precision) < 0) {
                 fprintf(stderr, "shieldctl bench: --precision: expected f32, bf16 or int8, "
                                 "found '%s'\n", v);
                 return 2;
@@ -310,23 +307,16 @@ int ctl_bench(int argc, char **argv)
         if (lens[i] > max_len)
             max_len = lens[i];
 
-    if (classify) {
-        rc = sg_policy_set_load(&set, dir, err, sizeof err);
-        if (rc < 0) {
-            fprintf(stderr, "shieldctl bench: %s\n", err);
-            goto out;
-        }
-    }
+    if (classify && ctl_load("bench", dir, NULL, NULL, NULL, &set, NULL, NULL) < 0)
+        goto out;
     {
         const double t0 = now();
 
-        rc = sg_model_open(&model, model_path, &mo, err, sizeof err);
+        rc = ctl_load("bench", NULL, model_path, &mo, NULL, NULL, &model, NULL);
         load_s = now() - t0;
     }
-    if (rc < 0) {
-        fprintf(stderr, "shieldctl bench: %s\n", err);
+    if (rc < 0)
         goto out;
-    }
     rss_load = rss_now_mb();
     info = sg_model_get_info(model);
     tok = sg_model_tok(model);

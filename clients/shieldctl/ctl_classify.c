@@ -3,7 +3,6 @@
  * against the policies, in-process: load the model and the policy directory, run the same
  * moderation module as the daemon, print the JSON of POST /v1/classify or a table.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -51,46 +50,19 @@ static void usage(FILE *f)
             "  --smoothing A      ... and a = 0 by default\n");
 }
 
-static int parse_int(const char *opt, const char *s, int lo, int *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > INT_MAX) {
-        fprintf(stderr, "shieldctl classify: %s wants an integer >= %d, not '%s'\n", opt, lo, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_double(const char *opt, const char *s, double *out)
-{
-    char *end;
-
-    errno = 0;
-    *out = strtod(s, &end);
-    if (errno || *end || end == s) {
-        fprintf(stderr, "shieldctl classify: %s wants a number, not '%s'\n", opt, s);
-        return -1;
-    }
-    return 0;
-}
-
-/* Ask the daemon at `ep` (NULL: argument error already printed). Returns the exit status. */
-static int classify_remote(const char *ep, const char *text, size_t text_len,
+/* Ask the daemon at --socket `sock` / --url `url`. Returns the exit status. */
+static int classify_remote(const char *sock, const char *url, const char *text, size_t text_len,
                            const char *response, const char *const *named, size_t n_named,
                            int as_json)
 {
     sg_client *c = NULL;
     json_t *body = NULL;
     json_t *reply = NULL;
-    int status = 1;
+    int status = ctl_connect("classify", sock, url, 0, &c, NULL);
 
-    if (!ep)
-        return 2;
+    if (status)
+        return status;
+    status = 1;
     body = json_object();
     if (!body || json_object_set_new(body, "text", json_stringn(text, text_len)) < 0) {
         fprintf(stderr, "shieldctl classify: the text is not valid UTF-8\n");
@@ -107,9 +79,6 @@ static int classify_remote(const char *ep, const char *text, size_t text_len,
             json_array_append_new(arr, json_string(named[i]));
         json_object_set_new(body, "policies", arr);
     }
-    c = ctl_client_open("classify", ep, 0);
-    if (!c)
-        goto out;
     if (ctl_remote_json("classify", c, "POST", "/v1/classify", body, &reply, NULL) < 0)
         goto out;
     if (ctl_print_classify(stdout, reply, as_json) < 0) {
@@ -162,7 +131,6 @@ int ctl_classify(int argc, char **argv)
     json_t *reply = NULL;
     char *text = NULL;
     size_t text_len = 0;
-    char err[1024];
     int status = 1;
     int c;
     int rc;
@@ -197,33 +165,27 @@ int ctl_classify(int argc, char **argv)
             break;
         case 'n':
             local_only = 1;
-            if (parse_int("--max-tokens", optarg, 1, &opts.max_tokens) < 0)
+            if (ctl_parse_int("classify", "--max-tokens", optarg, 1, INT_MAX, &opts.max_tokens) < 0)
                 return 2;
             break;
         case 't':
             local_only = 1;
-            if (parse_int("--threads", optarg, 0, &mo.n_threads) < 0)
+            if (ctl_parse_int("classify", "--threads", optarg, 0, INT_MAX, &mo.n_threads) < 0)
                 return 2;
             break;
         case 'k':
             local_only = 1;
-            if (parse_double("--temperature", optarg, &opts.temperature) < 0)
+            if (ctl_parse_double("classify", "--temperature", optarg, &opts.temperature) < 0)
                 return 2;
             break;
         case 'a':
             local_only = 1;
-            if (parse_double("--smoothing", optarg, &opts.smoothing) < 0)
+            if (ctl_parse_double("classify", "--smoothing", optarg, &opts.smoothing) < 0)
                 return 2;
             break;
         case 'x':
             local_only = 1;
-            if (strcmp(optarg, "f32") == 0) {
-                mo.precision = SG_PREC_F32;
-            } else if (strcmp(optarg, "bf16") == 0) {
-                mo.precision = SG_PREC_BF16;
-            } else if (strcmp(optarg, "int8") == 0) {
-                mo.precision = SG_PREC_INT8;
-            } else {
+            if (ctl_parse_precision(optarg, &mo.precision) < 0) {
                 fprintf(stderr, "shieldctl classify: --precision wants f32, bf16 or int8, not "
                                 "'%s'\n", optarg);
                 return 2;
@@ -262,27 +224,13 @@ int ctl_classify(int argc, char **argv)
     if (ctl_read_text(argv[optind], &text, &text_len) < 0)
         return 1;
     if (!model_path) {
-        status = classify_remote(ctl_endpoint("classify", sock, url), text, text_len, response,
-                                 named, n_named, as_json);
+        status = classify_remote(sock, url, text, text_len, response, named, n_named, as_json);
         free(text);
         return status;
     }
 
-    rc = sg_policy_set_load(&set, dir, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "shieldctl classify: %s\n", err);
+    if (ctl_load("classify", dir, model_path, &mo, &opts, &set, &model, &mod) < 0)
         goto out;
-    }
-    rc = sg_model_open(&model, model_path, &mo, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "shieldctl classify: %s\n", err);
-        goto out;
-    }
-    rc = sg_moderator_new(&mod, model, &opts, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "shieldctl classify: %s\n", err);
-        goto out;
-    }
     memset(&req, 0, sizeof req);
     req.text = text;
     req.text_len = text_len;

@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sg_engine.h"
-#include "sg_tok.h"
+#include "common.h"
 
 int ctl_detokenize(int argc, char **argv);
 extern const char ctl_detokenize_help[];
@@ -138,7 +137,6 @@ int ctl_detokenize(int argc, char **argv)
     int32_t *ids = NULL;
     size_t n = 0, len = 0;
     int json = 0, jsonl = 0, status = 1, rc;
-    char err[512] = "";
     char *text = NULL;
     sg_tok *tok = NULL;
 
@@ -170,11 +168,8 @@ int ctl_detokenize(int argc, char **argv)
         free(ids);
         return 2;
     }
-    rc = sg_tok_open(&tok, model, err, sizeof err);
-    if (rc != SG_OK) {
-        fprintf(stderr, "shieldctl detokenize: %s\n", err[0] ? err : sg_engine_strerror(rc));
+    if (ctl_tok_open("detokenize", model, &tok) < 0)
         goto done;
-    }
     if (jsonl) {
         if (run_jsonl(tok, stdin) != 0)
             goto done;

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sg_engine.h"
+#include "common.h"
 
 int ctl_logits(int argc, char **argv);
 extern const char ctl_logits_help[];
@@ -72,38 +72,19 @@ static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
-    size_t len = 0;
-    size_t cap = 0;
+    size_t len;
+    int rc;
 
     if (!f) {
         fprintf(stderr, "shieldctl logits: %s: %s\n", path, strerror(errno));
         return NULL;
     }
-    for (;;) {
-        if (cap - len < 4096) {
-            cap = cap ? cap * 2 : 8192;
-            char *g = realloc(buf, cap);
-            if (!g) {
-                fprintf(stderr, "shieldctl logits: out of memory\n");
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = g;
-        }
-        size_t r = fread(buf + len, 1, cap - len - 1, f);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    if (ferror(f)) {
-        fprintf(stderr, "shieldctl logits: %s: read error\n", path);
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    buf[len] = '\0';
+    rc = ctl_read_stream(f, &buf, &len);
     fclose(f);
+    if (rc == SG_ENOMEM)
+        fprintf(stderr, "shieldctl logits: out of memory\n");
+    else if (rc < 0)
+        fprintf(stderr, "shieldctl logits: %s: read error\n", path);
     return buf;
 }
 

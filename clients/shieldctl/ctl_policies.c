@@ -1,8 +1,7 @@
 /* ctl_policies.c: `shieldctl policies`: the daemon's loaded policies (GET /v1/policies). */
-#include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 
+#include "common.h"
 #include "remote.h"
 
 int ctl_policies(int argc, char **argv);
@@ -18,65 +17,30 @@ static void usage(FILE *f)
 
 int ctl_policies(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"socket", required_argument, NULL, 's'},
-        {"url", required_argument, NULL, 'u'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *sock = NULL;
-    const char *url = NULL;
-    const char *ep;
-    int as_json = 0;
+    ctl_remote_args a;
     sg_client *c = NULL;
     json_t *j = NULL;
     json_t *p;
     size_t i;
-    int status = 1;
-    int opt;
+    int status = ctl_remote_args_parse("policies", argc, argv, 0, usage, &a);
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 's':
-            sock = optarg;
-            break;
-        case 'u':
-            url = optarg;
-            break;
-        case 'j':
-            as_json = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
-    ep = ctl_endpoint("policies", sock, url);
-    if (!ep)
-        return 2;
-    c = ctl_client_open("policies", ep, 0);
-    if (!c)
-        return 1;
+    if (status >= 0)
+        return status;
+    status = ctl_connect("policies", a.sock, a.url, 0, &c, NULL);
+    if (status)
+        return status;
+    status = 1;
     if (ctl_remote_json("policies", c, "GET", "/v1/policies", NULL, &j, NULL) < 0)
         goto out;
     if (!json_is_array(json_object_get(j, "policies"))) {
         fprintf(stderr, "shieldctl policies: the reply has no \"policies\" array\n");
         goto out;
     }
-    if (as_json) {
-        char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
-
-        printf("%s\n", s ? s : "{}");
-        free(s);
+    if (a.as_json) {
+        if (ctl_print_json(stdout, j, JSON_COMPACT | JSON_REAL_PRECISION(17)) < 0) {
+            fprintf(stderr, "shieldctl policies: out of memory\n");
+            goto out;
+        }
     } else {
         printf("%-20s %9s %-8s %s\n", "policy", "threshold", "enabled", "title");
         json_array_foreach(json_object_get(j, "policies"), i, p) {

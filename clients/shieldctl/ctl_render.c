@@ -8,8 +8,6 @@
 #include <string.h>
 
 #include "common.h"
-#include "sg_moderate.h"
-#include "sg_tok.h"
 
 int ctl_render(int argc, char **argv);
 
@@ -49,7 +47,6 @@ int ctl_render(int argc, char **argv)
     char *prompt = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    char err[1024];
     int status = 1;
     int c;
     int rc;
@@ -90,11 +87,8 @@ int ctl_render(int argc, char **argv)
     }
     if (ctl_read_text(argv[optind], &text, &text_len) < 0)
         return 1;
-    rc = sg_policy_set_load(&set, dir, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "shieldctl render: %s\n", err);
+    if (ctl_load("render", dir, NULL, NULL, NULL, &set, NULL, NULL) < 0)
         goto out;
-    }
     policy = sg_policy_find(set, name);
     if (!policy) {
         fprintf(stderr, "shieldctl render: no policy '%s' in %s\n", name, dir);
@@ -110,11 +104,8 @@ int ctl_render(int argc, char **argv)
         status = 0;
         goto out;
     }
-    rc = sg_tok_open(&tok, model_path, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "shieldctl render: %s\n", err);
+    if (ctl_tok_open("render", model_path, &tok) < 0)
         goto out;
-    }
     rc = sg_moderate_tokenize(tok, set, policy, text, text_len, response,
                               response ? strlen(response) : 0, &ids, &n_ids);
     if (rc < 0) {

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "remote.h"
 #include "scan.h"
 #include "sg_moderate.h"
@@ -404,22 +405,6 @@ static int parse_shard(const char *s, long *i, long *n)
     return 0;
 }
 
-static int parse_pos(const char *opt, const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "shieldctl scan: %s wants an integer in [%d, %d], not '%s'\n", opt, lo,
-                hi, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
 int ctl_scan(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -515,17 +500,11 @@ int ctl_scan(int argc, char **argv)
             model_path = optarg;
             break;
         case 't':
-            if (parse_pos("--threads", optarg, 0, 4096, &mo.n_threads) < 0)
+            if (ctl_parse_int("scan", "--threads", optarg, 0, 4096, &mo.n_threads) < 0)
                 return 2;
             break;
         case 'x':
-            if (strcmp(optarg, "f32") == 0) {
-                mo.precision = SG_PREC_F32;
-            } else if (strcmp(optarg, "bf16") == 0) {
-                mo.precision = SG_PREC_BF16;
-            } else if (strcmp(optarg, "int8") == 0) {
-                mo.precision = SG_PREC_INT8;
-            } else {
+            if (ctl_parse_precision(optarg, &mo.precision) < 0) {
                 fprintf(stderr, "shieldctl scan: --precision wants f32, bf16 or int8\n");
                 return 2;
             }
@@ -537,7 +516,8 @@ int ctl_scan(int argc, char **argv)
             url = optarg;
             break;
         case 'c':
-            if (parse_pos("--concurrency", optarg, 1, MAX_CONCURRENCY, &s.concurrency) < 0)
+            if (ctl_parse_int("scan", "--concurrency", optarg, 1, MAX_CONCURRENCY,
+                              &s.concurrency) < 0)
                 return 2;
             break;
         case 's':
@@ -548,7 +528,7 @@ int ctl_scan(int argc, char **argv)
             }
             break;
         case 'T':
-            if (parse_pos("--timeout", optarg, 1, INT_MAX, &s.timeout_ms) < 0)
+            if (ctl_parse_int("scan", "--timeout", optarg, 1, INT_MAX, &s.timeout_ms) < 0)
                 return 2;
             break;
         case 'h':
@@ -617,22 +597,8 @@ int ctl_scan(int argc, char **argv)
         }
     }
     if (model_path) {
-        int rc = sg_policy_set_load(&s.set, dir, err, sizeof err);
-
-        if (rc < 0) {
-            fprintf(stderr, "shieldctl scan: %s\n", err);
+        if (ctl_load("scan", dir, model_path, &mo, &mopts, &s.set, &s.model, &s.mod) < 0)
             goto out;
-        }
-        rc = sg_model_open(&s.model, model_path, &mo, err, sizeof err);
-        if (rc < 0) {
-            fprintf(stderr, "shieldctl scan: %s\n", err);
-            goto out;
-        }
-        rc = sg_moderator_new(&s.mod, s.model, &mopts, err, sizeof err);
-        if (rc < 0) {
-            fprintf(stderr, "shieldctl scan: %s\n", err);
-            goto out;
-        }
     }
     window = model_path ? 64 : (size_t)s.concurrency * 16;
     s.slots = calloc(window, sizeof *s.slots);

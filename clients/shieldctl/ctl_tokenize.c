@@ -12,8 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sg_engine.h"
-#include "sg_tok.h"
+#include "common.h"
 
 int ctl_tokenize(int argc, char **argv);
 extern const char ctl_tokenize_help[];
@@ -32,44 +31,25 @@ static void usage(FILE *f)
                "  --file F      read the text from F ('-' reads standard input)\n");
 }
 
-/* Read all of `f` into a malloc'ed buffer. */
-static char *read_all(FILE *f, size_t *n)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *b = malloc(cap);
-
-    if (!b)
-        return NULL;
-    for (;;) {
-        size_t got;
-
-        if (len == cap) {
-            char *p = realloc(b, cap * 2);
-
-            if (!p) {
-                free(b);
-                return NULL;
-            }
-            b = p;
-            cap *= 2;
-        }
-        got = fread(b + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        free(b);
-        return NULL;
-    }
-    *n = len;
-    return b;
-}
-
 struct ids {
     int32_t *v;
     size_t cap;
 };
+
+/* Room for at least `need` ids in ids->v. SG_OK or SG_ENOMEM. */
+static int ids_reserve(struct ids *ids, size_t need)
+{
+    int32_t *p;
+
+    if (ids->cap >= need)
+        return SG_OK;
+    p = realloc(ids->v, need * sizeof *p);
+    if (!p)
+        return SG_ENOMEM;
+    ids->v = p;
+    ids->cap = need;
+    return SG_OK;
+}
 
 /* Encode and print one line of ids. */
 static int print_ids(const sg_tok *tok, struct ids *ids, const char *text, size_t len,
@@ -78,22 +58,12 @@ static int print_ids(const sg_tok *tok, struct ids *ids, const char *text, size_
     size_t n = 0;
     int rc;
 
-    if (ids->cap < len + 8) {
-        int32_t *p = realloc(ids->v, (len + 8) * sizeof *p);
-
-        if (!p)
-            return SG_ENOMEM;
-        ids->v = p;
-        ids->cap = len + 8;
-    }
+    if (ids_reserve(ids, len + 8) != SG_OK)
+        return SG_ENOMEM;
     rc = sg_tok_encode(tok, text, len, mode, ids->v, ids->cap, &n);
     if (rc == SG_ERANGE) {
-        int32_t *p = realloc(ids->v, (n + 8) * sizeof *p);
-
-        if (!p)
+        if (ids_reserve(ids, n + 8) != SG_OK)
             return SG_ENOMEM;
-        ids->v = p;
-        ids->cap = n + 8;
         rc = sg_tok_encode(tok, text, len, mode, ids->v, ids->cap, &n);
     }
     if (rc != SG_OK)
@@ -110,7 +80,6 @@ int ctl_tokenize(int argc, char **argv)
 {
     const char *model = NULL, *file = NULL, *text = NULL;
     int special = 0, bos = 1, jsonl = 0, status = 1;
-    char err[512] = "";
     sg_tok *tok = NULL;
     char *buf = NULL;
     size_t len = 0;
@@ -158,10 +127,10 @@ int ctl_tokenize(int argc, char **argv)
             fprintf(stderr, "shieldctl tokenize: %s: %s\n", file, strerror(errno));
             return 1;
         }
-        buf = read_all(f, &len);
+        rc = ctl_read_stream(f, &buf, &len);
         if (f != stdin)
             fclose(f);
-        if (!buf) {
+        if (rc < 0) {
             fprintf(stderr, "shieldctl tokenize: %s: read error\n", file);
             return 1;
         }
@@ -172,11 +141,8 @@ int ctl_tokenize(int argc, char **argv)
             return 1;
         memcpy(buf, text, len + 1);
     }
-    rc = sg_tok_open(&tok, model, err, sizeof err);
-    if (rc != SG_OK) {
-        fprintf(stderr, "shieldctl tokenize: %s\n", err[0] ? err : sg_engine_strerror(rc));
+    if (ctl_tok_open("tokenize", model, &tok) < 0)
         goto done;
-    }
     if (!jsonl) {
         rc = print_ids(tok, &ids, buf, len, special ? SG_TOK_TEMPLATE : SG_TOK_USER, bos, stdout);
         if (rc != SG_OK) {

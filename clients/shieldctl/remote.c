@@ -1,6 +1,9 @@
 /* remote.c: shieldctl's HTTP helpers (see remote.h). */
 #include "remote.h"
 
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,4 +94,75 @@ int ctl_remote_json(const char *cmd, sg_client *c, const char *method, const cha
     sg_client_response_free(&r);
     *out = j;
     return 0;
+}
+
+int ctl_remote_args_parse(const char *cmd, int argc, char **argv, int with_timeout,
+                          void (*usage)(FILE *), ctl_remote_args *a)
+{
+    static const struct option with_t[] = {
+        {"socket", required_argument, NULL, 's'}, {"url", required_argument, NULL, 'u'},
+        {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
+        {"timeout", required_argument, NULL, 't'}, {NULL, 0, NULL, 0},
+    };
+    static const struct option without_t[] = {
+        {"socket", required_argument, NULL, 's'}, {"url", required_argument, NULL, 'u'},
+        {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    memset(a, 0, sizeof *a);
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", with_timeout ? with_t : without_t, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            a->sock = optarg;
+            break;
+        case 'u':
+            a->url = optarg;
+            break;
+        case 't': {
+            char *end;
+            long v;
+
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v <= 0 || v > INT_MAX) {
+                fprintf(stderr, "shieldctl %s: --timeout wants milliseconds > 0, not '%s'\n",
+                        cmd, optarg);
+                return 2;
+            }
+            a->timeout_ms = (int)v;
+            break;
+        }
+        case 'j':
+            a->as_json = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+int ctl_connect(const char *cmd, const char *sock, const char *url, int timeout_ms,
+                sg_client **c, const char **ep)
+{
+    const char *e = ctl_endpoint(cmd, sock, url);
+
+    *c = NULL;
+    if (ep)
+        *ep = e;
+    if (!e)
+        return 2;
+    *c = ctl_client_open(cmd, e, timeout_ms);
+    return *c ? 0 : 1;
 }

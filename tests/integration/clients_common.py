@@ -1,6 +1,7 @@
-"""Shared by the client integration tests (test_clients, test_scan, test_python_client,
-test_nginx): paths, a tiny random model made once per module, and a real shieldd on a temporary
-Unix socket and a free TCP port."""
+"""Shared by the integration tests: the paths of the tree and the binaries (honouring $SG_TOP and
+$SG_BUILD), a tiny random model made once per module, and (for the client tests: test_clients,
+test_scan, test_python_client, test_nginx) a real shieldd on a temporary Unix socket and a free
+TCP port."""
 import os
 import shutil
 import socket
@@ -88,6 +89,24 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+def start(prefix):
+    """setUpModule of a client test: (tmp, model, daemon) in a new temporary folder."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    try:
+        model = make_model(tmp)
+        return tmp, model, Daemon(model, tmp)
+    except BaseException:
+        rmtree(tmp)
+        raise
+
+
+def stop(tmp, daemon):
+    """tearDownModule of a client test: end the daemon (if any), remove the folder."""
+    if daemon:
+        daemon.stop()
+    rmtree(tmp)
 
 
 def ctl(*args, env=None, input=None, timeout=300):

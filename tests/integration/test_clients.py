@@ -5,10 +5,9 @@ exit, and transport errors (no daemon, bad endpoint)."""
 import json
 import os
 import re
-import tempfile
 import unittest
 
-from clients_common import Daemon, ctl, make_model, rmtree
+from clients_common import ctl, start, stop
 
 _tmp = None
 _model = None
@@ -17,15 +16,11 @@ _daemon = None
 
 def setUpModule():
     global _tmp, _model, _daemon
-    _tmp = tempfile.mkdtemp(prefix="clients-test-")
-    _model = make_model(_tmp)
-    _daemon = Daemon(_model, _tmp)
+    _tmp, _model, _daemon = start("clients-test-")
 
 
 def tearDownModule():
-    if _daemon:
-        _daemon.stop()
-    rmtree(_tmp)
+    stop(_tmp, _daemon)
 
 
 def strip_computed(out):

@@ -25,19 +25,9 @@ import threading
 import time
 import unittest
 
-TOP = os.environ.get("SG_TOP") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("SG_BUILD") or os.path.join(TOP, "build")
-SHIELDD = os.path.join(BUILD, "shieldd")
-SHIELDCTL = os.path.join(BUILD, "shieldctl")
-MKMODEL = os.path.join(BUILD, "tools", "mkmodel")
-POLICIES = os.path.join(TOP, "policies")
-TOKENIZER = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemini",
-                         "models", "tokenizer.json")
+from clients_common import POLICIES, SHIELDCTL, SHIELDD, SLOW, free_port, make_model
+
 ENABLED = ["dangerous", "harassment", "hate", "sexual"]
-# Sanitizer builds (build/asan, build/san-address-undefined: see the Makefile) are slower:
-# scale the waits.
-_BUILD_NAME = os.path.basename(os.path.normpath(BUILD))
-SLOW = 4 if "asan" in _BUILD_NAME or _BUILD_NAME.startswith("san-") else 1
 
 _tmp = None
 _model = None
@@ -46,22 +36,11 @@ _model = None
 def setUpModule():
     global _tmp, _model
     _tmp = tempfile.mkdtemp(prefix="shieldd-test-")
-    _model = os.path.join(_tmp, "model")
-    subprocess.run([MKMODEL, "--preset", "tiny", "--dtype", "bf16", "--seed", "7",
-                    "--tokenizer", TOKENIZER, "--out", _model, "--quiet"], check=True,
-                   timeout=300)
+    _model = make_model(_tmp)
 
 
 def tearDownModule():
     shutil.rmtree(_tmp, ignore_errors=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -151,18 +130,7 @@ class Daemon:
             s.sendall(data)
             if shut:
                 s.shutdown(socket.SHUT_WR)
-            out = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except socket.timeout:
-                    break
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            return out
+            return read_to_close(s, lenient=True)
         finally:
             s.close()
 
@@ -186,6 +154,31 @@ class Daemon:
             raise AssertionError("shieldd did not exit after SIGTERM")
         self.log.close()
         return rc
+
+
+def wait_until(cond, seconds=10, step=0.05):
+    """Poll cond() every `step` s until it holds or `seconds` (scaled by SLOW) pass; its last
+    value."""
+    deadline = time.time() + seconds * SLOW
+    while not cond() and time.time() < deadline:
+        time.sleep(step)
+    return cond()
+
+
+def read_to_close(s, lenient=False):
+    """Everything socket `s` receives until the peer closes it; with `lenient`, a timeout or a
+    reset also ends it (else they raise)."""
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            if not lenient:
+                raise
+            return out
+        if not chunk:
+            return out
+        out += chunk
 
 
 def parse_responses(data):
@@ -417,7 +410,7 @@ class DaemonTest(unittest.TestCase):
                     r"shieldd_batch_size_count [1-9]\d*",
                     r"shieldd_cache_hits_total \d+", r"shieldd_cache_misses_total \d+",
                     r'shieldd_model_info\{name="model",arch="gemma2",format="safetensors",'
-                    r'precision="f32"\} 1',
+                    r'precision="f32",kernel="(avx2-f32|avx2-bf16|portable-f32)"\} 1',
                     r"shieldd_connections \d+", r"shieldd_ready 1"):
             self.assertRegex(m, pat)
         for line in m.splitlines():
@@ -567,12 +560,7 @@ class DaemonTest(unittest.TestCase):
                   b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
         self.assertEqual(s.recv(100), b"HTTP/1.1 100 Continue\r\n\r\n")
         s.sendall(body)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_close(s)
         s.close()
         self.assertEqual(parse_responses(data)[0][0], 200)
 
@@ -601,12 +589,7 @@ class DaemonTest(unittest.TestCase):
         for i in range(0, len(msg), 20):
             s.sendall(msg[i:i + 20])
             time.sleep(0.02)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_close(s)
         s.close()
         self.assertEqual(parse_responses(data)[0][0], 200)
         # One that stalls (slowloris) gets 408 after read_timeout, and the connection closes.
@@ -633,9 +616,7 @@ class DaemonTest(unittest.TestCase):
             s.sendall(b"POST /v1/classify HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             s.close()
         self.assertServing()
-        deadline = time.time() + 20 * SLOW
-        while self.d.metric("shieldd_cancelled_total") < before + 1 and time.time() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: self.d.metric("shieldd_cancelled_total") >= before + 1, 20)
         self.assertGreaterEqual(self.d.metric("shieldd_cancelled_total"), before + 1)
         st, body = self.d.json("POST", "/v1/classify", {"text": "still serving"})
         self.assertEqual(st, 200)
@@ -798,9 +779,7 @@ class LifecycleTest(unittest.TestCase):
             with open(os.path.join(pol, "custom.yaml"), "w") as f:
                 f.write(good.replace("name: hate", "name: custom"))
             d.proc.send_signal(signal.SIGHUP)
-            deadline = time.time() + 10 * SLOW
-            while d.metric("shieldd_policy_reloads_total") != 1 and time.time() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: d.metric("shieldd_policy_reloads_total") == 1)
             self.assertEqual(d.metric("shieldd_policy_reloads_total"), 1)
             _, pols = d.json("GET", "/v1/policies")
             self.assertEqual([p["threshold"] for p in pols["policies"] if p["name"] == "hate"],
@@ -816,9 +795,7 @@ class LifecycleTest(unittest.TestCase):
             with open(path, "w") as f:
                 f.write(good.replace("threshold: 0.5", "threshold: [unclosed"))
             d.proc.send_signal(signal.SIGHUP)
-            deadline = time.time() + 10 * SLOW
-            while d.metric("shieldd_policy_reload_failures_total") != 1 and time.time() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: d.metric("shieldd_policy_reload_failures_total") == 1)
             self.assertEqual(d.metric("shieldd_policy_reload_failures_total"), 1)
             self.assertIn("policy reload failed", d.stderr())
             self.assertIn("hate.yaml", d.stderr())
@@ -855,11 +832,8 @@ class LifecycleTest(unittest.TestCase):
         for t in threads:
             t.start()
         # Wait until the three requests are in the daemon (running or queued).
-        deadline = time.time() + 10 * SLOW
-        while time.time() < deadline:
-            if d.metric("shieldd_queue_depth") + d.metric("shieldd_running_requests") >= 3:
-                break
-            time.sleep(0.005)
+        wait_until(lambda: d.metric("shieldd_queue_depth") +
+                   d.metric("shieldd_running_requests") >= 3, step=0.005)
         idle = socket.create_connection(("127.0.0.1", d.port))   # an idle keep-alive client
         rc = d.stop(signal.SIGTERM)
         for t in threads:

@@ -7,9 +7,8 @@ import sys
 import tempfile
 import unittest
 
-TOP = os.environ.get("SG_TOP", os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("SG_BUILD", os.path.join(TOP, "build"))
-SHIELDCTL = os.path.join(BUILD, "shieldctl")
+from clients_common import SHIELDCTL, TOP
+
 PY = "/usr/bin/python3"
 TOOL = os.path.join(TOP, "tools", "gguf_quantize.py")
 FX = os.path.join(TOP, "tests", "fixtures")

@@ -5,9 +5,8 @@ import subprocess
 import tempfile
 import unittest
 
-TOP = os.environ.get("SG_TOP", os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("SG_BUILD", os.path.join(TOP, "build"))
-CTL = os.path.join(BUILD, "shieldctl")
+from clients_common import SHIELDCTL as CTL, TOP
+
 FIX = os.path.join(TOP, "tests", "fixtures", "tiny-a")
 TOL = 1e-4
 

@@ -7,11 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-TOP = os.environ.get("SG_TOP", os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("SG_BUILD", os.path.join(TOP, "build"))
-MKMODEL = os.path.join(BUILD, "tools", "mkmodel")
-TOKENIZER = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemini",
-                         "models", "tokenizer.json")
+from clients_common import MKMODEL, TOKENIZER
 
 
 def read_safetensors(path):

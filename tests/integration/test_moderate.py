@@ -21,15 +21,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gemma_ref import GemmaRef, p_violation  # noqa: E402
+from clients_common import MKMODEL, POLICIES, SHIELDCTL, TOP  # noqa: E402
 
-
-TOP = os.environ.get("SG_TOP") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("SG_BUILD") or os.path.join(TOP, "build")
-SHIELDCTL = os.path.join(BUILD, "shieldctl")
-MKMODEL = os.path.join(BUILD, "tools", "mkmodel")
 NODE_MODULES = os.path.join(TOP, ".cache", "npm", "node_modules")
 GEMMA_TOK = os.path.join(NODE_MODULES, "@lenml", "tokenizer-gemini", "models")
-POLICIES = os.path.join(TOP, "policies")
 FIXTURES = os.path.join(TOP, "tests", "fixtures", "render")
 ENABLED = ["dangerous", "harassment", "hate", "sexual"]
 ALL = ["dangerous", "harassment", "hate", "obscenity", "sexual", "violence"]

@@ -5,11 +5,10 @@ message, no daemon, a listener that never answers (timeout), a non-HTTP reply, b
 import json
 import os
 import socket
-import tempfile
 import threading
 import unittest
 
-from clients_common import Daemon, ctl, make_model, rmtree
+from clients_common import ctl, start, stop
 
 import shieldd_client as sc
 
@@ -20,15 +19,11 @@ _daemon = None
 
 def setUpModule():
     global _tmp, _model, _daemon
-    _tmp = tempfile.mkdtemp(prefix="py-client-test-")
-    _model = make_model(_tmp)
-    _daemon = Daemon(_model, _tmp)
+    _tmp, _model, _daemon = start("py-client-test-")
 
 
 def tearDownModule():
-    if _daemon:
-        _daemon.stop()
-    rmtree(_tmp)
+    stop(_tmp, _daemon)
 
 
 class API(unittest.TestCase):

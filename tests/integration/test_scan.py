@@ -6,11 +6,10 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
-from clients_common import Daemon, SHIELDCTL, ctl, make_model, rmtree, SLOW
+from clients_common import SHIELDCTL, SLOW, ctl, start, stop
 
 _tmp = None
 _model = None
@@ -20,15 +19,11 @@ _ref = None      # the in-process output of the 2000-item input
 
 def setUpModule():
     global _tmp, _model, _daemon
-    _tmp = tempfile.mkdtemp(prefix="scan-test-")
-    _model = make_model(_tmp)
-    _daemon = Daemon(_model, _tmp)
+    _tmp, _model, _daemon = start("scan-test-")
 
 
 def tearDownModule():
-    if _daemon:
-        _daemon.stop()
-    rmtree(_tmp)
+    stop(_tmp, _daemon)
 
 
 def path(name):

@@ -19,11 +19,8 @@ import unittest
 
 import tok_corpus
 
-TOP = os.environ.get("SG_TOP") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.environ.get("SG_BUILD") or os.path.join(TOP, "build")
-SHIELDCTL = os.path.join(BUILD, "shieldctl")
-GEMMA_JSON = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemini",
-                          "models", "tokenizer.json")
+from clients_common import SHIELDCTL, TOKENIZER as GEMMA_JSON, TOP
+
 TINY = os.path.join(TOP, "tests", "fixtures", "tiny-a")
 NODE = shutil.which("node")
 GEMMA_SPECIAL = {0, 1, 2, 3, 106, 107}

@@ -8,11 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
-void fx_path(char *buf, size_t cap, const char *rel)
+const char *fx_top(void)
 {
     const char *top = getenv("SG_TOP");
 
-    snprintf(buf, cap, "%s/tests/fixtures/%s", top && *top ? top : ".", rel);
+    return top && *top ? top : ".";
+}
+
+void fx_path(char *buf, size_t cap, const char *rel)
+{
+    snprintf(buf, cap, "%s/tests/fixtures/%s", fx_top(), rel);
 }
 
 unsigned char *fx_read(const char *path, size_t *len)
@@ -35,6 +40,71 @@ unsigned char *fx_read(const char *path, size_t *len)
     return buf;
 }
 
+char *fx_slurp(const char *rel, size_t *len)
+{
+    char path[1024];
+    size_t n;
+
+    snprintf(path, sizeof path, "%s/%s", fx_top(), rel);
+    return (char *)fx_read(path, len ? len : &n);
+}
+
+json_t *fx_st_read(const char *rel, unsigned char **file, size_t *len, uint64_t *hlen)
+{
+    char path[4096];
+    json_error_t je;
+    json_t *hdr;
+
+    fx_path(path, sizeof path, rel);
+    *file = fx_read(path, len);
+    ck_assert_uint_ge(*len, 8);
+    *hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        *hlen = *hlen << 8 | (*file)[i];
+    ck_assert_uint_le(*hlen, *len - 8);
+    hdr = json_loadb((const char *)*file + 8, *hlen, 0, &je);
+    ck_assert_msg(hdr != NULL, "%s: %s", path, je.text);
+    return hdr;
+}
+
+void fx_st_write(const char *path, const json_t *hdr, const void *data, size_t n)
+{
+    char *h = json_dumps(hdr, JSON_COMPACT);
+    size_t hl;
+    unsigned char *out;
+
+    ck_assert_ptr_nonnull(h);
+    hl = strlen(h);
+    out = malloc(8 + hl + n);
+    ck_assert_ptr_nonnull(out);
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(out + 8, h, hl);
+    if (n)
+        memcpy(out + 8 + hl, data, n);
+    fx_write(path, out, 8 + hl + n);
+    free(out);
+    free(h);
+}
+
+void fx_check_tiny_a_info(const sg_model_info *i)
+{
+    ck_assert_str_eq(i->arch, "gemma2");
+    ck_assert_int_eq(i->n_vocab, 4096);
+    ck_assert_int_eq(i->d_model, 64);
+    ck_assert_int_eq(i->n_layer, 2);
+    ck_assert_int_eq(i->n_head, 4);
+    ck_assert_int_eq(i->n_kv_head, 2);
+    ck_assert_int_eq(i->head_dim, 16);
+    ck_assert_int_eq(i->d_ff, 128);
+    ck_assert_int_eq(i->sliding_window, 8);
+    ck_assert(i->query_scale == 0.25f); /* query_pre_attn_scalar 16 = head_dim */
+    ck_assert(i->attn_softcap == 50.0f);
+    ck_assert(i->final_softcap == 30.0f);
+    ck_assert(i->embed_scale == 8.0f);
+    ck_assert_int_eq(i->bos_id, 2);
+}
+
 void fx_write(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -42,6 +112,14 @@ void fx_write(const char *path, const void *data, size_t len)
     ck_assert_msg(f != NULL, "cannot create %s", path);
     ck_assert_uint_eq(fwrite(data, 1, len, f), len);
     ck_assert_int_eq(fclose(f), 0);
+}
+
+void fx_put(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fx_write(path, text, strlen(text));
 }
 
 void fx_copy(const char *from, const char *to)
