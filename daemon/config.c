@@ -35,6 +35,9 @@ static const struct config_key keys[] = {
     {"socket_group", K_STRING, OFF(socket_group), 0, 0, "group of Unix sockets (name or id)"},
     {"threads", K_INT, OFF(threads), 0, 1024, "engine threads (0: all cores)"},
     {"precision", K_STRING, OFF(precision), 0, 0, "matrix precision: f32, bf16 or int8"},
+    {"pack_cache", K_STRING, OFF(pack_cache), 0, 0,
+     "packed-weight cache folder, shared by processes: a path, 'auto' ($CACHE_DIRECTORY, "
+     "as systemd's CacheDirectory= sets it; else off) or 'off'"},
     {"max_body_bytes", K_LONG_SIZE, OFF(max_body_bytes), 64, 1L << 30, "request body limit (413)"},
     {"max_header_bytes", K_LONG_SIZE, OFF(max_header_bytes), 256, 1L << 20,
      "request line and headers limit (431)"},
@@ -82,6 +85,7 @@ void shieldd_defaults(struct shieldd_config *c)
     c->socket_group = xstrdup("");
     c->threads = 0;
     c->precision = xstrdup("f32");
+    c->pack_cache = xstrdup("auto");
     c->max_body_bytes = 1L << 20;
     c->max_header_bytes = 16384;
     c->max_tokens = 0;
@@ -111,6 +115,7 @@ void config_free(struct shieldd_config *c)
         free(c->listen[i]);
     free(c->socket_group);
     free(c->precision);
+    free(c->pack_cache);
     memset(c, 0, sizeof *c);
 }
 
@@ -251,6 +256,8 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
         if (strcmp(key, "precision") == 0 && strcmp(d, "f32") != 0 && strcmp(d, "bf16") != 0 &&
             strcmp(d, "int8") != 0)
             return fail_msg(err, errlen, "precision: '%s' is not one of f32, bf16, int8", value);
+        if (strcmp(key, "pack_cache") == 0 && d[0] == '\0')
+            return fail_msg(err, errlen, "pack_cache: empty (a folder, 'auto' or 'off')");
         return 0;
     }
     case K_INT: {

@@ -27,6 +27,7 @@ struct shieldd_config {
     char *socket_group;     /* group of Unix sockets we create ("" : leave as is) */
     int threads;            /* engine threads; 0: all cores */
     char *precision;        /* f32, bf16, int8 */
+    char *pack_cache;       /* packed-weight cache folder, "auto" or "off" */
     long max_body_bytes;    /* request body limit */
     long max_header_bytes;  /* request line + headers limit */
     int max_tokens;         /* per rendered prompt; 0: the model's context */

@@ -75,10 +75,38 @@ static int load_policies(struct shieldd *sd, struct pset **out, char *err, size_
     return 0;
 }
 
+/*
+ * The packed-weight cache folder of pack_cache: the value itself, "auto": the first folder of
+ * $CACHE_DIRECTORY (systemd's CacheDirectory=shieldd; elsewhere no cache, so that test and ad
+ * hoc runs leave nothing behind), or NULL for "off".
+ */
+static const char *pack_cache_dir(const struct shieldd_config *cfg, char *buf, size_t cap)
+{
+    const char *v = cfg->pack_cache;
+
+    if (strcmp(v, "off") == 0)
+        return NULL;
+    if (strcmp(v, "auto") == 0) {
+        const char *env = getenv("CACHE_DIRECTORY");
+        size_t n;
+
+        if (env == NULL || env[0] == '\0')
+            return NULL;
+        n = strcspn(env, ":"); /* several CacheDirectory= folders are ':'-separated */
+        if (n >= cap)
+            return NULL;
+        memcpy(buf, env, n);
+        buf[n] = '\0';
+        return buf;
+    }
+    return v;
+}
+
 static int load_model(struct shieldd *sd, char *err, size_t errlen)
 {
     sg_model_opts mo = sg_model_opts_default();
     sg_moderate_opts o = sg_moderate_opts_default();
+    char pack_dir[4096];
 
     mo.n_threads = sd->cfg.threads;
     if (strcmp(sd->cfg.precision, "bf16") == 0)
@@ -88,6 +116,9 @@ static int load_model(struct shieldd *sd, char *err, size_t errlen)
     else
         mo.precision = SG_PREC_F32;
     mo.load_tokenizer = 1;
+    mo.pack_cache = pack_cache_dir(&sd->cfg, pack_dir, sizeof pack_dir);
+    if (mo.pack_cache != NULL)
+        sg_log(SG_LOG_INFO, "packed-weight cache: %s", mo.pack_cache);
     if (sg_model_open(&sd->model, sd->cfg.model, &mo, err, errlen) < 0)
         return -1;
     sd->info = sg_model_get_info(sd->model);

@@ -12,6 +12,8 @@
  */
 #include "fastmm.h"
 
+#include "packcache.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,15 +34,36 @@ struct sg_fastmat {
     kind kind;
     int64_t n;
     int64_t k;
-    void *panels; /* avx2-*: owned */
+    void *panels; /* avx2-*: owned, or into pc's mapping */
     size_t bytes;
+    sg_packcache *pc; /* non-NULL: panels are in this cache file (a reference held) */
     struct sg_dnnl_mat *dnnl; /* dnnl-*: owned */
 };
 
-static int new_avx2(sg_fastmat *f, const sg_tensor *w, int bf16, char *err, size_t errlen)
+static int new_avx2(sg_fastmat *f, const sg_tensor *w, int bf16, sg_packcache *pc, char *err,
+                    size_t errlen)
 {
+    const size_t want = (size_t)((f->n + SG_AVX2_PANEL - 1) / SG_AVX2_PANEL) * SG_AVX2_PANEL *
+                        (size_t)f->k * (bf16 ? 2 : 4);
+    int rc;
+
     f->kind = bf16 ? K_AVX2_BF16 : K_AVX2_F32;
-    return sg_avx2_pack(w, bf16, &f->panels, &f->bytes, err, errlen);
+    if (pc != NULL && sg_packcache_is_hit(pc)) {
+        const void *p = sg_packcache_find(pc, w, kind_names[f->kind], want);
+
+        if (p != NULL) {
+            /* Read-only shared pages: the kernels only ever read panels. */
+            f->panels = (void *)(uintptr_t)p;
+            f->bytes = want;
+            f->pc = pc;
+            return SG_OK;
+        }
+    }
+    rc = sg_avx2_pack(w, bf16, &f->panels, &f->bytes, err, errlen);
+    if (rc == SG_OK && pc != NULL && !sg_packcache_is_hit(pc) &&
+        sg_packcache_note(pc, w, kind_names[f->kind], f->panels, f->bytes) != SG_OK)
+        sg_log(SG_LOG_WARN, "%s: out of memory noting it for the pack cache", w->name);
+    return rc;
 }
 
 static int new_dnnl(sg_fastmat *f, const sg_tensor *w, sg_precision prec, char *err,
@@ -57,6 +80,12 @@ static int new_dnnl(sg_fastmat *f, const sg_tensor *w, sg_precision prec, char *
 
 int sg_fastmat_new(sg_fastmat **out, const sg_tensor *w, sg_precision prec, char *err,
                    size_t errlen)
+{
+    return sg_fastmat_new_cached(out, w, prec, NULL, err, errlen);
+}
+
+int sg_fastmat_new_cached(sg_fastmat **out, const sg_tensor *w, sg_precision prec,
+                          sg_packcache *pc, char *err, size_t errlen)
 {
     sg_fastmat *f;
     int rc = SG_EUNSUPPORTED;
@@ -84,7 +113,7 @@ int sg_fastmat_new(sg_fastmat **out, const sg_tensor *w, sg_precision prec, char
         if (!sg_avx2_available())
             snprintf(err, errlen, "%s: this CPU has no AVX2+FMA", w->name);
         else if (w->dtype == SG_DT_BF16 || w->dtype == SG_DT_F32)
-            rc = new_avx2(f, w, w->dtype == SG_DT_BF16, err, errlen);
+            rc = new_avx2(f, w, w->dtype == SG_DT_BF16, pc, err, errlen);
         else
             snprintf(err, errlen, "%s: %s weights at f32 stay on the exact portable path",
                      w->name, sg_dtype_name(w->dtype));
@@ -92,7 +121,7 @@ int sg_fastmat_new(sg_fastmat **out, const sg_tensor *w, sg_precision prec, char
     case SG_PREC_BF16:
         rc = new_dnnl(f, w, prec, err, errlen);
         if (rc == SG_EUNSUPPORTED && sg_avx2_available())
-            rc = new_avx2(f, w, 1, err, errlen);
+            rc = new_avx2(f, w, 1, pc, err, errlen);
         break;
     case SG_PREC_INT8:
         rc = new_dnnl(f, w, prec, err, errlen);
@@ -114,7 +143,10 @@ void sg_fastmat_free(sg_fastmat *f)
 {
     if (f == NULL)
         return;
-    free(f->panels);
+    if (f->pc != NULL)
+        sg_packcache_unref(f->pc);
+    else
+        free(f->panels);
     sg_dnnl_free(f->dnnl);
     free(f);
 }
@@ -122,6 +154,11 @@ void sg_fastmat_free(sg_fastmat *f)
 const char *sg_fastmat_kernel(const sg_fastmat *f)
 {
     return kind_names[f->kind];
+}
+
+int sg_fastmat_mapped(const sg_fastmat *f)
+{
+    return f->pc != NULL;
 }
 
 size_t sg_fastmat_bytes(const sg_fastmat *f)

@@ -44,6 +44,17 @@ typedef struct sg_fastmat sg_fastmat;
  */
 int sg_fastmat_new(sg_fastmat **out, const sg_tensor *w, sg_precision prec, char *err,
                    size_t errlen);
+/*
+ * The same, with a packed-weight cache (packcache.h; NULL: none): a hit maps the weight's
+ * packed bytes from the cache file instead of repacking (the sg_fastmat then holds a reference
+ * to `pc`); a miss repacks and notes the bytes for sg_packcache_commit. Only the avx2 kernels
+ * use the cache.
+ */
+struct sg_packcache;
+int sg_fastmat_new_cached(sg_fastmat **out, const sg_tensor *w, sg_precision prec,
+                          struct sg_packcache *pc, char *err, size_t errlen);
+/* 1 if the weight's packed bytes come from a pack cache file (shared pages), else 0. */
+int sg_fastmat_mapped(const sg_fastmat *f);
 /* Free a fast weight (NULL is fine). */
 void sg_fastmat_free(sg_fastmat *f);
 /* The kernel's name ("avx2-bf16", "dnnl-u8s8", ...). Static string. */
@@ -71,6 +82,12 @@ int sg_fastmat_mul_rows(const sg_fastmat *f, const int32_t *rows, size_t n_rows,
                         size_t m, float *y, sg_pool *pool);
 
 /* ---- Kernels (one file each); used by sg_fastmat_new ------------------------------------- */
+
+/* Version of the avx2 panel layout below; change it whenever the packed bytes change (it is
+ * part of the pack cache's key). */
+#define SG_AVX2_LAYOUT_VERSION 1
+/* Columns per avx2 panel: a panel of K rows of this many weights. */
+#define SG_AVX2_PANEL 16
 
 /* 1 if this CPU runs the AVX2+FMA kernels (gemm_avx2.c). */
 int sg_avx2_available(void);

@@ -34,6 +34,12 @@ struct sg_mat {
 
 int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, size_t errlen)
 {
+    return sg_mat_new_cached(out, w, prec, NULL, err, errlen);
+}
+
+int sg_mat_new_cached(sg_mat **out, const sg_tensor *w, sg_precision prec,
+                      struct sg_packcache *pc, char *err, size_t errlen)
+{
     sg_mat *m;
     size_t row_bytes;
 
@@ -81,7 +87,7 @@ int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, s
      * the portable path below. */
     {
         char ferr[256];
-        int rc = sg_fastmat_new(&m->fast, w, prec, ferr, sizeof ferr);
+        int rc = sg_fastmat_new_cached(&m->fast, w, prec, pc, ferr, sizeof ferr);
 
         if (rc == SG_ENOMEM) {
             snprintf(err, errlen, "%s", ferr);
@@ -93,7 +99,7 @@ int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, s
              * fastest f32 kernel rather than the portable one. */
             sg_log(SG_LOG_DEBUG, "%s (computing in f32 instead)", ferr);
             m->prec = SG_PREC_F32;
-            rc = sg_fastmat_new(&m->fast, w, SG_PREC_F32, ferr, sizeof ferr);
+            rc = sg_fastmat_new_cached(&m->fast, w, SG_PREC_F32, pc, ferr, sizeof ferr);
             if (rc == SG_ENOMEM) {
                 snprintf(err, errlen, "%s", ferr);
                 free(m);
@@ -131,6 +137,11 @@ const char *sg_mat_kernel(const sg_mat *w)
 int sg_mat_repacked(const sg_mat *w)
 {
     return w->fast != NULL;
+}
+
+int sg_mat_mapped(const sg_mat *w)
+{
+    return w->fast != NULL && sg_fastmat_mapped(w->fast);
 }
 
 size_t sg_mat_scratch(const sg_mat *w, size_t m)

@@ -37,6 +37,13 @@ typedef struct sg_mat sg_mat; /* a weight [N out, K in] prepared for a precision
  * naming the tensor.
  */
 int sg_mat_new(sg_mat **out, const sg_tensor *w, sg_precision prec, char *err, size_t errlen);
+/*
+ * The same with a packed-weight cache (packcache.h; NULL: none): the fast kernel's packed bytes
+ * come from the cache file on a hit, and are noted for it on a miss (see sg_fastmat_new_cached).
+ */
+struct sg_packcache;
+int sg_mat_new_cached(sg_mat **out, const sg_tensor *w, sg_precision prec,
+                      struct sg_packcache *pc, char *err, size_t errlen);
 /* Free a prepared weight (NULL is fine). */
 void sg_mat_free(sg_mat *m);
 /* Output features N (rows of W) and input features K. */
@@ -52,6 +59,9 @@ const char *sg_mat_kernel(const sg_mat *w);
 
 /* 1 if the weight was repacked (a fast kernel owns a copy; the view is no longer read). */
 int sg_mat_repacked(const sg_mat *w);
+
+/* 1 if the repacked weight is mapped from a pack cache file (pages shared between processes). */
+int sg_mat_mapped(const sg_mat *w);
 
 /*
  * Bytes of per-thread pool scratch (sg_pool_reserve) that sg_mat_mul of m rows wants: 0 for

@@ -17,12 +17,13 @@
 
 #include "config.h"
 #include "gguf.h"
+#include "packcache.h"
 #include "safetensors.h"
 #include "sg_tok.h"
 
 sg_model_opts sg_model_opts_default(void)
 {
-    sg_model_opts o = {0, SG_PREC_F32, 1};
+    sg_model_opts o = {0, SG_PREC_F32, 1, NULL};
     return o;
 }
 
@@ -209,8 +210,9 @@ static void release_view(const sg_model *m, const sg_tensor *t)
     }
 }
 
-int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers_out,
-                          sg_mat **embed_out, char *err, size_t errlen)
+/* Prepare every matrix, with the pack cache `pc` (NULL: none). */
+static int prepare(const sg_model *m, sg_precision prec, sg_packcache *pc, sg_layer *layers_out,
+                   sg_mat **embed_out, char *err, size_t errlen)
 {
     int rc;
 
@@ -221,7 +223,8 @@ int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers
     }
     for (int l = 0; l < m->info.n_layer; l++) {
         for (int i = 0; i < SG_LM_COUNT; i++) {
-            rc = sg_mat_new(&layers_out[l].mat[i], layers_out[l].t[i], prec, err, errlen);
+            rc = sg_mat_new_cached(&layers_out[l].mat[i], layers_out[l].t[i], prec, pc, err,
+                                   errlen);
             if (rc != SG_OK)
                 goto fail;
             if (sg_mat_repacked(layers_out[l].mat[i]))
@@ -235,6 +238,65 @@ int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers
 fail:
     sg_model_free_mats(layers_out, m->info.n_layer, *embed_out);
     *embed_out = NULL;
+    return rc;
+}
+
+/* Open the pack cache of `m` at `prec`; NULL when there is none (off, or a warned failure). */
+static sg_packcache *open_pack_cache(const sg_model *m, sg_precision prec)
+{
+    char key[16384];
+    char name[160];
+    char msg[512];
+    sg_packcache *pc = NULL;
+    int rc;
+
+    if (m->pack_cache == NULL)
+        return NULL;
+    rc = sg_packcache_key(m->path, prec, key, sizeof key, msg, sizeof msg);
+    if (rc == SG_OK) {
+        snprintf(name, sizeof name, "%s-%s", m->info.name, sg_precision_name(prec));
+        rc = sg_packcache_open(&pc, m->pack_cache, name, key, msg, sizeof msg);
+    }
+    if (rc != SG_OK) {
+        sg_log(SG_LOG_WARN, "%s (loading without the pack cache)", msg);
+        return NULL;
+    }
+    return pc;
+}
+
+int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers_out,
+                          sg_mat **embed_out, char *err, size_t errlen)
+{
+    sg_packcache *pc = open_pack_cache(m, prec);
+    char msg[512];
+    int rc;
+
+    rc = prepare(m, prec, pc, layers_out, embed_out, err, errlen);
+    if (rc != SG_OK || pc == NULL)
+        goto done;
+    if (sg_packcache_is_hit(pc)) {
+        sg_log(SG_LOG_INFO, "pack cache %s: mapped %zu packed weights", sg_packcache_path(pc),
+               sg_packcache_count(pc));
+        goto done;
+    }
+    if (sg_packcache_count(pc) == 0) { /* no avx2 kernel ran: nothing to cache */
+        sg_packcache_commit(pc, msg, sizeof msg);
+        goto done;
+    }
+    if (sg_packcache_commit(pc, msg, sizeof msg) != SG_OK) {
+        sg_log(SG_LOG_WARN, "%s (running on the private repacked weights)", msg);
+        goto done;
+    }
+    /* Map what was just written, so that this process shares its pages with the next ones
+     * rather than keeping a private copy. */
+    sg_packcache_unref(pc);
+    pc = open_pack_cache(m, prec);
+    if (pc != NULL && sg_packcache_is_hit(pc)) {
+        sg_model_free_mats(layers_out, m->info.n_layer, *embed_out);
+        rc = prepare(m, prec, pc, layers_out, embed_out, err, errlen);
+    }
+done:
+    sg_packcache_unref(pc);
     return rc;
 }
 
@@ -449,6 +511,17 @@ int sg_model_open(sg_model **out, const char *path, const sg_model_opts *opts, c
         rc = SG_EINVAL;
         goto fail;
     }
+    m->path = strdup(path);
+    if (m->opts.pack_cache != NULL && m->opts.pack_cache[0] == '\0')
+        m->opts.pack_cache = NULL;
+    if (m->opts.pack_cache != NULL)
+        m->pack_cache = strdup(m->opts.pack_cache);
+    if (m->path == NULL || (m->opts.pack_cache != NULL && m->pack_cache == NULL)) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        rc = SG_ENOMEM;
+        goto fail;
+    }
+    m->opts.pack_cache = m->pack_cache;
 
     if (S_ISDIR(st.st_mode)) {
         rc = load_safetensors(m, path, 1, err, errlen);
@@ -513,6 +586,8 @@ void sg_model_close(sg_model *m)
     free(m->gains);
     sg_weights_free(&m->w);
     sg_tok_free(m->tok);
+    free(m->path);
+    free(m->pack_cache);
     free(m);
 }
 

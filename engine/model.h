@@ -53,12 +53,16 @@ struct sg_model {
     float *gains;           /* all norm gains, f32 (owned) */
     sg_tok *tok;            /* NULL when none was found or asked for */
     const char *kernel;     /* the kernel of most layer matrices (sg_model_kernel) */
+    char *path;             /* the path given to sg_model_open (owned) */
+    char *pack_cache;       /* opts.pack_cache, copied (owned), or NULL: no pack cache */
 };
 
 /*
  * Prepare every matrix of `m` for precision `prec` into `layers_out` (n_layer entries, their
  * mat[] filled; t[] and norm[] copied from m) and *embed_out. Used by contexts whose precision
- * differs from the model's. Free with sg_model_free_mats().
+ * differs from the model's. With a pack cache folder (sg_model_opts.pack_cache) the fast
+ * kernels' packed weights come from the cache file, or are written to it and then mapped from
+ * it. Free with sg_model_free_mats().
  */
 int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers_out,
                           sg_mat **embed_out, char *err, size_t errlen);

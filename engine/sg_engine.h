@@ -87,6 +87,15 @@ typedef struct sg_model_opts {
     int n_threads;          /* 0: all online cores */
     sg_precision precision; /* compute precision of the matrix products */
     int load_tokenizer;     /* 1 (default): also load the tokenizer found at the same path */
+    /*
+     * Packed-weight cache folder (copied; NULL or "" (default): no cache). The fast avx2
+     * kernels' repacked weights are written there once, to one file per model + precision +
+     * kernel layouts + CPU features, and later loads map that file read-only and shared
+     * instead of repacking: faster loads, and processes serving the same model share the
+     * pages. A missing, stale, truncated or corrupt file is ignored (a warning is logged) and
+     * rebuilt; a folder that cannot be created or written only costs the cache (warning).
+     */
+    const char *pack_cache;
 } sg_model_opts;
 
 sg_model_opts sg_model_opts_default(void);

@@ -41,6 +41,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: shieldctl bench --model PATH [--threads N] [--tokens N,...] [--reps R]\n"
             "                       [--precision f32|bf16|int8] [--policies DIR] [--json]\n"
+            "                       [--pack-cache DIR]\n"
             "\n"
             "Measure the engine on PATH: load time, prefill tokens/s per prompt length (best\n"
             "and median of R runs), a 4-policy classification of a 64-token message, the\n"
@@ -51,6 +52,8 @@ static void usage(FILE *f)
             "  --reps R           runs per measurement (default 3)\n"
             "  --precision P      f32, bf16 or int8 (default: bf16)\n"
             "  --policies DIR     policy directory for the classification (default: policies)\n"
+            "  --pack-cache DIR    map the packed weights from a cache file in DIR, written by\n"
+            "                     the first load (default: none, repack at every load)\n"
             "  --no-classify      skip the classification (no policy directory needed)\n"
             "  --json             one JSON object: {\"prefill_tokens_per_s\": {\"64\": x, ...},\n"
             "                     \"prefill_tokens_per_s_median\": {...}, \"classify_4_policies_ms\",\n"
@@ -247,6 +250,9 @@ int ctl_bench(int argc, char **argv)
             classify = 0;
         } else if (v != NULL && strcmp(a, "--model") == 0) {
             model_path = v;
+            i++;
+        } else if (v != NULL && strcmp(a, "--pack-cache") == 0) {
+            mo.pack_cache = v;
             i++;
         } else if (v != NULL && strcmp(a, "--policies") == 0) {
             dir = v;
