@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../daemon/config.h" /* not engine/config.h */
 #include "fastmm.h"
 #include "lib/engine_fixtures.h"
 #include "model.h"
@@ -485,6 +486,27 @@ START_TEST(hash_sensitivity)
 }
 END_TEST
 
+/* The daemon's pack_cache key: default auto, a folder from the file or --pack-cache, no "". */
+START_TEST(daemon_config_key)
+{
+    struct shieldd_config c;
+    struct shieldd_cmdline cl;
+    char err[256];
+    char *argv[] = {"shieldd", "--pack-cache", "/var/cache/sg", NULL};
+
+    shieldd_defaults(&c);
+    ck_assert_str_eq(c.pack_cache, "auto");
+    ck_assert_int_eq(config_set(&c, "pack_cache", "off", err, sizeof err), 0);
+    ck_assert_str_eq(c.pack_cache, "off");
+    ck_assert_int_eq(config_set(&c, "pack_cache", "", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "pack_cache"));
+    ck_assert_int_eq(config_parse_args(&cl, 3, argv, err, sizeof err), 0);
+    ck_assert_int_eq(config_apply_args(&c, &cl, err, sizeof err), 0);
+    ck_assert_str_eq(c.pack_cache, "/var/cache/sg");
+    config_free(&c);
+}
+END_TEST
+
 Suite *packcache_suite(void)
 {
     Suite *s = suite_create("packcache");
@@ -498,6 +520,7 @@ Suite *packcache_suite(void)
     tcase_add_test(tc, processes_share_one_file);
     tcase_add_test(tc, unusable_folder_only_costs_the_cache);
     tcase_add_test(tc, hash_sensitivity);
+    tcase_add_test(tc, daemon_config_key);
     suite_add_tcase(s, tc);
     return s;
 }
