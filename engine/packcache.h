@@ -75,8 +75,10 @@ int sg_packcache_note(sg_packcache *pc, const sg_tensor *w, const char *kernel,
 size_t sg_packcache_count(const sg_packcache *pc);
 /*
  * Write the noted weights to the cache file (temporary file + rename) and release the lock.
- * SG_OK (also when nothing was noted: no file is written); SG_EIO with a message when the file
- * could not be written (nothing is left behind).
+ * After a successful write the cache is a hit on the file just written (mapped, not yet
+ * touched), so the caller can swap its private copies for the shared pages (sg_packcache_find).
+ * SG_OK (also when nothing was noted: no file is written, the cache stays a miss); SG_EIO with
+ * a message when the file could not be written (nothing is left behind).
  */
 int sg_packcache_commit(sg_packcache *pc, char *err, size_t errlen);
 
