@@ -5,7 +5,8 @@
  *
  * sg_mat_new (matmul.c) asks sg_fastmat_new for a fast kernel first and keeps the portable
  * f32 path when it answers SG_EUNSUPPORTED. A fast weight is repacked once, at load, into the
- * layout its kernel wants (owned by the sg_fastmat; the mapping is no longer read):
+ * layout its kernel wants (owned by the sg_fastmat, or for the avx2 kernels mapped from a
+ * packed-weight cache file, packcache.h; the model's mapping is no longer read):
  *
  *   kernel        precision   weights                       products
  *   "avx2-f32"    F32         f32 panels [N/16][K][16]      f32 FMA (AVX2), f32 accumulation
