@@ -22,7 +22,14 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 PREFIX   ?= /usr/local
 DESTDIR  ?=
-BUILD    ?= build
+comma    := ,
+# A sanitized build gets its own folder unless BUILD is given (sanitized and plain objects must
+# not mix): SANITIZE=address,undefined -> build/san-address-undefined.
+ifeq ($(origin BUILD)$(SANITIZE),undefined)
+BUILD     = build
+else ifeq ($(origin BUILD),undefined)
+BUILD     = build/san-$(subst $(comma),-,$(SANITIZE))
+endif
 FUZZ_SECONDS ?= 60
 PYTHON   ?= /usr/bin/python3
 
@@ -45,7 +52,7 @@ ALL_LDFLAGS = $(LDFLAGS) -pthread
 LIBS        = $(PKG_LIBS) $(DNNL_LIBS) -lm
 
 ifneq ($(SANITIZE),)
-ALL_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+ALL_CFLAGS  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 ALL_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 ALL_CFLAGS += $(if $(filter 1,$(WERROR)),-Werror)
@@ -135,20 +142,28 @@ $(CHECK_BIN): $(call obj,$(TEST_SRC) $(TESTLIB_SRC)) $(LIB_DAEMON) $(LIB_CLIENT)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CHECK_LIBS)
 
-# test: unit suites (Check, fork mode), then the integration tests against the real binaries
+# test: unit suites (Check, fork mode), then the integration tests against the real binaries.
+# A plain build also builds an ASan+UBSan shieldd in $(BUILD)/asan (the `make asan` folder) for
+# the daemon load test, whose exit status then covers leaks (tests/integration/test_daemon.py).
+LOAD_SHIELDD = $(if $(SANITIZE),$(SHIELDD),$(BUILD)/asan/shieldd)
 test check: setup
 	$(Q)$(MAKE) --no-print-directory all
+	$(if $(SANITIZE),,$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
+	    SANITIZE=address,undefined $(LOAD_SHIELDD))
 	$(Q)SG_TOP=$(CURDIR) SG_BUILD=$(CURDIR)/$(BUILD) ./$(CHECK_BIN)
-	$(Q)SG_TOP=$(CURDIR) SG_BUILD=$(CURDIR)/$(BUILD) PYTHON=$(PYTHON) sh tests/integration/run.sh
+	$(Q)SG_TOP=$(CURDIR) SG_BUILD=$(CURDIR)/$(BUILD) SG_LOAD_SHIELDD=$(CURDIR)/$(LOAD_SHIELDD) \
+	    PYTHON=$(PYTHON) sh tests/integration/run.sh
 
 # asan: the whole test suite under AddressSanitizer and UBSan, in its own build folder
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined test
 
-# valgrind: the unit suites under valgrind (no fork, so leaks are attributed)
+# valgrind: the unit suites under valgrind (no fork, so leaks are attributed; tests/valgrind.supp
+# says why each suppression is not a shieldd bug)
 valgrind: all
 	$(Q)CK_FORK=no SG_TOP=$(CURDIR) SG_BUILD=$(CURDIR)/$(BUILD) valgrind --error-exitcode=1 \
-	    --leak-check=full --errors-for-leak-kinds=definite ./$(CHECK_BIN)
+	    --leak-check=full --errors-for-leak-kinds=definite --suppressions=tests/valgrind.supp \
+	    ./$(CHECK_BIN)
 
 # demo-model: generate the deterministic random demo model with the real Gemma tokenizer
 demo-model: setup all

@@ -8,9 +8,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cache="$top/.cache"
 
 # Debian packages: build, libraries, tests (Check, numpy/sentencepiece references, clang for
-# libFuzzer, node for the Hugging Face reference tokenizers, nginx for the gateway test).
+# libFuzzer, valgrind for `make valgrind`, node for the Hugging Face reference tokenizers, nginx
+# for the gateway test).
 PKGS="build-essential pkg-config libevent-dev libjansson-dev libyaml-dev check libdnnl-dev
-libsystemd-dev clang python3 python3-numpy python3-sentencepiece curl nginx-light nodejs npm"
+libsystemd-dev clang valgrind python3 python3-numpy python3-sentencepiece curl nginx-light nodejs
+npm"
 
 missing=""
 for p in $PKGS; do

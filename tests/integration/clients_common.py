@@ -18,7 +18,10 @@ MKMODEL = os.path.join(BUILD, "tools", "mkmodel")
 POLICIES = os.path.join(TOP, "policies")
 TOKENIZER = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemini",
                          "models", "tokenizer.json")
-SLOW = 4 if "asan" in BUILD else 1
+# Sanitizer builds (build/asan, build/san-address-undefined: see the Makefile) are slower:
+# scale the waits.
+_BUILD_NAME = os.path.basename(os.path.normpath(BUILD))
+SLOW = 4 if "asan" in _BUILD_NAME or _BUILD_NAME.startswith("san-") else 1
 
 sys.path.insert(0, os.path.join(TOP, "clients", "python"))
 
