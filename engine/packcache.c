@@ -573,6 +573,7 @@ int sg_packcache_key(const char *path, sg_precision prec, char *key, size_t cap,
 {
     char real[PATH_MAX];
     char full[PATH_MAX * 2];
+    char dnnl[256];
     struct stat st;
     size_t used = 0;
     int n;
@@ -581,11 +582,12 @@ int sg_packcache_key(const char *path, sg_precision prec, char *key, size_t cap,
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return SG_EIO;
     }
+    sg_dnnl_describe(dnnl, sizeof dnnl);
     n = snprintf(key, cap,
                  "shieldd pack cache %d\nmodel %s\nprecision %s\ncpu avx2+fma %d\n"
-                 "layout avx2-f32 %d avx2-bf16 %d\n",
+                 "layout avx2-f32 %d avx2-bf16 %d\n%s\n",
                  SG_PACKCACHE_VERSION, real, sg_precision_name(prec), sg_avx2_available(),
-                 SG_AVX2_LAYOUT_VERSION, SG_AVX2_LAYOUT_VERSION);
+                 SG_AVX2_LAYOUT_VERSION, SG_AVX2_LAYOUT_VERSION, dnnl);
     if (n < 0 || (size_t)n >= cap)
         goto range;
     used = (size_t)n;

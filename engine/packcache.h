@@ -24,9 +24,12 @@
  * none; processes building the same file at once serialise on an flock()ed lock file beside it,
  * so the second one waits and then maps what the first one wrote.
  *
- * Only the avx2 kernels' panels are cached: oneDNN's blocked layouts (dnnl-bf16, dnnl-u8s8) are
- * chosen by its JIT per ISA and library build, and their int8 weights come with scales and a
- * compensation that live in the sg_dnnl_mat; those weights are still repacked at every load.
+ * Every fast kernel is cached. The avx2 kernels' panels are plain bytes (their layout version
+ * is in the key). oneDNN's blocked layouts (dnnl-bf16, dnnl-u8s8) are opaque and chosen by its
+ * JIT per ISA, so a oneDNN weight is stored with the memory descriptors oneDNN chose (a plain
+ * struct in oneDNN 2.x), its scales and compensations; at load the primitives are created again
+ * and the cached bytes are used only when dnnl_memory_desc_equal says oneDNN picked the same
+ * layouts, and the key names oneDNN's version, build hash and the CPU's VNNI (the int8 range).
  */
 
 #include <stddef.h>
