@@ -66,10 +66,10 @@ static int new_avx2(sg_fastmat *f, const sg_tensor *w, int bf16, sg_packcache *p
     return rc;
 }
 
-static int new_dnnl(sg_fastmat *f, const sg_tensor *w, sg_precision prec, char *err,
-                    size_t errlen)
+static int new_dnnl(sg_fastmat *f, const sg_tensor *w, sg_precision prec, sg_packcache *pc,
+                    char *err, size_t errlen)
 {
-    int rc = sg_dnnl_new(&f->dnnl, w, prec, err, errlen);
+    int rc = sg_dnnl_new_cached(&f->dnnl, w, prec, pc, err, errlen);
 
     if (rc == SG_OK) {
         f->kind = prec == SG_PREC_INT8 ? K_DNNL_U8S8 : K_DNNL_BF16;
@@ -119,12 +119,12 @@ int sg_fastmat_new_cached(sg_fastmat **out, const sg_tensor *w, sg_precision pre
                      w->name, sg_dtype_name(w->dtype));
         break;
     case SG_PREC_BF16:
-        rc = new_dnnl(f, w, prec, err, errlen);
+        rc = new_dnnl(f, w, prec, pc, err, errlen);
         if (rc == SG_EUNSUPPORTED && sg_avx2_available())
             rc = new_avx2(f, w, 1, pc, err, errlen);
         break;
     case SG_PREC_INT8:
-        rc = new_dnnl(f, w, prec, err, errlen);
+        rc = new_dnnl(f, w, prec, pc, err, errlen);
         break;
     default:
         snprintf(err, errlen, "%s: unknown precision %d", w->name, (int)prec);
@@ -158,7 +158,7 @@ const char *sg_fastmat_kernel(const sg_fastmat *f)
 
 int sg_fastmat_mapped(const sg_fastmat *f)
 {
-    return f->pc != NULL;
+    return f->pc != NULL || (f->dnnl != NULL && sg_dnnl_mapped(f->dnnl));
 }
 
 size_t sg_fastmat_bytes(const sg_fastmat *f)

@@ -5,7 +5,8 @@
  *
  * sg_mat_new (matmul.c) asks sg_fastmat_new for a fast kernel first and keeps the portable
  * f32 path when it answers SG_EUNSUPPORTED. A fast weight is repacked once, at load, into the
- * layout its kernel wants (owned by the sg_fastmat; the mapping is no longer read):
+ * layout its kernel wants (owned by the sg_fastmat, or mapped from a packed-weight cache file,
+ * packcache.h; the model's mapping is no longer read):
  *
  *   kernel        precision   weights                       products
  *   "avx2-f32"    F32         f32 panels [N/16][K][16]      f32 FMA (AVX2), f32 accumulation
@@ -47,8 +48,7 @@ int sg_fastmat_new(sg_fastmat **out, const sg_tensor *w, sg_precision prec, char
 /*
  * The same, with a packed-weight cache (packcache.h; NULL: none): a hit maps the weight's
  * packed bytes from the cache file instead of repacking (the sg_fastmat then holds a reference
- * to `pc`); a miss repacks and notes the bytes for sg_packcache_commit. Only the avx2 kernels
- * use the cache.
+ * to `pc`); a miss repacks and notes the bytes for sg_packcache_commit.
  */
 struct sg_packcache;
 int sg_fastmat_new_cached(sg_fastmat **out, const sg_tensor *w, sg_precision prec,
@@ -108,6 +108,14 @@ struct sg_dnnl_mat;
 /* Quantize or convert and reorder w; SG_EUNSUPPORTED if oneDNN has no such kernel here. */
 int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec, char *err,
                 size_t errlen);
+/* The same with a pack cache (NULL: none): a hit maps the weights, scales and compensations
+ * when oneDNN chooses the cached memory descriptors again; a miss notes them. */
+int sg_dnnl_new_cached(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
+                       struct sg_packcache *pc, char *err, size_t errlen);
+/* 1 if the weights come from a pack cache file. */
+int sg_dnnl_mapped(const struct sg_dnnl_mat *d);
+/* oneDNN's version, build hash, runtime and the int8 range (VNNI) into buf: for cache keys. */
+void sg_dnnl_describe(char *buf, size_t cap);
 void sg_dnnl_free(struct sg_dnnl_mat *d);
 size_t sg_dnnl_bytes(const struct sg_dnnl_mat *d);
 size_t sg_dnnl_scratch(const struct sg_dnnl_mat *d, size_t m);

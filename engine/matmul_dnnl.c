@@ -31,6 +31,7 @@
 
 #include <dnnl.h>
 
+#include "packcache.h"
 #include "tensor.h"
 
 #define STACK_CHUNK (128 * 1024) /* bytes of quantized x when the pool has no scratch */
@@ -47,11 +48,40 @@ struct sg_dnnl_mat {
     dnnl_primitive_t prim[2];   /* matmuls with runtime M: [0] nc columns, [1] the tail */
     dnnl_memory_desc_t wmd[2];  /* their weights, in the layout oneDNN chose */
     size_t wstride;             /* bytes from one chunk's weights to the next */
-    void *wdata;                /* owned: every chunk's reordered weights */
+    void *wdata;                /* every chunk's reordered weights, in blob */
     size_t wbytes;
-    float *scale;               /* int8: s_w[N] */
-    float *comp;                /* int8: 128 * colsum[j] (in units of s_w[j]), [N] */
+    float *scale;               /* int8: s_w[N], in blob */
+    float *comp;                /* int8: 128 * colsum[j] (in units of s_w[j]), [N], in blob */
+    void *blob;                 /* owned, or into pc's mapping: header, scale, comp, wdata */
+    sg_packcache *pc;           /* non-NULL: blob is mapped from this cache (a reference held) */
 };
+
+/*
+ * A weight's bytes, as one blob (what the pack cache stores): this header (the weights'
+ * memory descriptors, so that a cached layout is used only when oneDNN picks the very same
+ * one), then s_w and comp (int8), then the reordered weights; each part 64-byte aligned.
+ */
+#define BLOB_MAGIC 0x31424f4c424e4e44ull /* "DNNBLOB1" */
+struct blob_hdr {
+    uint64_t magic;
+    uint64_t n_md;
+    dnnl_memory_desc_t wmd[2];
+};
+
+static size_t align64(size_t x)
+{
+    return (x + 63) / 64 * 64;
+}
+
+static size_t blob_scales_off(void)
+{
+    return align64(sizeof(struct blob_hdr));
+}
+
+static size_t blob_data_off(const struct sg_dnnl_mat *d)
+{
+    return blob_scales_off() + (d->int8 ? align64(2 * (size_t)d->n * sizeof(float)) : 0);
+}
 
 /* ---- OpenMP thread count --------------------------------------------------------------------- */
 
@@ -179,12 +209,11 @@ static int reorder_chunk(struct sg_dnnl_mat *d, dnnl_data_type_t wdt, const void
     return st == dnnl_success ? SG_OK : SG_EUNSUPPORTED;
 }
 
-/* Build the primitives and reorder `plain` (W^T, plain) chunk by chunk into d->wdata. */
-static int build(struct sg_dnnl_mat *d, const char *name, dnnl_data_type_t sdt,
-                 dnnl_data_type_t wdt, const void *plain, char *err, size_t errlen)
+/* Create the engine and the primitives, and size the reordered weights (d->wstride, wbytes). */
+static int make_prims(struct sg_dnnl_mat *d, const char *name, dnnl_data_type_t sdt,
+                      dnnl_data_type_t wdt, char *err, size_t errlen)
 {
     const int64_t tail = d->n % d->nc;
-    dnnl_stream_t stream = NULL;
     size_t full_bytes;
     size_t tail_bytes = 0;
     int rc;
@@ -204,11 +233,17 @@ static int build(struct sg_dnnl_mat *d, const char *name, dnnl_data_type_t sdt,
         tail_bytes = dnnl_memory_desc_get_size(&d->wmd[1]);
     d->wstride = (full_bytes + 63) / 64 * 64;
     d->wbytes = d->wstride * (size_t)(d->n / d->nc) + (tail_bytes + 63) / 64 * 64;
-    d->wdata = aligned_alloc(64, d->wbytes);
-    if (d->wdata == NULL) {
-        snprintf(err, errlen, "%s: out of memory for %zu bytes of weights", name, d->wbytes);
-        return SG_ENOMEM;
-    }
+    return SG_OK;
+}
+
+/* Reorder `plain` (W^T, plain) chunk by chunk into d->wdata. */
+static int reorder_all(struct sg_dnnl_mat *d, const char *name, dnnl_data_type_t wdt,
+                       const void *plain, char *err, size_t errlen)
+{
+    const int64_t tail = d->n % d->nc;
+    dnnl_stream_t stream = NULL;
+    int rc = SG_OK;
+
     if (dnnl_stream_create(&stream, d->engine, dnnl_stream_default_flags) != dnnl_success) {
         snprintf(err, errlen, "%s: oneDNN stream creation failed", name);
         return SG_EUNSUPPORTED;
@@ -224,6 +259,43 @@ static int build(struct sg_dnnl_mat *d, const char *name, dnnl_data_type_t sdt,
     }
     dnnl_stream_destroy(stream);
     return rc;
+}
+
+/* Point d's weights, scales and compensations into the blob at `b`. */
+static void use_blob(struct sg_dnnl_mat *d, void *b)
+{
+    d->blob = b;
+    d->wdata = (char *)b + blob_data_off(d);
+    if (d->int8) {
+        d->scale = (float *)(void *)((char *)b + blob_scales_off());
+        d->comp = d->scale + d->n;
+    }
+}
+
+/* The cached blob of `w` when the cache has one whose layouts are the ones oneDNN chose now. */
+static int from_cache(struct sg_dnnl_mat *d, const sg_tensor *w, sg_packcache *pc)
+{
+    const char *kname = d->int8 ? "dnnl-u8s8" : "dnnl-bf16";
+    const size_t n_md = d->n % d->nc ? 2 : 1;
+    const void *p = sg_packcache_find(pc, w, kname, blob_data_off(d) + d->wbytes);
+    struct blob_hdr h;
+    int ok;
+
+    if (p == NULL)
+        return 0;
+    memcpy(&h, p, sizeof h);
+    ok = h.magic == BLOB_MAGIC && h.n_md == n_md;
+    for (size_t i = 0; ok && i < n_md; i++)
+        ok = dnnl_memory_desc_equal(&h.wmd[i], &d->wmd[i]);
+    if (!ok) {
+        sg_log(SG_LOG_WARN, "pack cache %s: %s: oneDNN chose another weight layout than the "
+               "cached one; reordering it", sg_packcache_path(pc), w->name);
+        sg_packcache_unref(pc);
+        return 0;
+    }
+    use_blob(d, (void *)(uintptr_t)p);
+    d->pc = pc;
+    return 1;
 }
 
 /* 1 if oneDNN can create a bf16 matmul here (AVX-512 BF16, AMX): a cheap probe before
@@ -258,14 +330,21 @@ void sg_dnnl_free(struct sg_dnnl_mat *d)
             dnnl_primitive_destroy(d->prim[i]);
     if (d->engine != NULL)
         dnnl_engine_destroy(d->engine);
-    free(d->wdata);
-    free(d->scale);
-    free(d->comp);
+    if (d->pc != NULL)
+        sg_packcache_unref(d->pc);
+    else
+        free(d->blob);
     free(d);
 }
 
 int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec, char *err,
                 size_t errlen)
+{
+    return sg_dnnl_new_cached(out, w, prec, NULL, err, errlen);
+}
+
+int sg_dnnl_new_cached(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
+                       sg_packcache *pc, char *err, size_t errlen)
 {
     const int64_t n = w->shape[0];
     const int64_t k = w->shape[1];
@@ -273,6 +352,7 @@ int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
     size_t row_bytes;
     float *row = NULL;
     void *plain = NULL;
+    void *blob = NULL;
     int rc;
 
     *out = NULL;
@@ -290,29 +370,48 @@ int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
         return SG_EUNSUPPORTED;
     }
     d = calloc(1, sizeof *d);
-    row = malloc((size_t)k * sizeof *row);
-    /* W^T plain: element (k, j) at j * K + k, i.e. W's own row-major [N, K] bytes (tag ba). */
-    plain = malloc((size_t)n * (size_t)k * (prec == SG_PREC_INT8 ? 1 : 2));
-    if (d == NULL || row == NULL || plain == NULL) {
+    if (d == NULL) {
         snprintf(err, errlen, "%s: out of memory", w->name);
-        rc = SG_ENOMEM;
-        goto fail;
+        return SG_ENOMEM;
     }
     d->n = n;
     d->k = k;
     d->int8 = prec == SG_PREC_INT8;
     d->nc = n < CHUNK_COLS ? n : CHUNK_COLS;
     d->n_chunks = (size_t)((n + d->nc - 1) / d->nc);
+    rc = make_prims(d, w->name, d->int8 ? dnnl_u8 : dnnl_bf16, d->int8 ? dnnl_s8 : dnnl_bf16,
+                    err, errlen);
+    if (rc != SG_OK)
+        goto fail;
+    if (pc != NULL && sg_packcache_is_hit(pc) && from_cache(d, w, pc)) {
+        *out = d;
+        return SG_OK;
+    }
+    row = malloc((size_t)k * sizeof *row);
+    /* W^T plain: element (k, j) at j * K + k, i.e. W's own row-major [N, K] bytes (tag ba). */
+    plain = malloc((size_t)n * (size_t)k * (prec == SG_PREC_INT8 ? 1 : 2));
+    blob = aligned_alloc(64, blob_data_off(d) + d->wbytes);
+    if (row == NULL || plain == NULL || blob == NULL) {
+        snprintf(err, errlen, "%s: out of memory for %zu bytes of weights", w->name,
+                 blob_data_off(d) + d->wbytes);
+        free(blob);
+        rc = SG_ENOMEM;
+        goto fail;
+    }
+    {
+        struct blob_hdr h;
+
+        memset(&h, 0, sizeof h);
+        h.magic = BLOB_MAGIC;
+        h.n_md = d->n % d->nc ? 2 : 1;
+        memcpy(h.wmd, d->wmd, h.n_md * sizeof *h.wmd);
+        memset(blob, 0, blob_data_off(d));
+        memcpy(blob, &h, sizeof h);
+    }
+    use_blob(d, blob);
     if (d->int8) {
         const float qmax = have_vnni() ? 127.0f : 63.0f;
 
-        d->scale = malloc((size_t)n * sizeof *d->scale);
-        d->comp = malloc((size_t)n * sizeof *d->comp);
-        if (d->scale == NULL || d->comp == NULL) {
-            snprintf(err, errlen, "%s: out of memory", w->name);
-            rc = SG_ENOMEM;
-            goto fail;
-        }
         for (int64_t j = 0; j < n; j++) {
             int8_t *q = (int8_t *)plain + j * k;
             float amax = 0.0f;
@@ -335,7 +434,7 @@ int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
             }
             d->comp[j] = 128.0f * (float)colsum;
         }
-        rc = build(d, w->name, dnnl_u8, dnnl_s8, plain, err, errlen);
+        rc = reorder_all(d, w->name, dnnl_s8, plain, err, errlen);
     } else {
         for (int64_t j = 0; j < n; j++) {
             uint16_t *h = (uint16_t *)plain + j * k;
@@ -344,8 +443,12 @@ int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
             for (int64_t i = 0; i < k; i++)
                 h[i] = sg_f32_to_bf16(row[i]);
         }
-        rc = build(d, w->name, dnnl_bf16, dnnl_bf16, plain, err, errlen);
+        rc = reorder_all(d, w->name, dnnl_bf16, plain, err, errlen);
     }
+    if (rc == SG_OK && pc != NULL && !sg_packcache_is_hit(pc) &&
+        sg_packcache_note(pc, w, d->int8 ? "dnnl-u8s8" : "dnnl-bf16", blob,
+                          blob_data_off(d) + d->wbytes) != SG_OK)
+        sg_log(SG_LOG_WARN, "%s: out of memory noting it for the pack cache", w->name);
     if (rc != SG_OK)
         goto fail;
     free(row);
@@ -357,6 +460,19 @@ fail:
     free(plain);
     sg_dnnl_free(d);
     return rc;
+}
+
+int sg_dnnl_mapped(const struct sg_dnnl_mat *d)
+{
+    return d->pc != NULL;
+}
+
+void sg_dnnl_describe(char *buf, size_t cap)
+{
+    const dnnl_version_t *v = dnnl_version();
+
+    snprintf(buf, cap, "onednn %d.%d.%d %s cpu-runtime %u vnni %d", v->major, v->minor, v->patch,
+             v->hash != NULL ? v->hash : "?", v->cpu_runtime, have_vnni());
 }
 
 size_t sg_dnnl_bytes(const struct sg_dnnl_mat *d)

@@ -287,13 +287,23 @@ int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers
         sg_log(SG_LOG_WARN, "%s (running on the private repacked weights)", msg);
         goto done;
     }
-    /* Map what was just written, so that this process shares its pages with the next ones
-     * rather than keeping a private copy. */
-    sg_packcache_unref(pc);
-    pc = open_pack_cache(m, prec);
-    if (pc != NULL && sg_packcache_is_hit(pc)) {
-        sg_model_free_mats(layers_out, m->info.n_layer, *embed_out);
-        rc = prepare(m, prec, pc, layers_out, embed_out, err, errlen);
+    /* Swap the private copies for the file just written, one matrix at a time (so that the
+     * resident set never holds both), so that this process shares its pages with the next
+     * ones. A matrix that cannot be swapped keeps its private copy. */
+    for (int l = 0; l < m->info.n_layer && sg_packcache_is_hit(pc); l++) {
+        for (int i = 0; i < SG_LM_COUNT; i++) {
+            sg_mat *nm = NULL;
+
+            if (!sg_mat_repacked(layers_out[l].mat[i]) ||
+                sg_mat_new_cached(&nm, layers_out[l].t[i], prec, pc, msg, sizeof msg) != SG_OK)
+                continue;
+            if (sg_mat_mapped(nm)) {
+                sg_mat_free(layers_out[l].mat[i]);
+                layers_out[l].mat[i] = nm;
+            } else {
+                sg_mat_free(nm);
+            }
+        }
     }
 done:
     sg_packcache_unref(pc);

@@ -424,6 +424,7 @@ int sg_packcache_commit(sg_packcache *pc, char *err, size_t errlen)
     struct pc_entry *table = NULL;
     char tmp[PATH_MAX + 16] = "";
     int created = 0;
+    uint8_t *map = MAP_FAILED;
     size_t key_len = strlen(pc->key);
     size_t off;
     int fd = -1;
@@ -478,7 +479,14 @@ int sg_packcache_commit(sg_packcache *pc, char *err, size_t errlen)
             goto fail;
         }
     }
-    if (fchmod(fd, 0644) != 0 || close(fd) != 0) {
+    if (fchmod(fd, 0644) != 0) {
+        snprintf(err, errlen, "pack cache %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    /* Map what was written (no need to check it: these are the bytes just hashed), without
+     * touching it: the caller swaps its private copies for the mapping one at a time. */
+    map = mmap(NULL, (size_t)h.file_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (close(fd) != 0) {
         fd = -1;
         snprintf(err, errlen, "pack cache %s: %s", tmp, strerror(errno));
         goto fail;
@@ -488,12 +496,22 @@ int sg_packcache_commit(sg_packcache *pc, char *err, size_t errlen)
         snprintf(err, errlen, "pack cache %s: rename: %s", pc->path, strerror(errno));
         goto fail;
     }
+    if (map != MAP_FAILED) {
+        pc->map = map;
+        pc->map_size = (size_t)h.file_size;
+        pc->table = (const struct pc_entry *)(const void *)(map + h.table_off);
+        pc->n_entries = pc->n_notes;
+        pc->hit = 1;
+        map = MAP_FAILED;
+    }
     free(table);
     release_lock(pc);
     sg_log(SG_LOG_INFO, "pack cache %s: wrote %zu weights, %llu bytes", pc->path, pc->n_notes,
            (unsigned long long)h.file_size);
     return SG_OK;
 fail:
+    if (map != MAP_FAILED)
+        munmap(map, (size_t)h.file_size);
     if (fd >= 0)
         close(fd);
     if (created)
@@ -555,6 +573,7 @@ int sg_packcache_key(const char *path, sg_precision prec, char *key, size_t cap,
 {
     char real[PATH_MAX];
     char full[PATH_MAX * 2];
+    char dnnl[256];
     struct stat st;
     size_t used = 0;
     int n;
@@ -563,11 +582,12 @@ int sg_packcache_key(const char *path, sg_precision prec, char *key, size_t cap,
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return SG_EIO;
     }
+    sg_dnnl_describe(dnnl, sizeof dnnl);
     n = snprintf(key, cap,
                  "shieldd pack cache %d\nmodel %s\nprecision %s\ncpu avx2+fma %d\n"
-                 "layout avx2-f32 %d avx2-bf16 %d\n",
+                 "layout avx2-f32 %d avx2-bf16 %d\n%s\n",
                  SG_PACKCACHE_VERSION, real, sg_precision_name(prec), sg_avx2_available(),
-                 SG_AVX2_LAYOUT_VERSION, SG_AVX2_LAYOUT_VERSION);
+                 SG_AVX2_LAYOUT_VERSION, SG_AVX2_LAYOUT_VERSION, dnnl);
     if (n < 0 || (size_t)n >= cap)
         goto range;
     used = (size_t)n;

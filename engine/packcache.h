@@ -24,9 +24,12 @@
  * none; processes building the same file at once serialise on an flock()ed lock file beside it,
  * so the second one waits and then maps what the first one wrote.
  *
- * Only the avx2 kernels' panels are cached: oneDNN's blocked layouts (dnnl-bf16, dnnl-u8s8) are
- * chosen by its JIT per ISA and library build, and their int8 weights come with scales and a
- * compensation that live in the sg_dnnl_mat; those weights are still repacked at every load.
+ * Every fast kernel is cached. The avx2 kernels' panels are plain bytes (their layout version
+ * is in the key). oneDNN's blocked layouts (dnnl-bf16, dnnl-u8s8) are opaque and chosen by its
+ * JIT per ISA, so a oneDNN weight is stored with the memory descriptors oneDNN chose (a plain
+ * struct in oneDNN 2.x), its scales and compensations; at load the primitives are created again
+ * and the cached bytes are used only when dnnl_memory_desc_equal says oneDNN picked the same
+ * layouts, and the key names oneDNN's version, build hash and the CPU's VNNI (the int8 range).
  */
 
 #include <stddef.h>
@@ -75,8 +78,10 @@ int sg_packcache_note(sg_packcache *pc, const sg_tensor *w, const char *kernel,
 size_t sg_packcache_count(const sg_packcache *pc);
 /*
  * Write the noted weights to the cache file (temporary file + rename) and release the lock.
- * SG_OK (also when nothing was noted: no file is written); SG_EIO with a message when the file
- * could not be written (nothing is left behind).
+ * After a successful write the cache is a hit on the file just written (mapped, not yet
+ * touched), so the caller can swap its private copies for the shared pages (sg_packcache_find).
+ * SG_OK (also when nothing was noted: no file is written, the cache stays a miss); SG_EIO with
+ * a message when the file could not be written (nothing is left behind).
  */
 int sg_packcache_commit(sg_packcache *pc, char *err, size_t errlen);
 

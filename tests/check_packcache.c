@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../daemon/config.h" /* not engine/config.h */
 #include "fastmm.h"
 #include "lib/engine_fixtures.h"
 #include "model.h"
@@ -48,8 +49,17 @@ static void copy_model(const char *dir)
     }
 }
 
+static sg_model *open_model_prec(const char *dir, const char *cache, sg_precision prec,
+                                 int *mapped);
+
 /* Open the model with `cache` (NULL: none); *mapped = layer matrices mapped from the cache. */
 static sg_model *open_model(const char *dir, const char *cache, int *mapped)
+{
+    return open_model_prec(dir, cache, SG_PREC_BF16, mapped);
+}
+
+static sg_model *open_model_prec(const char *dir, const char *cache, sg_precision prec,
+                                 int *mapped)
 {
     sg_model_opts mo = sg_model_opts_default();
     sg_model *m = NULL;
@@ -57,7 +67,7 @@ static sg_model *open_model(const char *dir, const char *cache, int *mapped)
     int rc;
 
     mo.n_threads = 1;
-    mo.precision = SG_PREC_BF16;
+    mo.precision = prec;
     mo.pack_cache = cache;
     rc = sg_model_open(&m, dir, &mo, err, sizeof err);
     ck_assert_msg(rc == SG_OK, "open %s: %s", dir, err);
@@ -180,6 +190,45 @@ START_TEST(miss_write_hit_identical)
         sg_ctx_free(c);
         pack_file(cache, file, sizeof file, 2);
     }
+out:
+    sg_model_close(m);
+    free(ref);
+    fx_rmdir(dir);
+    fx_rmdir(cache);
+}
+END_TEST
+
+/* int8 (oneDNN's blocked layout, stored with its memory descriptors, scales, compensations):
+ * miss, then hit, with bit-identical logits. */
+START_TEST(int8_miss_hit_identical)
+{
+    char dir[4096], cache[4096], file[4400];
+    sg_model *m;
+    float *ref, *z;
+    int mapped;
+    size_t nv;
+
+    fx_tmpdir(dir, sizeof dir);
+    fx_tmpdir(cache, sizeof cache);
+    copy_model(dir);
+    m = open_model_prec(dir, NULL, SG_PREC_INT8, &mapped);
+    nv = (size_t)m->info.n_vocab;
+    ref = logits(m);
+    if (strcmp(sg_model_kernel(m), "dnnl-u8s8") != 0)
+        goto out; /* no oneDNN int8 here (no JIT allowed?): nothing is cached */
+    sg_model_close(m);
+    m = open_model_prec(dir, cache, SG_PREC_INT8, &mapped);
+    ck_assert_int_eq(mapped, n_layer_mats(m)); /* written, then mapped */
+    pack_file(cache, file, sizeof file, 1);
+    z = logits(m);
+    assert_same(ref, z, nv);
+    free(z);
+    sg_model_close(m);
+    m = open_model_prec(dir, cache, SG_PREC_INT8, &mapped);
+    ck_assert_int_eq(mapped, n_layer_mats(m));
+    z = logits(m);
+    assert_same(ref, z, nv);
+    free(z);
 out:
     sg_model_close(m);
     free(ref);
@@ -488,6 +537,27 @@ START_TEST(hash_sensitivity)
 }
 END_TEST
 
+/* The daemon's pack_cache key: default auto, a folder from the file or --pack-cache, no "". */
+START_TEST(daemon_config_key)
+{
+    struct shieldd_config c;
+    struct shieldd_cmdline cl;
+    char err[256];
+    char *argv[] = {"shieldd", "--pack-cache", "/var/cache/sg", NULL};
+
+    shieldd_defaults(&c);
+    ck_assert_str_eq(c.pack_cache, "auto");
+    ck_assert_int_eq(config_set(&c, "pack_cache", "off", err, sizeof err), 0);
+    ck_assert_str_eq(c.pack_cache, "off");
+    ck_assert_int_eq(config_set(&c, "pack_cache", "", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "pack_cache"));
+    ck_assert_int_eq(config_parse_args(&cl, 3, argv, err, sizeof err), 0);
+    ck_assert_int_eq(config_apply_args(&c, &cl, err, sizeof err), 0);
+    ck_assert_str_eq(c.pack_cache, "/var/cache/sg");
+    config_free(&c);
+}
+END_TEST
+
 Suite *packcache_suite(void)
 {
     Suite *s = suite_create("packcache");
@@ -495,12 +565,14 @@ Suite *packcache_suite(void)
 
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, miss_write_hit_identical);
+    tcase_add_test(tc, int8_miss_hit_identical);
     tcase_add_loop_test(tc, damaged_files_are_rebuilt, 0, 6);
     tcase_add_test(tc, mismatched_key_rejected);
     tcase_add_test(tc, changed_model_new_key);
     tcase_add_test(tc, processes_share_one_file);
     tcase_add_test(tc, unusable_folder_only_costs_the_cache);
     tcase_add_test(tc, hash_sensitivity);
+    tcase_add_test(tc, daemon_config_key);
     suite_add_tcase(s, tc);
     return s;
 }
