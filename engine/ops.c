@@ -60,41 +60,39 @@ SG_VINLINE sg_v8f gelu8(const sg_v8f *pg)
     return 0.5f * g * (1.0f + sg_v8_tanh(&t));
 }
 
+/* One 8-lane step of `op` on v (w: the `up` lanes, GELU_MUL only). */
+SG_VINLINE sg_v8f ew_step(enum ew_op op, sg_v8f v, const sg_v8f *w, float cap)
+{
+    if (op == EW_TANH)
+        return sg_v8_tanh(&v);
+    if (op == EW_EXP)
+        return sg_v8_exp(&v);
+    if (op == EW_SOFTCAP) {
+        v = v / cap;
+        return cap * sg_v8_tanh(&v);
+    }
+    return gelu8(&v) * *w;
+}
+
 SG_VINLINE void ew_body(enum ew_op op, float *y, const float *x, const float *u, size_t n,
                         float cap)
 {
     size_t i = 0;
     sg_v8f v;
-    sg_v8f w;
+    sg_v8f w = sg_v8_splat(0.0f);
 
     for (; i + 8 <= n; i += 8) {
         memcpy(&v, x + i, sizeof v);
-        if (op == EW_TANH) {
-            v = sg_v8_tanh(&v);
-        } else if (op == EW_EXP) {
-            v = sg_v8_exp(&v);
-        } else if (op == EW_SOFTCAP) {
-            v = v / cap;
-            v = cap * sg_v8_tanh(&v);
-        } else {
+        if (op == EW_GELU_MUL)
             memcpy(&w, u + i, sizeof w);
-            v = gelu8(&v) * w;
-        }
+        v = ew_step(op, v, &w, cap);
         memcpy(y + i, &v, sizeof v);
     }
     if (i < n) {
         v = load_part(x + i, n - i);
-        if (op == EW_TANH) {
-            v = sg_v8_tanh(&v);
-        } else if (op == EW_EXP) {
-            v = sg_v8_exp(&v);
-        } else if (op == EW_SOFTCAP) {
-            v = v / cap;
-            v = cap * sg_v8_tanh(&v);
-        } else {
+        if (op == EW_GELU_MUL)
             w = load_part(u + i, n - i);
-            v = gelu8(&v) * w;
-        }
+        v = ew_step(op, v, &w, cap);
         store_part(y + i, &v, n - i);
     }
 }
