@@ -13,6 +13,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,13 @@
 
 #define LINGER_SECONDS 2.0
 #define MAX_LISTENERS 16
+/* Connections over max_connections that still get a read and a 503 (beyond: closed at once). */
+#define MAX_REJECTED_OPEN 256
+/* Slots only the Unix socket may use, so that a local health check or shieldctl gets in while
+ * TCP clients fill max_connections. */
+#define UNIX_RESERVE 8
+/* A connection over the limit waits at most this long for its request before the 503. */
+#define REJECT_READ_SECONDS 1.0
 
 enum conn_state { READ_HEAD, READ_BODY, READ_CHUNKED, HANDLING, WRITING, LINGER };
 enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
@@ -55,6 +63,8 @@ struct http_conn {
     int keep_alive;  /* of the current request */
     int close_after; /* close once the reply is flushed */
     int rejected;    /* over the connection limit */
+    int reserve;     /* admitted into the Unix socket's reserve */
+    int peer_closed; /* the client shut its side down (EOF): answer what it sent, then close */
 };
 
 struct http_server {
@@ -67,8 +77,9 @@ struct http_server {
     size_t n_listeners;
     struct http_conn *conns;
     size_t n_conns; /* accepted within the limit */
+    size_t n_reserve; /* of which in the Unix reserve */
     size_t n_rejected_open;
-    unsigned long long accepted, rejected;
+    unsigned long long accepted, rejected, shed;
     int draining;
     struct event *resume_ev; /* re-enables accepting after an accept error */
     void (*on_empty)(void *);
@@ -238,6 +249,8 @@ static void conn_free(struct http_conn *c)
         s->n_rejected_open--;
     else
         s->n_conns--;
+    if (c->reserve)
+        s->n_reserve--;
     if (c->timer)
         event_free(c->timer);
     if (c->bev)
@@ -297,6 +310,17 @@ static void conn_error(struct http_conn *c, int status, const char *extra, const
     free(body);
 }
 
+/* A connection over max_connections, its request head read (or its time up): 503. */
+static void conn_reject(struct http_conn *c)
+{
+    char msg[160], extra[64];
+
+    snprintf(msg, sizeof msg, "too many connections (max_connections = %zu)",
+             c->srv->o.max_connections);
+    snprintf(extra, sizeof extra, "Retry-After: %d\r\n", c->srv->o.retry_after);
+    conn_error(c, 503, extra, msg);
+}
+
 void http_reply(struct http_request *req, int status, const char *content_type,
                 const char *extra_headers, const void *body, size_t len)
 {
@@ -342,9 +366,52 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     req_reset(c);
     bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_setwatermark(c->bev, EV_READ, 0, c->srv->o.max_header_bytes + 65536);
-    bufferevent_enable(c->bev, EV_READ);
+    if (!c->peer_closed)
+        bufferevent_enable(c->bev, EV_READ);
     arm_timer(c, c->srv->o.idle_timeout);
     conn_process(c);
+}
+
+/* The client has shut its side down and its input is all parsed: a request cut short gets a
+ * 400 (a proxy must not guess where such a body ends), nothing pending just closes. */
+static void conn_at_eof(struct http_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    char msg[200];
+
+    if (c->rejected) {
+        conn_reject(c);
+        return;
+    }
+    if (c->state == READ_HEAD && c->head_len == 0 && evbuffer_get_length(in) == 0) {
+        conn_free(c);
+        return;
+    }
+    if (c->state == READ_BODY)
+        snprintf(msg, sizeof msg,
+                 "the request body ended after %zu of its %zu bytes (Content-Length): the "
+                 "client closed its side",
+                 evbuffer_get_length(in), c->body_expected);
+    else if (c->state == READ_CHUNKED)
+        snprintf(msg, sizeof msg,
+                 "the chunked request body ended before its last chunk: the client closed its "
+                 "side");
+    else
+        snprintf(msg, sizeof msg, "the request ended inside its head: the client closed its side");
+    conn_error(c, 400, NULL, msg);
+}
+
+/* Whether the peer closed both directions. A Unix socket says so (POLLHUP once the other end
+ * is closed, not after a mere shutdown(SHUT_WR)); TCP cannot tell the two apart until a write
+ * fails, so there it is 0. */
+static int peer_gone(struct http_conn *c)
+{
+    struct pollfd p;
+
+    p.fd = bufferevent_getfd(c->bev);
+    p.events = POLLOUT;
+    p.revents = 0;
+    return p.fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)) != 0;
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -352,14 +419,22 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     struct http_conn *c = arg;
 
     (void)bev;
-    if (what & BEV_EVENT_EOF) {
-        /* A request being read is lost; one being handled is aborted (in conn_free). A client
-         * that sent everything and half-closed while we write still gets its reply. */
-        if (c->state == WRITING) {
-            c->close_after = 1;
-            bufferevent_disable(c->bev, EV_READ);
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state != LINGER) {
+        /* A half-close: the client sent all it will send, and what it sent in full is still
+         * answered (the request being handled or written, and pipelined ones after it). A
+         * Unix client that closed completely aborts the request being handled; over TCP a
+         * full close looks the same as a half-close until the reply's write fails (EPIPE or
+         * a reset), and only a reset while handling aborts the request. */
+        c->peer_closed = 1;
+        bufferevent_disable(c->bev, EV_READ);
+        if (c->state == HANDLING && peer_gone(c)) {
+            conn_free(c); /* nobody to answer: abort the request */
             return;
         }
+        if (c->state == HANDLING || c->state == WRITING)
+            return;
+        conn_at_eof(c);
+        return;
     }
     conn_free(c);
 }
@@ -371,10 +446,14 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (c->rejected && c->state == READ_HEAD) {
+        conn_reject(c); /* the request did not come in time: answer anyway */
+        return;
+    }
     switch (c->state) {
     case READ_HEAD:
         if (c->head_bytes == 0 && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
-            conn_free(c); /* idle keep-alive connection */
+            conn_free(c); /* a silent or idle keep-alive connection */
             return;
         }
         /* fall through */
@@ -553,7 +632,9 @@ static int parse_size(const char *s, int hex, size_t *out)
     size_t v = 0;
     const char *p = s;
 
-    if (*p == '\0')
+    /* A leading digit is required: " 14" or ";x" must not read as 0, which would take the
+     * chunk's data for trailers (a framing another parser would read differently). */
+    if (!(*p >= '0' && *p <= '9') && !(hex && strchr("abcdefABCDEF", *p) != NULL && *p != '\0'))
         return -1;
     for (; *p; p++) {
         int d;
@@ -572,9 +653,41 @@ static int parse_size(const char *s, int hex, size_t *out)
     }
     if (!hex && *p != '\0')
         return -1;
-    if (hex && *p != '\0' && *p != ';' && *p != ' ' && *p != '\t')
+    while (hex && (*p == ' ' || *p == '\t'))
+        p++;
+    if (hex && *p != '\0' && *p != ';')
         return -1;
     *out = v;
+    return 0;
+}
+
+/* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host; a Content-Encoding other than
+ * identity is a body the daemon cannot read (RFC 9110 15.5.16: 415). Returns 0 or a status
+ * already answered. */
+static int check_host_and_coding(struct http_conn *c)
+{
+    const struct http_request *r = &c->req;
+    const char *ce = http_request_header(r, "Content-Encoding");
+    size_t n_host = 0;
+    char msg[200];
+
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (strcasecmp(r->header_name[i], "Host") == 0)
+            n_host++;
+    if (n_host > 1) {
+        conn_error(c, 400, NULL, "more than one Host header (RFC 9112 3.2)");
+        return 400;
+    }
+    if (n_host == 0 && r->version_minor >= 1) {
+        conn_error(c, 400, NULL, "no Host header: HTTP/1.1 requires one (RFC 9112 3.2)");
+        return 400;
+    }
+    if (ce != NULL && strcasecmp(ce, "identity") != 0) {
+        snprintf(msg, sizeof msg,
+                 "Content-Encoding '%.60s' is not supported: send the body uncompressed", ce);
+        conn_error(c, 415, NULL, msg);
+        return 415;
+    }
     return 0;
 }
 
@@ -648,11 +761,14 @@ static int headers_done(struct http_conn *c)
         return 413;
     }
     expect = http_request_header(r, "Expect");
+    if (expect != NULL && strcasecmp(expect, "100-continue") != 0) {
+        conn_error(c, 417, NULL, "only Expect: 100-continue is supported");
+        return 417;
+    }
+    rc = check_host_and_coding(c);
+    if (rc != 0)
+        return rc;
     if (expect != NULL) {
-        if (strcasecmp(expect, "100-continue") != 0) {
-            conn_error(c, 417, NULL, "only Expect: 100-continue is supported");
-            return 417;
-        }
         if (r->version_minor >= 1 && (te != NULL || cl > 0) &&
             evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
             evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
@@ -706,6 +822,24 @@ static int take_body(struct http_conn *c, struct evbuffer *from, size_t n)
     return 0;
 }
 
+/* Whether line[0..n) is a field line: a token, ':', a value without control characters. */
+static int field_line_ok(const char *line, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && is_tchar((unsigned char)line[i]))
+        i++;
+    if (i == 0 || i == n || line[i] != ':')
+        return 0;
+    for (i++; i < n; i++) {
+        unsigned char ch = (unsigned char)line[i];
+
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 /* Chunked framing. Returns 1 when the body is complete, 0 for more input, -1 after an error
  * reply. */
 static int read_chunked(struct http_conn *c, struct evbuffer *in)
@@ -740,12 +874,18 @@ static int read_chunked(struct http_conn *c, struct evbuffer *in)
                 continue;
             }
             if (c->chunk == CH_TRAILER) {
+                int ok = n == 0 || field_line_ok(line, n);
+
                 free(line);
+                if (!ok) {
+                    conn_error(c, 400, NULL, "malformed chunked body (bad trailer field)");
+                    return -1;
+                }
                 if (n == 0)
                     return 1;
-                continue; /* trailer fields are ignored */
+                continue; /* valid trailer fields are ignored */
             }
-            if (parse_size(line, 1, &c->chunk_left) < 0) {
+            if (memchr(line, '\0', n) != NULL || parse_size(line, 1, &c->chunk_left) < 0) {
                 free(line);
                 conn_error(c, 400, NULL, "malformed chunked body (bad chunk size)");
                 return -1;
@@ -776,95 +916,161 @@ static int read_chunked(struct http_conn *c, struct evbuffer *in)
     }
 }
 
-static void conn_process(struct http_conn *c)
+/*
+ * Whether the first bytes received where a request line belongs, up to the end of the method,
+ * can be text: no control byte but CR and LF, nothing over 0x7e. Binary data (a TLS ClientHello
+ * begins with 0x16) is answered at once instead of waiting read_timeout for a line end.
+ */
+static int plausible_start(struct evbuffer *in)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t n = evbuffer_get_length(in) < 32 ? evbuffer_get_length(in) : 32;
+    const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)n);
+
+    int text = 0; /* seen a byte of the line itself (empty lines may come first) */
+
+    for (size_t i = 0; p != NULL && i < n; i++) {
+        if ((p[i] == '\n' || p[i] == ' ') && text)
+            break; /* the method is text; the rest of the line is checked when complete */
+        if ((p[i] < 0x20 && p[i] != '\r' && p[i] != '\n') || p[i] > 0x7e)
+            return 0;
+        text |= p[i] != '\r' && p[i] != '\n';
+    }
+    return 1;
+}
+
+/* Whether a request line has the shape METHOD SP TARGET SP VERSION (HTTP/0.9's "GET /" has
+ * no version); the parts are checked once the head is complete. */
+static int request_line_shape(const char *line, size_t n)
+{
+    const char *end = line + n;
+    const char *sp1 = memchr(line, ' ', n);
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1)) : NULL;
+
+    return sp1 != NULL && sp2 != NULL && sp1 != line && sp2 != sp1 + 1 && sp2 + 1 < end &&
+           memchr(sp2 + 1, ' ', (size_t)(end - sp2 - 1)) == NULL;
+}
+
+/* Read the request line and headers. Returns 0 for more input, 1 when done with the input
+ * for now (the head is complete and the state moved on, or an error was answered). */
+static int parse_head(struct http_conn *c, struct evbuffer *in)
+{
     char msg[200];
 
     for (;;) {
-        if (c->state == READ_HEAD) {
-            size_t n;
-            char *line;
+        size_t n;
+        char *line;
 
-            if (evbuffer_get_length(in) == 0)
-                return;
-            if (!c->have_req) {
-                /* The first byte of a request starts its read_timeout clock. */
-                c->have_req = 1;
-                c->req.arrived = sched_now();
+        if (evbuffer_get_length(in) == 0)
+            return 0;
+        if (!c->have_req) {
+            /* The first byte of a request starts its read_timeout clock (a connection over the
+             * limit keeps its short one). */
+            c->have_req = 1;
+            c->req.arrived = sched_now();
+            if (!c->rejected)
                 arm_timer(c, c->srv->o.read_timeout);
-            }
-            line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-            if (line == NULL) {
-                if (c->head_bytes + evbuffer_get_length(in) > c->srv->o.max_header_bytes) {
-                    snprintf(msg, sizeof msg,
-                             "%s is over the limit of %zu bytes "
-                             "(max_header_bytes)",
-                             c->in_request_line ? "request line" : "request header",
-                             c->srv->o.max_header_bytes);
-                    conn_error(c, c->in_request_line ? 414 : 431, NULL, msg);
-                }
-                return;
-            }
+        }
+        if (c->in_request_line && !plausible_start(in)) {
+            conn_error(c, 400, NULL,
+                       "not an HTTP/1.x request (binary data where the request line belongs; "
+                       "a TLS handshake? this listener speaks plain HTTP)");
+            return 1;
+        }
+        line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+        if (line == NULL) {
+            if (c->head_bytes + evbuffer_get_length(in) <= c->srv->o.max_header_bytes)
+                return 0;
+            n = 0;
+        } else {
             c->head_bytes += n + 2;
-            if (c->head_bytes > c->srv->o.max_header_bytes) {
-                free(line);
-                snprintf(msg, sizeof msg, "%s is over the limit of %zu bytes (max_header_bytes)",
-                         c->in_request_line ? "request line" : "request header",
-                         c->srv->o.max_header_bytes);
-                conn_error(c, c->in_request_line ? 414 : 431, NULL, msg);
-                return;
-            }
-            if (n == 0 && c->in_request_line) {
-                free(line); /* empty lines before a request are allowed (RFC 9112 2.2) */
-                continue;
-            }
-            if (n == 0) {
-                free(line);
-                if (headers_done(c) != 0)
-                    return;
-                continue;
-            }
-            if (memchr(line, '\0', n) != NULL) {
-                free(line);
-                conn_error(c, 400, NULL, "NUL byte in the request head");
-                return;
-            }
-            if (head_append(c, line, n) < 0) {
-                free(line);
-                conn_error(c, 500, NULL, "out of memory");
-                return;
-            }
+        }
+        if (line == NULL || c->head_bytes > c->srv->o.max_header_bytes) {
             free(line);
-            c->in_request_line = 0;
+            snprintf(msg, sizeof msg, "%s is over the limit of %zu bytes (max_header_bytes)",
+                     c->in_request_line ? "request line" : "request header",
+                     c->srv->o.max_header_bytes);
+            conn_error(c, c->in_request_line ? 414 : 431, NULL, msg);
+            return 1;
+        }
+        if (n == 0) {
+            free(line);
+            if (c->in_request_line)
+                continue; /* empty lines before a request are allowed (RFC 9112 2.2) */
+            if (c->rejected) {
+                conn_reject(c);
+                return 1;
+            }
+            headers_done(c); /* the state says what comes next */
+            return 1;
+        }
+        if (memchr(line, '\0', n) != NULL) {
+            free(line);
+            conn_error(c, 400, NULL, "NUL byte in the request head");
+            return 1;
+        }
+        if (c->in_request_line && !request_line_shape(line, n)) {
+            free(line);
+            conn_error(c, 400, NULL,
+                       "malformed request line (expected METHOD TARGET HTTP/1.1; HTTP/0.9 "
+                       "requests are not supported)");
+            return 1;
+        }
+        if (head_append(c, line, n) < 0) {
+            free(line);
+            conn_error(c, 500, NULL, "out of memory");
+            return 1;
+        }
+        free(line);
+        c->in_request_line = 0;
+    }
+}
+
+/* Parse what the input holds. Returns 0 when a request is being read and needs more input, 1
+ * otherwise (dispatched, answered with an error, or input waiting for a reply). */
+static int conn_parse(struct http_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    for (;;) {
+        if (c->state == READ_HEAD) {
+            if (parse_head(c, in) == 0)
+                return 0;
+            if (c->state != READ_BODY && c->state != READ_CHUNKED)
+                return 1;
             continue;
         }
         if (c->state == READ_BODY) {
             if (evbuffer_get_length(in) < c->body_expected)
-                return;
+                return 0;
             if (take_body(c, in, c->body_expected) < 0) {
                 conn_error(c, 500, NULL, "out of memory");
-                return;
+                return 1;
             }
             dispatch(c);
-            return;
+            return 1;
         }
         if (c->state == READ_CHUNKED) {
             int rc = read_chunked(c, in);
-            size_t n;
 
             if (rc <= 0)
-                return;
-            n = evbuffer_get_length(c->body);
-            if (take_body(c, c->body, n) < 0) {
+                return rc == 0 ? 0 : 1;
+            if (take_body(c, c->body, evbuffer_get_length(c->body)) < 0) {
                 conn_error(c, 500, NULL, "out of memory");
-                return;
+                return 1;
             }
             dispatch(c);
-            return;
+            return 1;
         }
-        return; /* HANDLING, WRITING, LINGER: input waits */
+        return 1; /* HANDLING, WRITING, LINGER: input waits */
     }
+}
+
+/* Parse the input; a client that has shut its side and left a request unfinished is answered
+ * now (it can send no more). May free `c`. */
+static void conn_process(struct http_conn *c)
+{
+    if (conn_parse(c) == 0 && c->peer_closed)
+        conn_at_eof(c);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -880,16 +1086,56 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     conn_process(c);
 }
 
+/* The connection that has waited longest without sending a byte of a request (silent since
+ * it connected, or idle between keep-alive requests), or NULL. */
+static struct http_conn *oldest_idle(struct http_server *s)
+{
+    struct http_conn *found = NULL;
+
+    for (struct http_conn *c = s->conns; c != NULL; c = c->next) /* newest first */
+        if (!c->rejected && c->state == READ_HEAD && !c->have_req &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+            found = c;
+    return found;
+}
+
+/*
+ * Whether a new connection of `kind` gets a slot: one of max_connections, else for the Unix
+ * socket one of its UNIX_RESERVE, else one freed by closing the oldest idle connection (so
+ * that silent sockets cannot lock talking clients out). *reserve: it takes a reserve slot.
+ */
+static int admit(struct http_server *s, const char *kind, int *reserve)
+{
+    *reserve = 0;
+    for (;;) {
+        struct http_conn *idle;
+
+        if (s->n_conns - s->n_reserve < s->o.max_connections)
+            return 1;
+        if (strcmp(kind, "unix") == 0 && s->n_reserve < UNIX_RESERVE) {
+            *reserve = 1;
+            return 1;
+        }
+        idle = oldest_idle(s);
+        if (idle == NULL)
+            return 0;
+        s->shed++;
+        conn_free(idle);
+    }
+}
+
 /* Take a new connection. Returns 0, or -1 when it could not be set up (fd closed). */
 static int conn_new(struct http_server *s, evutil_socket_t fd, const char *kind)
 {
     struct http_conn *c;
+    int ok, reserve;
 
     if (s->draining) {
         evutil_closesocket(fd);
         return -1;
     }
-    if (s->n_conns >= s->o.max_connections && s->n_rejected_open >= 64) {
+    ok = admit(s, kind, &reserve);
+    if (!ok && s->n_rejected_open >= MAX_REJECTED_OPEN) {
         /* Flooded: no reply, no state. */
         s->rejected++;
         evutil_closesocket(fd);
@@ -909,11 +1155,13 @@ static int conn_new(struct http_server *s, evutil_socket_t fd, const char *kind)
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
-    if (s->n_conns >= s->o.max_connections) {
+    if (!ok) {
         c->rejected = 1;
         s->n_rejected_open++;
         s->rejected++;
     } else {
+        c->reserve = reserve;
+        s->n_reserve += (size_t)reserve;
         s->n_conns++;
         s->accepted++;
     }
@@ -927,18 +1175,12 @@ static int conn_new(struct http_server *s, evutil_socket_t fd, const char *kind)
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     req_reset(c);
     c->state = READ_HEAD;
-    if (c->rejected) {
-        char msg[160], extra[64];
-
-        snprintf(msg, sizeof msg, "too many connections (max_connections = %zu)",
-                 s->o.max_connections);
-        snprintf(extra, sizeof extra, "Retry-After: %d\r\n", s->o.retry_after);
-        conn_error(c, 503, extra, msg);
-        return 0;
-    }
     bufferevent_setwatermark(c->bev, EV_READ, 0, s->o.max_header_bytes + 65536);
     bufferevent_enable(c->bev, EV_READ);
-    arm_timer(c, s->o.idle_timeout);
+    /* Over the limit: read the request head (a short while) before the 503, so that closing
+     * does not reset the connection under unread bytes. Within it: the first request is due
+     * within read_timeout, like every request once its first byte came. */
+    arm_timer(c, c->rejected ? REJECT_READ_SECONDS : s->o.read_timeout);
     return 0;
 }
 
@@ -1063,6 +1305,11 @@ unsigned long long http_server_accepted(const struct http_server *s)
 unsigned long long http_server_rejected(const struct http_server *s)
 {
     return s->rejected;
+}
+
+unsigned long long http_server_shed(const struct http_server *s)
+{
+    return s->shed;
 }
 
 void http_server_free(struct http_server *s)

@@ -86,6 +86,8 @@ void http_server_drain(struct http_server *s, void (*on_empty)(void *arg), void 
 size_t http_server_connections(const struct http_server *s);
 unsigned long long http_server_accepted(const struct http_server *s);
 unsigned long long http_server_rejected(const struct http_server *s);
+/* Idle or silent connections closed to make room for a new one at max_connections. */
+unsigned long long http_server_shed(const struct http_server *s);
 
 /* Close everything and free the server (pending requests are aborted first). */
 void http_server_free(struct http_server *s);

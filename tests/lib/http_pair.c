@@ -15,6 +15,8 @@
 
 #include "http.h"
 
+const char *http_pair_kind = "unix";
+
 char *http_pair_exchange(struct event_base *base, struct http_server *s, const void *data,
                          size_t len, int shut, int idle_ms, size_t *out_len)
 {
@@ -26,7 +28,7 @@ char *http_pair_exchange(struct event_base *base, struct http_server *s, const v
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
         return NULL;
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    if (http_server_adopt(s, sv[1], "unix") < 0) {
+    if (http_server_adopt(s, sv[1], http_pair_kind) < 0) {
         close(sv[0]);
         return NULL;
     }

@@ -16,6 +16,9 @@ struct http_server;
  * closes the connection or `idle_ms` pass without progress, and return what arrived as a
  * malloc'd NUL-terminated string (*out_len its length; caller frees).
  */
+/* The listener kind the next exchanges claim ("unix" unless a test sets "tcp"). */
+extern const char *http_pair_kind;
+
 char *http_pair_exchange(struct event_base *base, struct http_server *s, const void *data,
                          size_t len, int shut, int idle_ms, size_t *out_len);
 
