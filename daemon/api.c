@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "jsonfmt.h"
 #include "log.h"
 #include "sg_moderate_json.h"
 #include "shieldd.h"
@@ -94,7 +95,7 @@ static void reply_raw(struct shieldd *sd, struct http_request *req, enum metrics
 static void reply_json(struct shieldd *sd, struct http_request *req, enum metrics_endpoint ep,
                        int status, json_t *root)
 {
-    char *s = root ? json_dumps(root, DUMP_FLAGS) : NULL;
+    char *s = root ? json_dumps_shortest(root, DUMP_FLAGS) : NULL;
 
     if (s == NULL) {
         char *e = http_error_json("server_error", "out of memory");
@@ -188,8 +189,12 @@ static json_t *parse_body(struct shieldd *sd, struct http_request *req, enum met
     }
     root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
+        /* jansson names its flag for "\u0000"; say what is wrong with the request instead. */
         reply_err(sd, req, ep, 400, NULL, "malformed JSON at line %d, column %d: %s", jerr.line,
-                  jerr.column, jerr.text);
+                  jerr.column,
+                  strstr(jerr.text, "JSON_ALLOW_NUL") ? "a string holds a NUL character "
+                                                        "(\\u0000), which is not accepted"
+                                                      : jerr.text);
         return NULL;
     }
     if (!json_is_object(root)) {
@@ -1075,7 +1080,7 @@ void api_handle(struct http_request *req, void *ud)
     case EP_READYZ:
     case EP_METRICS:
         if (!is_get) {
-            reply_err(sd, req, ep, 405, "Allow: GET, HEAD\r\n", "%s accepts GET, not %s",
+            reply_err(sd, req, ep, 405, "Allow: GET, HEAD\r\n", "%s accepts GET and HEAD, not %s",
                       metrics_endpoint_name(ep), req->method_name);
             return;
         }

@@ -407,15 +407,23 @@ int config_load_string(struct shieldd_config *c, const char *name, const char *t
     int seen_listen = 0;
     char key[64] = ""; /* the key awaiting a value; "" when expecting a key */
     char msg[512];
+    size_t seen_line[sizeof keys / sizeof keys[0]]; /* 1 + the line a key was set on; 0: not */
 
+    memset(seen_line, 0, sizeof seen_line);
     if (!yaml_parser_initialize(&parser))
         return fail_msg(err, errlen, "%s: out of memory", path);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     for (;;) {
         if (!yaml_parser_parse(&parser, &ev)) {
-            snprintf(msg, sizeof msg, "YAML syntax error: %s",
-                     parser.problem ? parser.problem : "unknown");
-            yaml_fail(err, errlen, path, &parser.problem_mark, msg);
+            /* A key without its ':' is found missing only on the next line: report the line
+             * of the key (the context mark), not the one libyaml stopped at. */
+            int at_key = parser.context != NULL && strstr(parser.context, "simple key") != NULL;
+
+            snprintf(msg, sizeof msg, "YAML syntax error: %s%s%s",
+                     parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
+                     parser.context ? parser.context : "");
+            yaml_fail(err, errlen, path, at_key ? &parser.context_mark : &parser.problem_mark,
+                      msg);
             goto fail;
         }
         have_ev = 1;
@@ -470,11 +478,21 @@ int config_load_string(struct shieldd_config *c, const char *name, const char *t
                 goto fail;
             }
             if (depth == 1 && key[0] == '\0') {
-                if (find_key(v) == NULL) {
+                const struct config_key *k = find_key(v);
+
+                if (k == NULL) {
                     snprintf(msg, sizeof msg, "unknown key '%.64s'", v);
                     yaml_fail(err, errlen, path, &ev.start_mark, msg);
                     goto fail;
                 }
+                /* A second value would silently win: say which line set it first. */
+                if (seen_line[k - keys] != 0) {
+                    snprintf(msg, sizeof msg, "duplicate key '%.64s' (first set on line %zu)", v,
+                             seen_line[k - keys]);
+                    yaml_fail(err, errlen, path, &ev.start_mark, msg);
+                    goto fail;
+                }
+                seen_line[k - keys] = ev.start_mark.line + 1;
                 snprintf(key, sizeof key, "%s", v);
                 break;
             }

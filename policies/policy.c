@@ -460,6 +460,10 @@ syntax:
     } else if (parser.error == YAML_READER_ERROR) {
         rc = fail_at(L, mark_of_offset(L, parser.problem_offset), SG_POLICY_ESYNTAX, "%s",
                      parser.problem ? parser.problem : "unreadable input");
+    } else if (parser.context && strstr(parser.context, "simple key") != NULL) {
+        /* A key without its ':' is found missing only on the next line: report the key's. */
+        rc = fail_at(L, parser.context_mark, SG_POLICY_ESYNTAX, "%s %s",
+                     parser.problem ? parser.problem : "syntax error", parser.context);
     } else if (parser.context) {
         rc = fail_at(L, parser.problem_mark, SG_POLICY_ESYNTAX, "%s %s (line %zu)",
                      parser.problem ? parser.problem : "syntax error", parser.context,

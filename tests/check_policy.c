@@ -345,6 +345,9 @@ START_TEST(err_syntax)
     expect_policy_error("name: demo\ntitle: \"unclosed\n", SG_POLICY_ESYNTAX, "3:1:",
                         "end of stream");
     expect_policy_error("name: demo\n  title: x\n", SG_POLICY_ESYNTAX, "2:8:", "");
+    /* A key without ':' on line 2 is reported on line 2, where libyaml's context starts. */
+    expect_policy_error("name: demo\ntitle x\nenabled: true\n", SG_POLICY_ESYNTAX, "2:1:",
+                        "could not find expected ':'");
     expect_policy_error("", SG_POLICY_EINVALID, "1:1:", "empty");
     expect_policy_error("- a\n- b\n", SG_POLICY_EINVALID, "1:1:", "must be a mapping");
     expect_policy_error("name: demo\n---\nname: x\n", SG_POLICY_EINVALID, "2:1:",
