@@ -47,6 +47,13 @@ void sg_tok_free(sg_tok *t);
  */
 int sg_tok_encode_segs(const sg_tok *t, const sg_tok_seg *segs, size_t n_segs, int32_t *ids,
                        size_t cap, size_t *n);
+/*
+ * sg_tok_encode_segs that gives up as soon as the count is sure to exceed `max` (a word longer
+ * than `max` tokens could cover is not tokenized at all), so that an over-long input costs
+ * about what `max` tokens cost: then SG_ERANGE with *n a lower bound of the count, > max.
+ */
+int sg_tok_encode_segs_max(const sg_tok *t, const sg_tok_seg *segs, size_t n_segs,
+                           int32_t *ids, size_t cap, size_t max, size_t *n);
 /* One segment. */
 int sg_tok_encode(const sg_tok *t, const char *text, size_t len, sg_tok_mode mode, int32_t *ids,
                   size_t cap, size_t *n);

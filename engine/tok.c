@@ -507,6 +507,11 @@ int tok_finish(struct sg_tok *t, char *err, size_t errlen)
             }
         }
     }
+    /* A word of n bytes becomes at least n / max_piece_len tokens (sg_tok_encode_segs_max). */
+    t->max_piece_len = 4;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (t->len[id] > t->max_piece_len)
+            t->max_piece_len = t->len[id];
     for (int c = 0; c < 128; c++) {
         char s[1] = {(char)c};
         int32_t id = tok_lookup(t, s, 1);
@@ -659,6 +664,8 @@ struct enc {
     int32_t *ids;
     size_t cap;
     size_t count;
+    size_t stop;        /* give up once count is sure to pass this (SIZE_MAX: never) */
+    int over;           /* gave up: count is a lower bound > stop */
     char *norm;         /* normalized text of one chunk */
     size_t norm_cap;
     struct sym *sym;
@@ -680,6 +687,8 @@ static inline void emit(struct enc *e, int32_t id)
     if (e->count < e->cap)
         e->ids[e->count] = id;
     e->count++;
+    if (e->count > e->stop)
+        e->over = 1;
 }
 
 /* 1 if text[a..b) lies wholly in template segments. */
@@ -934,8 +943,19 @@ static void bpe_cached(struct enc *e, const char *s, size_t n, int allow_special
     uint64_t h = 0;
     size_t k;
 
-    if (n == 0)
+    if (n == 0 || e->over)
         return;
+    if (e->stop != SIZE_MAX) {
+        /* Every token covers at most max_piece_len bytes: a word too long to fit is not run
+         * through BPE at all (a megabyte of spaces is one word: seconds of merges). */
+        size_t least = (n + e->t->max_piece_len - 1) / e->t->max_piece_len;
+
+        if (least > e->stop - e->count) {
+            e->count += least;
+            e->over = 1;
+            return;
+        }
+    }
     if (e->wc && n <= WC_MAX_WORD) {
         uint32_t i;
 
@@ -988,7 +1008,7 @@ static void bpe_text(struct enc *e, const char *s, size_t n, int allow_special)
         bpe_cached(e, s, n, allow_special);
         return;
     }
-    for (size_t i = 3; i + 3 <= n; i++) {
+    for (size_t i = 3; i + 3 <= n && !e->over; i++) {
         if (s[i] == '\xe2' && s[i + 1] == '\x96' && s[i + 2] == '\x81' &&
             !(s[i - 3] == '\xe2' && s[i - 2] == '\x96' && s[i - 1] == '\x81')) {
             bpe_cached(e, s + start, i - start, allow_special);
@@ -1048,7 +1068,7 @@ static void encode_chunk(struct enc *e, size_t a, size_t b)
     int chunk_template = in_template(e, a, b);
     size_t n, start = 0;
 
-    if (a == b)
+    if (a == b || e->over)
         return;
     n = normalize(e, e->text + a, b - a, a == 0);
     if (t->norm_trie.n > 1) {
@@ -1074,6 +1094,12 @@ static void encode_chunk(struct enc *e, size_t a, size_t b)
 int sg_tok_encode_segs(const sg_tok *t, const sg_tok_seg *segs, size_t n_segs, int32_t *ids,
                        size_t cap, size_t *n)
 {
+    return sg_tok_encode_segs_max(t, segs, n_segs, ids, cap, SIZE_MAX, n);
+}
+
+int sg_tok_encode_segs_max(const sg_tok *t, const sg_tok_seg *segs, size_t n_segs,
+                           int32_t *ids, size_t cap, size_t max, size_t *n)
+{
     struct enc e;
     char *joined = NULL;
     size_t total = 0, chunk = 0;
@@ -1089,6 +1115,7 @@ int sg_tok_encode_segs(const sg_tok *t, const sg_tok_seg *segs, size_t n_segs, i
     e.n_segs = n_segs;
     e.ids = ids;
     e.cap = cap;
+    e.stop = max;
     e.all_template = 1;
     e.all_user = 1;
     for (size_t i = 0; i < n_segs; i++) {
@@ -1161,7 +1188,7 @@ int sg_tok_encode_segs(const sg_tok *t, const sg_tok_seg *segs, size_t n_segs, i
     }
 
     /* Pass 1: added tokens in the raw text, leftmost-longest. */
-    for (size_t i = 0; i < total;) {
+    for (size_t i = 0; i < total && !e.over;) {
         int32_t id = -1;
         size_t len = 0;
 
@@ -1178,7 +1205,7 @@ int sg_tok_encode_segs(const sg_tok *t, const sg_tok_seg *segs, size_t n_segs, i
     }
     encode_chunk(&e, chunk, total);
     *n = e.count;
-    if (e.count > cap)
+    if (e.count > cap || e.over)
         rc = SG_ERANGE;
 done:
     free(e.norm);

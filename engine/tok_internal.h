@@ -84,6 +84,7 @@ struct sg_tok {
     size_t n_added;
 
     int ws_split;         /* words may be split before U+2581 (no piece spans that point) */
+    size_t max_piece_len; /* bytes one token of BPE output can cover at most (>= 4: <unk>) */
     int32_t byte_id[256]; /* <0xXX> piece ids, -1 if absent */
     int32_t unk, bos, eos;
     struct tok_opts opts;

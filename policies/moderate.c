@@ -151,10 +151,11 @@ const char *sg_moderator_errmsg(const sg_moderator *mod)
 
 /* ---- Tokenization ---------------------------------------------------------------------------- */
 
-/* Tokenize the prompt of `policy` into *ids (malloc'd) / *n. */
+/* Tokenize the prompt of `policy` into *ids (malloc'd) / *n. Once the count is sure to pass
+ * `max` (SIZE_MAX: no limit), tokenizing stops: *ids is then NULL and *n a lower bound > max. */
 static int encode_prompt(const sg_tok *tok, const sg_policy_set *set, const sg_policy *policy,
                          const char *text, size_t text_len, const char *response,
-                         size_t response_len, int32_t **ids, size_t *n)
+                         size_t response_len, size_t max, int32_t **ids, size_t *n)
 {
     sg_prompt_part parts[SG_PROMPT_MAX_PARTS];
     sg_tok_seg segs[SG_PROMPT_MAX_PARTS];
@@ -182,13 +183,20 @@ static int encode_prompt(const sg_tok *tok, const sg_policy_set *set, const sg_p
     }
     /* Every token covers at least one byte, so this is enough; the retry is a safety net. */
     cap = bytes + 8;
+    if (max < cap)
+        cap = max + 1;
     for (;;) {
         size_t got = 0;
 
         buf = malloc(cap * sizeof *buf);
         if (!buf)
             return SG_ENOMEM;
-        rc = sg_tok_encode_segs(tok, segs, (size_t)np, buf, cap, &got);
+        rc = sg_tok_encode_segs_max(tok, segs, (size_t)np, buf, cap, max, &got);
+        if (rc == SG_ERANGE && got > max) {
+            free(buf);
+            *n = got;
+            return SG_OK;
+        }
         if (rc == SG_ERANGE && got > cap) {
             free(buf);
             cap = got;
@@ -217,7 +225,8 @@ int sg_moderate_tokenize(const sg_tok *tok, const sg_policy_set *set, const sg_p
     if (!sg_utf8_valid(text, text_len, NULL) ||
         (response && !sg_utf8_valid(response, response_len, NULL)))
         return SG_EINVAL;
-    return encode_prompt(tok, set, policy, text, text_len, response, response_len, ids, n);
+    return encode_prompt(tok, set, policy, text, text_len, response, response_len, SIZE_MAX, ids,
+                         n);
 }
 
 /* ---- Scoring ----------------------------------------------------------------------------------- */
@@ -267,7 +276,9 @@ static void free_prompts(prompt *pr, size_t n)
     }
 }
 
-/* Tokenize every prompt for the texts as given; *longest receives the largest count. */
+/* Tokenize every prompt for the texts as given; *longest receives the largest count. A prompt
+ * over max_tokens stops it all: *longest is then a lower bound of that prompt's count (> the
+ * limit), and the work an over-long input costs is bounded by the limit, not its size. */
 static int encode_all(sg_moderator *mod, const sg_policy_set *set, prompt *pr, size_t n,
                       const char *text, size_t text_len, const char *resp, size_t resp_len,
                       size_t *longest)
@@ -276,13 +287,15 @@ static int encode_all(sg_moderator *mod, const sg_policy_set *set, prompt *pr, s
     free_prompts(pr, n);
     for (size_t i = 0; i < n; i++) {
         int rc = encode_prompt(mod->tok, set, pr[i].policy, text, text_len, resp, resp_len,
-                               &pr[i].ids, &pr[i].n);
+                               (size_t)mod->max_tokens, &pr[i].ids, &pr[i].n);
 
         if (rc < 0)
             return set_err(mod, rc, "tokenizing the prompt of policy '%s' failed: %s",
                            pr[i].policy->name, sg_engine_strerror(rc));
         if (pr[i].n > *longest)
             *longest = pr[i].n;
+        if (pr[i].ids == NULL)
+            break;
     }
     return SG_OK;
 }
@@ -460,7 +473,8 @@ int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_r
 
         if (!mod->opts.truncate) {
             rc = set_err(mod, SG_ERANGE,
-                         "the input is too long: its prompt is %zu tokens, over the limit of %d "
+                         "the input is too long: its prompt is at least %zu tokens, over the "
+                         "limit of %d "
                          "(shorten it, or enable truncation)", full, mod->max_tokens);
             goto fail;
         }
@@ -470,7 +484,7 @@ int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_r
         if (!fits) {
             rc = set_err(mod, SG_ERANGE,
                          "the prompt does not fit in %d tokens even with the input cut to "
-                         "nothing (%zu tokens in full)", mod->max_tokens, full);
+                         "nothing (at least %zu tokens in full)", mod->max_tokens, full);
             goto fail;
         }
         res->truncated = 1;

@@ -219,6 +219,39 @@ START_TEST(test_encode_errors)
 }
 END_TEST
 
+/* sg_tok_encode_segs_max: the same ids when the count is within the limit; past it,
+ * SG_ERANGE with a lower bound of the count above the limit. */
+START_TEST(test_encode_max)
+{
+    sg_tok *t = small();
+    static char big[30001];
+    int32_t ids[64], ref[64];
+    size_t n = 0, nref = 0, full = 0;
+    sg_tok_seg seg = {"abcabcabc", 9, SG_TOK_USER};
+
+    ck_assert_int_eq(sg_tok_encode_segs(t, &seg, 1, ref, 64, &nref), SG_OK);
+    ck_assert_int_eq(sg_tok_encode_segs_max(t, &seg, 1, ids, 64, nref, &n), SG_OK);
+    ck_assert_uint_eq(n, nref);
+    ck_assert_mem_eq(ids, ref, n * sizeof *ids);
+    ck_assert_int_eq(sg_tok_encode_segs_max(t, &seg, 1, ids, 64, nref - 1, &n), SG_ERANGE);
+    ck_assert_uint_gt(n, nref - 1);
+    ck_assert_uint_le(n, nref);
+    /* One huge word (spaces) and many words: given up on, with a valid bound. */
+    for (int k = 0; k < 2; k++) {
+        memset(big, k ? ' ' : 'a', sizeof big - 1);
+        if (k == 0)
+            for (size_t i = 5; i < sizeof big - 1; i += 6)
+                big[i] = ' ';
+        seg.text = big;
+        seg.len = sizeof big - 1;
+        ck_assert_int_eq(sg_tok_encode_segs(t, &seg, 1, NULL, 0, &full), SG_ERANGE);
+        ck_assert_int_eq(sg_tok_encode_segs_max(t, &seg, 1, ids, 64, 50, &n), SG_ERANGE);
+        ck_assert_msg(n > 50 && n <= full, "case %d: bound %zu, count %zu", k, n, full);
+    }
+    sg_tok_free(t);
+}
+END_TEST
+
 START_TEST(test_decode)
 {
     sg_tok *t = small();
@@ -490,6 +523,7 @@ Suite *tok_suite(void)
     tcase_add_test(tc, test_tiny_gguf);
     tcase_add_test(tc, test_truncated_files);
     tcase_add_test(tc, test_spm_errors);
+    tcase_add_test(tc, test_encode_max);
     tcase_add_test(tc, test_gemma_json);
     suite_add_tcase(s, tc);
     return s;
