@@ -92,7 +92,7 @@ GEN         = $(BUILD)/gen/ctl_cmds.h $(BUILD)/gen/suites.h
 # Link order: dependents first.
 CORE_LIBS   = $(LIB_POLICY) $(LIB_ENGINE)
 
-.PHONY: all setup test check run bench fuzz install clean fmt asan valgrind demo-model
+.PHONY: all setup test check run bench fuzz fuzz-seeds fuzz-bins install clean fmt asan valgrind demo-model
 
 # all: the daemon, the CLI, the tools and the test runner
 all: $(if $(wildcard daemon/main.c),$(SHIELDD)) $(SHIELDCTL) $(TOOLS) $(CHECK_BIN)
@@ -181,18 +181,63 @@ bench: setup
 	$(Q)$(MAKE) --no-print-directory all demo-model NO_SETUP=1
 	$(Q)sh tools/bench.sh
 
-# fuzz: build each libFuzzer target with clang and run it FUZZ_SECONDS seconds
-FUZZ_CFLAGS = -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -pthread
+# Fuzzing (docs/FUZZING.md). The engine and policy sources (ENGINE_SRC, POLICY_SRC: wherever
+# they live) are built once with clang into $(BUILD)/fuzz/libfuzzcore.a; each target is its own
+# file and links it. fuzz-seeds (part of `make test`) builds every target and replays its seed
+# corpus once (-runs=0), so a target that no longer builds or crashes on a seed fails the tests.
+FUZZ_CC      ?= clang
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_LIB_CFLAGS = -std=c11 -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(PKG_CFLAGS) -pthread
+FUZZ_CFLAGS   = -std=c11 -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(PKG_CFLAGS) -pthread
+FUZZ_CORE     = $(BUILD)/fuzz/libfuzzcore.a
+FUZZ_DAEMON   = $(BUILD)/fuzz/libfuzzdaemon.a
+FUZZ_BINS     = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+HAVE_FUZZ_CC := $(shell command -v $(FUZZ_CC) >/dev/null 2>&1 && echo 1)
+
+$(BUILD)/fuzz/obj/%.o: %.c | $(GEN)
+	$(call msg,FUZZCC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) -DSG_FUZZING=1 $(FUZZ_LIB_CFLAGS) -c $< -o $@
+$(FUZZ_CORE): $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(ENGINE_SRC) $(POLICY_SRC))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(FUZZ_DAEMON): $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(DAEMON_SRC) $(CLIENT_SRC))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+# fuzz_api links the daemon's modules whole, its sg_moderate() wrapped by a stub.
+$(BUILD)/fuzz/fuzz_api: $(FUZZ_DAEMON)
+$(BUILD)/fuzz/fuzz_api: FUZZ_EXTRA = $(FUZZ_DAEMON) -Wl,--wrap=sg_moderate \
+    -Wl,--wrap=sg_moderator_errmsg
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_CORE)
+	$(call msg,FUZZLD,$@)
+	@mkdir -p $(BUILD)/fuzz/obj
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) -MF $(BUILD)/fuzz/obj/fuzz_$*.d -MT $@ -DSG_FUZZING=1 \
+	    $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_EXTRA) $(FUZZ_CORE) $(LIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+# fuzz-seeds: build every fuzz target and run it once over its seeds (skipped without clang)
+fuzz-seeds:
+ifeq ($(HAVE_FUZZ_CC),1)
+	$(Q)$(MAKE) --no-print-directory fuzz-bins
+	$(Q)for b in $(FUZZ_BINS); do \
+	    n=$$(basename $$b); seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
+	    $$b -runs=0 $$seeds >$(BUILD)/fuzz/$$n.seeds.log 2>&1 || \
+	        { echo "  FUZZ   $$n: failed on its seeds"; tail -40 $(BUILD)/fuzz/$$n.seeds.log; exit 1; }; \
+	done; echo "  FUZZ   $(words $(FUZZ_BINS)) targets built and replayed over their seeds"
+else
+	@echo "  FUZZ   skipped: $(FUZZ_CC) not found (tools/setup.sh installs clang)"
+endif
+
+# fuzz: build every target and run each FUZZ_SECONDS seconds (a corpus in $(BUILD)/fuzz)
 fuzz: setup
-	$(Q)mkdir -p $(BUILD)/fuzz
-	$(Q)for f in $(FUZZ_SRC); do \
-	    n=$$(basename $$f .c); \
+	$(Q)$(MAKE) --no-print-directory NO_SETUP=1 fuzz-bins
+	$(Q)for b in $(FUZZ_BINS); do \
+	    n=$$(basename $$b); \
 	    echo "  FUZZ   $$n ($(FUZZ_SECONDS)s)"; \
-	    clang $(CPPFLAGS) -DSG_FUZZING=1 $(FUZZ_CFLAGS) -o $(BUILD)/fuzz/$$n $$f $(ENGINE_SRC) \
-	        $(POLICY_SRC) $(LIBS) || exit 1; \
 	    mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	    seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
-	    $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	        $(BUILD)/fuzz/corpus-$$n $$seeds 2>$(BUILD)/fuzz/$$n.log || { tail -50 $(BUILD)/fuzz/$$n.log; exit 1; }; \
 	    grep -E 'stat::number_of_executed_units|Done' $(BUILD)/fuzz/$$n.log | tail -2; \
 	done
@@ -217,4 +262,4 @@ fmt:
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../../daemon/config.c"
+#include "../../daemon/log.c" /* fail_msg */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
