@@ -142,7 +142,8 @@ $(CHECK_BIN): $(call obj,$(TEST_SRC) $(TESTLIB_SRC)) $(LIB_DAEMON) $(LIB_CLIENT)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CHECK_LIBS)
 
-# test: unit suites (Check, fork mode), then the integration tests against the real binaries.
+# test: unit suites (Check, fork mode), every fuzz target over its seeds (fuzz-seeds), then the
+# integration tests against the real binaries.
 # A plain build also builds an ASan+UBSan shieldd in $(BUILD)/asan (the `make asan` folder) for
 # the daemon load test, whose exit status then covers leaks (tests/integration/test_daemon.py).
 LOAD_SHIELDD = $(if $(SANITIZE),$(SHIELDD),$(BUILD)/asan/shieldd)
@@ -151,6 +152,7 @@ test check: setup
 	$(if $(SANITIZE),,$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
 	    SANITIZE=address,undefined $(LOAD_SHIELDD))
 	$(Q)SG_TOP=$(CURDIR) SG_BUILD=$(CURDIR)/$(BUILD) ./$(CHECK_BIN)
+	$(Q)$(MAKE) --no-print-directory NO_SETUP=1 fuzz-seeds
 	$(Q)SG_TOP=$(CURDIR) SG_BUILD=$(CURDIR)/$(BUILD) SG_LOAD_SHIELDD=$(CURDIR)/$(LOAD_SHIELDD) \
 	    PYTHON=$(PYTHON) sh tests/integration/run.sh
 
