@@ -5,6 +5,7 @@
 #   make run        set up, build, start shieldd in the foreground on the demo model
 #   make bench      benchmarks (docs/BENCHMARKS.md)
 #   make fuzz       build the libFuzzer targets with clang and run each FUZZ_SECONDS (default 60)
+#   make soak       the daemon under a mixed load for SOAK_SECONDS (default 600), checked for growth
 #   make SANITIZE=address,undefined test    the same tests under sanitizers
 #   make WERROR=1   warnings are errors (CI)
 #
@@ -31,6 +32,8 @@ else ifeq ($(origin BUILD),undefined)
 BUILD     = build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 600
+SOAK_CI_SECONDS ?= 60
 PYTHON   ?= /usr/bin/python3
 
 WARN      = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -92,7 +95,7 @@ GEN         = $(BUILD)/gen/ctl_cmds.h $(BUILD)/gen/suites.h
 # Link order: dependents first.
 CORE_LIBS   = $(LIB_POLICY) $(LIB_ENGINE)
 
-.PHONY: all setup test check run bench fuzz fuzz-seeds fuzz-bins install clean fmt asan valgrind demo-model
+.PHONY: all setup test check run bench fuzz fuzz-seeds fuzz-bins soak install clean fmt asan valgrind demo-model
 
 # all: the daemon, the CLI, the tools and the test runner
 all: $(if $(wildcard daemon/main.c),$(SHIELDD)) $(SHIELDCTL) $(TOOLS) $(CHECK_BIN)
@@ -142,8 +145,8 @@ $(CHECK_BIN): $(call obj,$(TEST_SRC) $(TESTLIB_SRC)) $(LIB_DAEMON) $(LIB_CLIENT)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CHECK_LIBS)
 
-# test: unit suites (Check, fork mode), every fuzz target over its seeds (fuzz-seeds), then the
-# integration tests against the real binaries.
+# test: unit suites (Check, fork mode), every fuzz target over its seeds (fuzz-seeds), the
+# integration tests against the real binaries, then a 60 s soak (SOAK_CI_SECONDS).
 # A plain build also builds an ASan+UBSan shieldd in $(BUILD)/asan (the `make asan` folder) for
 # the daemon load test, whose exit status then covers leaks (tests/integration/test_daemon.py).
 LOAD_SHIELDD = $(if $(SANITIZE),$(SHIELDD),$(BUILD)/asan/shieldd)
@@ -155,6 +158,12 @@ test check: setup
 	$(Q)$(MAKE) --no-print-directory NO_SETUP=1 fuzz-seeds
 	$(Q)SG_TOP=$(CURDIR) SG_BUILD=$(CURDIR)/$(BUILD) SG_LOAD_SHIELDD=$(CURDIR)/$(LOAD_SHIELDD) \
 	    PYTHON=$(PYTHON) sh tests/integration/run.sh
+	$(Q)$(PYTHON) tools/soak.py --seconds $(SOAK_CI_SECONDS) --build $(CURDIR)/$(BUILD)
+
+# soak: the daemon under a mixed load for SOAK_SECONDS, checked for growth (docs/RELIABILITY.md)
+soak: setup
+	$(Q)$(MAKE) --no-print-directory NO_SETUP=1 all
+	$(Q)$(PYTHON) tools/soak.py --seconds $(SOAK_SECONDS) --build $(CURDIR)/$(BUILD)
 
 # asan: the whole test suite under AddressSanitizer and UBSan, in its own build folder
 asan:
