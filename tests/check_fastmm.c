@@ -7,6 +7,7 @@
  * 6-row tiles.
  */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -274,6 +275,92 @@ START_TEST(test_int8)
 }
 END_TEST
 
+/*
+ * The int8 kernel against the exact integer dot product of the same quantized values: the
+ * weights and the tokens quantized here as docs/ENGINE.md and matmul_dnnl.c specify (per-row
+ * scales, QMAX 127 with VNNI and 63 without, u8 tokens with zero point 128), the products
+ * summed in 64-bit integers, then y = (acc - 128 colsum) * s_x * s_w. What is left is the
+ * rounding of acc to f32 (exact below 2^24) and of the two scalings: a few ulps of the terms'
+ * magnitude, far below one quantization step, so any difference in the quantization shows.
+ */
+START_TEST(test_int8_integer_reference)
+{
+    const float qmax = __builtin_cpu_supports("avx512vnni") ? 127.0f : 63.0f;
+
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t n = shapes[s][0], k = shapes[s][1];
+        wmat w = make_w(n, k, s % 2 ? SG_DT_BF16 : SG_DT_F32, "model.layers.1.mlp.up_proj.weight");
+        int8_t *qw = malloc((size_t)(n * k));
+        float *sw = malloc((size_t)n * sizeof *sw);
+        int64_t *colsum = calloc((size_t)n, sizeof *colsum);
+        sg_fastmat *f;
+        char err[256];
+
+        for (int64_t j = 0; j < n; j++) {
+            const float *row = w.f + j * k;
+            float amax = 0.0f, inv;
+
+            for (int64_t l = 0; l < k; l++)
+                amax = fmaxf(amax, fabsf(row[l]));
+            sw[j] = amax > 0.0f ? amax / qmax : 1.0f;
+            inv = amax > 0.0f ? qmax / amax : 0.0f;
+            for (int64_t l = 0; l < k; l++) {
+                const float v = row[l] * inv;
+                int q = (int)(v + (v >= 0.0f ? 0.5f : -0.5f));
+
+                q = q > (int)qmax ? (int)qmax : q < -(int)qmax ? -(int)qmax : q;
+                qw[j * k + l] = (int8_t)q;
+                colsum[j] += q;
+            }
+        }
+        ck_assert_int_eq(sg_fastmat_new(&f, &w.t, SG_PREC_INT8, err, sizeof err), SG_OK);
+        for (size_t t = 0; t < sizeof ms / sizeof ms[0]; t++) {
+            const size_t m = ms[t];
+            float *x = make_x(m, k);
+            float *y = malloc(m * (size_t)n * sizeof *y);
+            uint8_t *u = malloc((size_t)k);
+
+            for (int64_t l = 0; l < k; l++)
+                x[l] = x[l] * 0.25f + 3.0f; /* a row far from zero: the zero point matters */
+            sg_fastmat_mul(f, x, m, y, NULL);
+            for (size_t i = 0; i < m; i++) {
+                const float *xi = x + i * (size_t)k;
+                float amax = 0.0f, sx, inv;
+
+                for (int64_t l = 0; l < k; l++)
+                    amax = fmaxf(amax, fabsf(xi[l]));
+                sx = amax / 127.0f;
+                inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+                for (int64_t l = 0; l < k; l++)
+                    u[l] = (uint8_t)(int)(xi[l] * inv + 128.5f);
+                for (int64_t j = 0; j < n; j++) {
+                    int64_t acc = 0;
+                    double want, tol;
+
+                    for (int64_t l = 0; l < k; l++)
+                        acc += (int64_t)u[l] * qw[j * k + l];
+                    want = ((double)acc - 128.0 * (double)colsum[j]) * (double)sx * sw[j];
+                    tol = 4.0 * FLT_EPSILON * (fabs((double)acc) + 128.0 * fabs((double)colsum[j])) *
+                          (double)sx * sw[j];
+                    ck_assert_msg(fabs(y[i * (size_t)n + (size_t)j] - want) <= tol,
+                                  "int8 %lldx%lld m %zu [%zu, %lld]: %.9g, exact %.9g (tol %g)",
+                                  (long long)n, (long long)k, m, i, (long long)j,
+                                  y[i * (size_t)n + (size_t)j], want, tol);
+                }
+            }
+            free(x);
+            free(y);
+            free(u);
+        }
+        sg_fastmat_free(f);
+        free(qw);
+        free(sw);
+        free(colsum);
+        free_w(&w);
+    }
+}
+END_TEST
+
 /* Integer data that int8 represents exactly (|w| <= 63 with a 63 in each row, |x| <= 127 with a
  * 127 in each row, so both scales are 1 without VNNI): the product must be exact. */
 START_TEST(test_int8_exact_on_integers)
@@ -402,6 +489,7 @@ Suite *fastmm_suite(void)
     tcase_add_test(tc, test_bf16_precision);
     tcase_add_test(tc, test_int8);
     tcase_add_test(tc, test_int8_exact_on_integers);
+    tcase_add_test(tc, test_int8_integer_reference);
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_sg_mat_dispatch);
     suite_add_tcase(s, tc);
