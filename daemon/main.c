@@ -23,6 +23,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "crash.h"
 #include "log.h"
 #include "shieldd.h"
 
@@ -315,6 +316,7 @@ int main(int argc, char **argv)
         return check_config(&sd);
 
     signal(SIGPIPE, SIG_IGN);
+    crash_install(!cl.foreground && getenv("JOURNAL_STREAM") != NULL);
     if (evthread_use_pthreads() < 0)
         fatalx("libevent: no pthreads support");
     sd.base = event_base_new();
@@ -344,7 +346,7 @@ int main(int argc, char **argv)
     }
     if (sched_new(&sd.sched, sd.base, (size_t)sd.cfg.queue_depth, MAX_BATCH_JOBS,
                   (size_t)sd.cfg.batch_tokens, api_run_batch, &sd) < 0)
-        fatal("scheduler");
+        fatal("scheduler: cannot start its worker thread (out of memory or of threads?)");
     {
         struct http_server_opts ho;
 
