@@ -125,10 +125,32 @@ static size_t align_up(size_t x, size_t a)
     return (x + a - 1) / a * a;
 }
 
-/* mkdir -p: SG_OK when `dir` is (now) a folder. */
+/*
+ * Whether a cache folder or file may be trusted: whoever can write it can plant the weights
+ * this process computes with, so it must belong to the effective user and not be writable by
+ * its group or others. Else the reason goes to err. (The folder's parents are not checked: a
+ * world-writable parent like /tmp has the sticky bit, so nobody else can replace the folder.)
+ */
+static int trusted(const struct stat *st, char *why, size_t cap)
+{
+    if (st->st_uid != geteuid()) {
+        snprintf(why, cap, "owned by uid %ld, not by this process (uid %ld)", (long)st->st_uid,
+                 (long)geteuid());
+        return 0;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, cap, "writable by its group or others (mode %04o; chmod go-w it)",
+                 (unsigned)(st->st_mode & 07777));
+        return 0;
+    }
+    return 1;
+}
+
+/* mkdir -p: SG_OK when `dir` is (now) a folder we may trust. */
 static int make_dirs(const char *dir, char *err, size_t errlen)
 {
     char buf[PATH_MAX];
+    char why[128];
     size_t len = strlen(dir);
     struct stat st;
 
@@ -151,6 +173,12 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "pack cache folder %s: not a folder", dir);
         return SG_EIO;
     }
+    if (!trusted(&st, why, sizeof why)) {
+        snprintf(err, errlen,
+                 "pack cache folder %s: %s: not used (whoever can write it could plant weights)",
+                 dir, why);
+        return SG_EIO;
+    }
     return SG_OK;
 }
 
@@ -159,6 +187,7 @@ static int try_load(sg_packcache *pc, int warn)
 {
     struct pc_header h;
     struct stat st;
+    char msg[200];
     const char *why = NULL;
     uint8_t *map = MAP_FAILED;
     size_t key_len = strlen(pc->key);
@@ -171,6 +200,11 @@ static int try_load(sg_packcache *pc, int warn)
     }
     if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof h) {
         why = "shorter than its header (truncated)";
+        goto bad;
+    }
+    if (!trusted(&st, msg, sizeof msg - 60)) {
+        strcat(msg, " (whoever can write it could plant weights)");
+        why = msg;
         goto bad;
     }
     if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h) {

@@ -519,6 +519,63 @@ START_TEST(unusable_folder_only_costs_the_cache)
 }
 END_TEST
 
+/* A cache folder or file that someone else could write is not used: its weights could be
+ * planted. A group-writable folder is refused (the model loads without the cache); a
+ * world-writable file is ignored and rebuilt, with the safe mode. */
+START_TEST(untrusted_cache_ignored)
+{
+    char cache[4096], sub[4200], err[512];
+    sg_packcache *pc = NULL;
+    sg_tensor t;
+    uint16_t w[64];
+    struct stat st;
+
+    fx_tmpdir(cache, sizeof cache);
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "w");
+    t.dtype = SG_DT_BF16;
+    t.ndim = 2;
+    t.shape[0] = 4;
+    t.shape[1] = 16;
+    for (int i = 0; i < 64; i++)
+        w[i] = (uint16_t)i;
+    t.data = w;
+    t.nbytes = sizeof w;
+    snprintf(sub, sizeof sub, "%s/shared", cache);
+    ck_assert_int_eq(mkdir(sub, 0775), 0);
+    ck_assert_int_eq(chmod(sub, 0775), 0);
+    ck_assert_int_eq(sg_packcache_open(&pc, sub, "m", "k\n", err, sizeof err), SG_EIO);
+    ck_assert_msg(strstr(err, "writable by its group or others (mode 0775") != NULL, "%s", err);
+    ck_assert_ptr_nonnull(strstr(err, "could plant weights"));
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chmod(sub, 0755), 0);
+        ck_assert_int_eq(chown(sub, 12345, 12345), 0);
+        ck_assert_int_eq(sg_packcache_open(&pc, sub, "m", "k\n", err, sizeof err), SG_EIO);
+        ck_assert_msg(strstr(err, "owned by uid 12345, not by this process (uid 0)") != NULL,
+                      "%s", err);
+    }
+    /* A good folder: write the file, make it world-writable, and it is not a hit. */
+    ck_assert_int_eq(sg_packcache_open(&pc, cache, "m", "k\n", err, sizeof err), SG_OK);
+    sg_packcache_note(pc, &t, "avx2-bf16", w, sizeof w);
+    ck_assert_int_eq(sg_packcache_commit(pc, err, sizeof err), SG_OK);
+    sg_packcache_unref(pc);
+    ck_assert_int_eq(sg_packcache_open(&pc, cache, "m", "k\n", err, sizeof err), SG_OK);
+    ck_assert(sg_packcache_is_hit(pc));
+    ck_assert_int_eq(chmod(sg_packcache_path(pc), 0666), 0);
+    sg_packcache_commit(pc, err, sizeof err);
+    sg_packcache_unref(pc);
+    ck_assert_int_eq(sg_packcache_open(&pc, cache, "m", "k\n", err, sizeof err), SG_OK);
+    ck_assert(!sg_packcache_is_hit(pc));
+    sg_packcache_note(pc, &t, "avx2-bf16", w, sizeof w);
+    ck_assert_int_eq(sg_packcache_commit(pc, err, sizeof err), SG_OK);
+    ck_assert_int_eq(stat(sg_packcache_path(pc), &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0644);
+    sg_packcache_unref(pc);
+    fx_rmdir(sub);
+    fx_rmdir(cache);
+}
+END_TEST
+
 START_TEST(hash_sensitivity)
 {
     unsigned char b[1000];
@@ -571,6 +628,7 @@ Suite *packcache_suite(void)
     tcase_add_test(tc, changed_model_new_key);
     tcase_add_test(tc, processes_share_one_file);
     tcase_add_test(tc, unusable_folder_only_costs_the_cache);
+    tcase_add_test(tc, untrusted_cache_ignored);
     tcase_add_test(tc, hash_sensitivity);
     tcase_add_test(tc, daemon_config_key);
     suite_add_tcase(s, tc);
