@@ -6,9 +6,20 @@
  * detects is answered with the daemon's JSON error shape and the right status, and so that
  * it can bound connections: request line and header size (414/431), body size from
  * Content-Length or chunked framing (413, answered before the body is read), the time to
- * receive a whole request (408, slow clients), idle keep-alive time, the number of open
- * connections (503). It supports keep-alive, pipelining (one request at a time per
- * connection, in order), Expect: 100-continue, chunked bodies and HEAD.
+ * receive a whole request (408, slow clients; the first request of a connection too, so a
+ * socket that never talks holds its slot read_timeout at most), idle keep-alive time, the
+ * number of open connections (503, sent once the request head is read, so that closing does
+ * not reset it; at the limit the oldest idle or silent connection is closed first, and the
+ * Unix socket keeps a small reserve for local health checks). It supports keep-alive,
+ * pipelining (one request at a time per connection, in order), Expect: 100-continue, chunked
+ * bodies and HEAD. It refuses what another parser could frame differently: chunk sizes
+ * without a leading hex digit, malformed trailers, a missing or repeated Host in HTTP/1.1,
+ * a Content-Encoding (415); binary data or an HTTP/0.9 line is answered 400 at once.
+ *
+ * A client that half-closes (shutdown(SHUT_WR)) after whole requests gets their answers; one
+ * that half-closes inside a request gets a 400. A Unix client that closes completely while its
+ * request is handled aborts it; over TCP, where a full close looks like a half-close, only a
+ * reset (or the failed write of the reply) ends it.
  *
  * The handler gets a complete request and answers it, now or later, with http_reply(). If
  * the client goes away first, the request's abort callback runs instead and the request is
