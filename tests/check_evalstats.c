@@ -178,8 +178,8 @@ START_TEST(targets)
     sg_eval_curve c;
 
     ck_assert_int_eq(sg_eval_curve_compute(&c, s6, l6, 6), 0);
-    ck_assert_int_eq(sg_eval_for_precision(&c, 0.75), 3);  /* 0.6: P 3/4, R 1 */
-    ck_assert_int_eq(sg_eval_for_precision(&c, 1.0), 1);   /* 0.8: P 1, R 2/3 */
+    ck_assert_int_eq(sg_eval_for_precision(&c, 0.75), 3); /* 0.6: P 3/4, R 1 */
+    ck_assert_int_eq(sg_eval_for_precision(&c, 1.0), 1);  /* 0.8: P 1, R 2/3 */
     ck_assert_int_eq(sg_eval_for_precision(&c, 0.5), 5);
     ck_assert_int_eq(sg_eval_for_precision(&c, 1.01), -1);
     ck_assert_int_eq(sg_eval_for_recall(&c, 1.0), 3);
@@ -216,8 +216,7 @@ START_TEST(threshold_text)
     static const double v[] = {0.5, 0.1 + 0.2, 1.0 / 3, 1e-5, 0.0, 1.0, 0.73105857863000490};
 
     ck_assert_str_eq(sg_eval_format_threshold(0.5, buf, sizeof buf), "0.5");
-    ck_assert_str_eq(sg_eval_format_threshold(0.1 + 0.2, buf, sizeof buf),
-                     "0.30000000000000004");
+    ck_assert_str_eq(sg_eval_format_threshold(0.1 + 0.2, buf, sizeof buf), "0.30000000000000004");
     ck_assert_str_eq(sg_eval_format_threshold(0.25, buf, sizeof buf), "0.25");
     ck_assert_str_eq(sg_eval_format_threshold(1.0, buf, sizeof buf), "1");
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {

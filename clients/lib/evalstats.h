@@ -30,26 +30,26 @@ typedef struct sg_eval_confusion {
 } sg_eval_confusion;
 
 typedef struct sg_eval_point {
-    double threshold;  /* a distinct score */
-    long long tp, fp;  /* items scoring >= threshold */
+    double threshold; /* a distinct score */
+    long long tp, fp; /* items scoring >= threshold */
     double precision;
-    double recall;     /* 0 when there are no positives (see have_f1) */
-    double f1;         /* 0 when there are no positives */
-    double fpr;        /* 0 when there are no negatives (see have_auc) */
+    double recall; /* 0 when there are no positives (see have_f1) */
+    double f1;     /* 0 when there are no positives */
+    double fpr;    /* 0 when there are no negatives (see have_auc) */
 } sg_eval_point;
 
 typedef struct sg_eval_curve {
     size_t n, n_pos, n_neg;
-    sg_eval_point *points;  /* n_points, highest threshold first; malloc'd */
+    sg_eval_point *points; /* n_points, highest threshold first; malloc'd */
     size_t n_points;
-    int have_f1;            /* some positives: recall, F1, the optimum and AP are defined */
-    size_t best;            /* index of the optimal-F1 point (the highest threshold on ties) */
+    int have_f1; /* some positives: recall, F1, the optimum and AP are defined */
+    size_t best; /* index of the optimal-F1 point (the highest threshold on ties) */
     double best_f1;
     double best_threshold;
-    double ap;              /* average precision, when have_f1 */
-    int have_auc;           /* positives and negatives both */
+    double ap;    /* average precision, when have_f1 */
+    int have_auc; /* positives and negatives both */
     double roc_auc;
-    const char *note;       /* static text: why figures are undefined, or NULL */
+    const char *note; /* static text: why figures are undefined, or NULL */
 } sg_eval_curve;
 
 /*

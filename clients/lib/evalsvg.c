@@ -10,9 +10,9 @@
 #define HIST_H 200
 #define HIST_COLS 3
 #define HIST_BINS 20
-#define TOP 50           /* below the title */
+#define TOP 50 /* below the title */
 #define LEGEND_H 40
-#define MIN_STEP 0.5     /* pixels: closer curve points are merged */
+#define MIN_STEP 0.5 /* pixels: closer curve points are merged */
 
 /* A plot area in pixels, mapping x in [0, 1] and y in [0, ymax]. */
 struct area {
@@ -66,8 +66,10 @@ static void put_escaped(FILE *f, const char *s)
 static void axes(FILE *f, const struct area *a, const char *title, const char *xlabel,
                  const char *ylabel)
 {
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
-               "stroke=\"#888\"/>\n", a->x, a->y, a->w, a->h);
+    fprintf(f,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+            "stroke=\"#888\"/>\n",
+            a->x, a->y, a->w, a->h);
     for (int i = 0; i <= 5; i++) {
         double t = i / 5.0;
         double yv = t * a->ymax;
@@ -76,22 +78,24 @@ static void axes(FILE *f, const struct area *a, const char *title, const char *x
                 px(a, t), a->y, px(a, t), a->y + a->h);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n",
                 a->x, py(a, yv), a->x + a->w, py(a, yv));
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f</text>\n",
-                px(a, t), a->y + a->h + 14, t);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f</text>\n", px(a, t),
+                a->y + a->h + 14, t);
         if (a->ymax == 1.0)
-            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n",
-                    a->x - 4, py(a, yv) + 4, yv);
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n", a->x - 4,
+                    py(a, yv) + 4, yv);
         else
-            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.0f</text>\n",
-                    a->x - 4, py(a, yv) + 4, yv);
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.0f</text>\n", a->x - 4,
+                    py(a, yv) + 4, yv);
     }
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-weight=\"bold\">",
             a->x + a->w / 2, a->y - 8);
     put_escaped(f, title);
     fprintf(f, "</text>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
             a->x + a->w / 2, a->y + a->h + 30, xlabel);
-    fprintf(f, "<text transform=\"translate(%.1f %.1f) rotate(-90)\" text-anchor=\"middle\">"
-               "%s</text>\n", a->x - 36, a->y + a->h / 2, ylabel);
+    fprintf(f,
+            "<text transform=\"translate(%.1f %.1f) rotate(-90)\" text-anchor=\"middle\">"
+            "%s</text>\n",
+            a->x - 36, a->y + a->h / 2, ylabel);
 }
 
 /* The curve of a series: (recall, precision) when `roc` is 0, else (FPR, TPR) from (0, 0). */
@@ -125,8 +129,8 @@ static void curve(FILE *f, const struct area *a, const sg_evalsvg_series *s, siz
 }
 
 /* The optimal-F1 circle and the current square of a series at (x, y) in [0, 1]^2. */
-static void marker(FILE *f, const struct area *a, const sg_evalsvg_series *s, size_t i,
-                   int current, double x, double y)
+static void marker(FILE *f, const struct area *a, const sg_evalsvg_series *s, size_t i, int current,
+                   double x, double y)
 {
     if (current)
         fprintf(f, "<rect class=\"current\" data-policy=\"");
@@ -134,9 +138,10 @@ static void marker(FILE *f, const struct area *a, const sg_evalsvg_series *s, si
         fprintf(f, "<circle class=\"optimal\" data-policy=\"");
     put_escaped(f, s->name);
     if (current)
-        fprintf(f, "\" x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" fill=\"white\" "
-                   "stroke=\"%s\" stroke-width=\"2\"/>\n", px(a, x) - 4, py(a, y) - 4,
-                color(s, i));
+        fprintf(f,
+                "\" x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" fill=\"white\" "
+                "stroke=\"%s\" stroke-width=\"2\"/>\n",
+                px(a, x) - 4, py(a, y) - 4, color(s, i));
     else
         fprintf(f, "\" cx=\"%.1f\" cy=\"%.1f\" r=\"4.5\" fill=\"%s\"/>\n", px(a, x), py(a, y),
                 color(s, i));
@@ -170,8 +175,10 @@ static void panel(FILE *f, double x, double y, const sg_evalsvg_series *s, size_
     axes(f, &a, roc ? "ROC" : "Precision-recall", roc ? "false positive rate" : "recall",
          roc ? "true positive rate" : "precision");
     if (roc)
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#bbb\" "
-                   "stroke-dasharray=\"3 3\"/>\n", px(&a, 0), py(&a, 0), px(&a, 1), py(&a, 1));
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#bbb\" "
+                "stroke-dasharray=\"3 3\"/>\n",
+                px(&a, 0), py(&a, 0), px(&a, 1), py(&a, 1));
     for (size_t i = 0; i < n; i++) {
         if (!s[i].curve->have_f1 || (roc && !s[i].curve->have_auc))
             continue; /* undefined: the legend says why */
@@ -187,9 +194,10 @@ static void legend(FILE *f, double y, const sg_evalsvg_series *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         const sg_eval_curve *c = s[i].curve;
 
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                   "stroke-width=\"2\"%s/>\n", x, y, x + 20, y, color(&s[i], i),
-                s[i].overall ? " stroke-dasharray=\"6 3\"" : "");
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                "stroke-width=\"2\"%s/>\n",
+                x, y, x + 20, y, color(&s[i], i), s[i].overall ? " stroke-dasharray=\"6 3\"" : "");
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", x + 24, y + 4);
         put_escaped(f, s[i].name);
         if (c->have_f1)
@@ -203,19 +211,23 @@ static void legend(FILE *f, double y, const sg_evalsvg_series *s, size_t n)
             y += 16;
         }
     }
-    fprintf(f, "<circle cx=\"%d\" cy=\"%.1f\" r=\"4.5\" fill=\"#555\"/>"
-               "<text x=\"%d\" y=\"%.1f\">optimal F1</text>\n", 26, y + 22, 36, y + 26);
-    fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"8\" height=\"8\" fill=\"white\" stroke=\"#555\" "
-               "stroke-width=\"2\"/><text x=\"%d\" y=\"%.1f\">current threshold</text>\n",
+    fprintf(f,
+            "<circle cx=\"%d\" cy=\"%.1f\" r=\"4.5\" fill=\"#555\"/>"
+            "<text x=\"%d\" y=\"%.1f\">optimal F1</text>\n",
+            26, y + 22, 36, y + 26);
+    fprintf(f,
+            "<rect x=\"%d\" y=\"%.1f\" width=\"8\" height=\"8\" fill=\"white\" stroke=\"#555\" "
+            "stroke-width=\"2\"/><text x=\"%d\" y=\"%.1f\">current threshold</text>\n",
             136, y + 18, 150, y + 26);
 }
 
 /* A vertical threshold line in a histogram. */
 static void vline(FILE *f, const struct area *a, double t, const char *cls, const char *dash)
 {
-    fprintf(f, "<line class=\"%s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-               "stroke=\"#000\" stroke-dasharray=\"%s\"/>\n", cls, px(a, t), a->y, px(a, t),
-            a->y + a->h, dash);
+    fprintf(f,
+            "<line class=\"%s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+            "stroke=\"#000\" stroke-dasharray=\"%s\"/>\n",
+            cls, px(a, t), a->y, px(a, t), a->y + a->h, dash);
 }
 
 /* Score histogram of positives (red) and negatives (blue), as outlined steps. */
@@ -251,13 +263,15 @@ static void histogram(FILE *f, double x, double y, const sg_evalsvg_series *s)
         double w = a.w / HIST_BINS;
 
         if (neg[b])
-            fprintf(f, "<rect class=\"negatives\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-                       "height=\"%.1f\" fill=\"#1f77b4\" fill-opacity=\"0.45\"/>\n", x0,
-                    py(&a, (double)neg[b]), w, a.y + a.h - py(&a, (double)neg[b]));
+            fprintf(f,
+                    "<rect class=\"negatives\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                    "height=\"%.1f\" fill=\"#1f77b4\" fill-opacity=\"0.45\"/>\n",
+                    x0, py(&a, (double)neg[b]), w, a.y + a.h - py(&a, (double)neg[b]));
         if (pos[b])
-            fprintf(f, "<rect class=\"positives\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-                       "height=\"%.1f\" fill=\"#d62728\" fill-opacity=\"0.45\"/>\n", x0,
-                    py(&a, (double)pos[b]), w, a.y + a.h - py(&a, (double)pos[b]));
+            fprintf(f,
+                    "<rect class=\"positives\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                    "height=\"%.1f\" fill=\"#d62728\" fill-opacity=\"0.45\"/>\n",
+                    x0, py(&a, (double)pos[b]), w, a.y + a.h - py(&a, (double)pos[b]));
     }
     if (s->curve->have_f1)
         vline(f, &a, s->curve->best_threshold, "optimal", "none");
@@ -272,20 +286,23 @@ int sg_evalsvg_write(FILE *f, const char *title, const sg_evalsvg_series *s, siz
     double hist_y = TOP + PANEL_H + LEGEND_H + 16.0 * (double)((n + 3) / 4) + 10;
     double height = hist_y + (double)rows * HIST_H + 30;
 
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%.0f\" "
-               "viewBox=\"0 0 %d %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" "
-               "font-size=\"11\">\n"
-               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-               "<text x=\"%d\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" "
-               "font-weight=\"bold\">", WIDTH, height, WIDTH, height, WIDTH / 2);
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%.0f\" "
+            "viewBox=\"0 0 %d %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" "
+            "font-size=\"11\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"%d\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" "
+            "font-weight=\"bold\">",
+            WIDTH, height, WIDTH, height, WIDTH / 2);
     put_escaped(f, title);
     fputs("</text>\n", f);
     panel(f, 20, TOP, s, n, 0);
     panel(f, 20 + PANEL_W + 20, TOP, s, n, 1);
     legend(f, TOP + PANEL_H + 10, s, n);
-    fprintf(f, "<text x=\"20\" y=\"%.1f\">Scores of positive (red) and negative (blue) items; "
-               "solid line: optimal-F1 threshold, dashed: current threshold</text>\n",
+    fprintf(f,
+            "<text x=\"20\" y=\"%.1f\">Scores of positive (red) and negative (blue) items; "
+            "solid line: optimal-F1 threshold, dashed: current threshold</text>\n",
             hist_y - 4);
     for (size_t i = 0; i < n; i++)
         histogram(f, 20 + (double)(i % HIST_COLS) * (HIST_W + 10),

@@ -18,15 +18,15 @@
 #include "evalstats.h"
 
 typedef struct sg_evalsvg_series {
-    const char *name;             /* policy name, or "overall" */
-    int overall;                  /* the overall verdict: drawn black and dashed */
+    const char *name; /* policy name, or "overall" */
+    int overall;      /* the overall verdict: drawn black and dashed */
     const sg_eval_curve *curve;
-    const double *scores;         /* n scores and 0/1 labels, for the histogram */
+    const double *scores; /* n scores and 0/1 labels, for the histogram */
     const unsigned char *labels;
     size_t n;
-    int have_current;             /* the current verdicts are known: */
-    sg_eval_confusion current;    /* their confusion matrix */
-    double current_threshold;     /* NaN when there is no single one (the overall verdict) */
+    int have_current;          /* the current verdicts are known: */
+    sg_eval_confusion current; /* their confusion matrix */
+    double current_threshold;  /* NaN when there is no single one (the overall verdict) */
 } sg_evalsvg_series;
 
 /*

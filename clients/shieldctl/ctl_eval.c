@@ -160,13 +160,27 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
         switch (opt) {
-        case 'i': a->in = optarg; break;
-        case 'o': a->out = optarg; break;
-        case 'G': a->plot = optarg; break;
-        case 'C': a->scores = optarg; break;
-        case 'W': a->write_dir = optarg; break;
-        case 'l': a->label_field = optarg; break;
-        case 'L': a->labels_field = optarg; break;
+        case 'i':
+            a->in = optarg;
+            break;
+        case 'o':
+            a->out = optarg;
+            break;
+        case 'G':
+            a->plot = optarg;
+            break;
+        case 'C':
+            a->scores = optarg;
+            break;
+        case 'W':
+            a->write_dir = optarg;
+            break;
+        case 'l':
+            a->label_field = optarg;
+            break;
+        case 'L':
+            a->labels_field = optarg;
+            break;
         case 'R':
             if (parse_target("--target-precision", optarg, &a->target_precision) < 0)
                 return 2;
@@ -183,16 +197,24 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
             return 2;
         default:
             /* One of scan's flags: remembered where eval needs it, passed on as given. */
-            if (opt == 'F') format = optarg;
-            if (opt == 'f') a->so.field = optarg;
-            if (opt == 'r') a->so.response_field = optarg;
-            if (opt == 'I') a->so.id_field = optarg;
-            if (opt == 'P') a->policies = optarg;
-            if (opt == 'm') a->model = optarg;
-            if (opt == 'S') a->sock = optarg;
-            if (opt == 'U') a->url = optarg;
-            if (opt == 'T' && ctl_parse_int("eval", "--timeout", optarg, 1, 1 << 30,
-                                            &a->timeout_ms) < 0)
+            if (opt == 'F')
+                format = optarg;
+            if (opt == 'f')
+                a->so.field = optarg;
+            if (opt == 'r')
+                a->so.response_field = optarg;
+            if (opt == 'I')
+                a->so.id_field = optarg;
+            if (opt == 'P')
+                a->policies = optarg;
+            if (opt == 'm')
+                a->model = optarg;
+            if (opt == 'S')
+                a->sock = optarg;
+            if (opt == 'U')
+                a->url = optarg;
+            if (opt == 'T' &&
+                ctl_parse_int("eval", "--timeout", optarg, 1, 1 << 30, &a->timeout_ms) < 0)
                 return 2;
             if (push(a, longopts[idx].name, optarg) < 0)
                 return 2;
@@ -220,8 +242,7 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
         return 2;
     }
     if (a->so.format == SG_SCAN_TEXT) {
-        fprintf(stderr, "shieldctl eval: %s: plain text has no labels; use JSONL or CSV\n",
-                a->in);
+        fprintf(stderr, "shieldctl eval: %s: plain text has no labels; use JSONL or CSV\n", a->in);
         return 2;
     }
     if (!a->label_field)
@@ -262,8 +283,7 @@ static int label_value(const json_t *v, unsigned char *out)
     return -1;
 }
 
-static int series_add(struct eval_series *s, double score, unsigned char label,
-                      unsigned char pred)
+static int series_add(struct eval_series *s, double score, unsigned char label, unsigned char pred)
 {
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 256;
@@ -338,10 +358,10 @@ static int check_labels(const json_t *labels, const json_t *label, const struct 
         snprintf(msg, len, "\"%s\" must be an object {\"POLICY\": 0/1, ...}", a->labels_field);
         return -1;
     }
-    json_object_foreach((json_t *)labels, k, v) {
+    json_object_foreach((json_t *)labels, k, v)
+    {
         if (label_value(v, &b) < 0) {
-            snprintf(msg, len, "label \"%s.%.100s\" must be true/false or 0/1", a->labels_field,
-                     k);
+            snprintf(msg, len, "label \"%s.%.100s\" must be true/false or 0/1", a->labels_field, k);
             return -1;
         }
     }
@@ -376,7 +396,8 @@ static int add_item(struct eval_data *d, const struct eval_args *a, const sg_sca
         json_decref(scores);
         return 0;
     }
-    json_array_foreach(results, i, r) {
+    json_array_foreach(results, i, r)
+    {
         const char *name = json_string_value(json_object_get(r, "policy"));
         double p = json_number_value(json_object_get(r, "probability"));
         int viol = json_is_true(json_object_get(r, "violation"));
@@ -398,8 +419,8 @@ static int add_item(struct eval_data *d, const struct eval_args *a, const sg_sca
     else
         b = (unsigned char)any_pos;
     if ((label || (labels && json_object_size(labels))) && top >= 0 &&
-        series_add(&d->overall, top, b, (unsigned char)json_is_true(json_object_get(row,
-                                                                                    "flagged"))) < 0)
+        series_add(&d->overall, top, b,
+                   (unsigned char)json_is_true(json_object_get(row, "flagged"))) < 0)
         goto oom;
     {
         json_t *o = json_pack("{s:O, s:O, s:o}", "id", json_object_get(row, "id"), "flagged",
@@ -476,17 +497,18 @@ static int collect(struct eval_data *d, const struct eval_args *a, const char *s
         }
         row = json_loads(line, 0, NULL);
         if (!row || !same_id(it.id, json_object_get(row, "id"))) {
-            fprintf(stderr, "shieldctl eval: %s:%lld does not score item %s of %s (line %ld): "
-                            "it is from another input; remove it or give another --scores\n",
+            fprintf(stderr,
+                    "shieldctl eval: %s:%lld does not score item %s of %s (line %ld): "
+                    "it is from another input; remove it or give another --scores\n",
                     scores_path, ln, it.id, a->in, it.line);
             json_decref(row);
             goto out;
         }
         if (json_object_get(row, "error")) {
             d->n_errors++;
-            json_array_append_new(d->items, json_pack("{s:O, s:O}", "id",
-                                                      json_object_get(row, "id"), "error",
-                                                      json_object_get(row, "error")));
+            json_array_append_new(d->items,
+                                  json_pack("{s:O, s:O}", "id", json_object_get(row, "id"), "error",
+                                            json_object_get(row, "error")));
         } else if (add_item(d, a, &it, row) < 0) {
             json_decref(row);
             fprintf(stderr, "shieldctl eval: out of memory\n");
@@ -495,8 +517,9 @@ static int collect(struct eval_data *d, const struct eval_args *a, const char *s
         json_decref(row);
     }
     if (getline(&line, &cap, sc) > 0) {
-        fprintf(stderr, "shieldctl eval: %s has more lines than %s has items (%lld): it is from "
-                        "another input; remove it or give another --scores\n",
+        fprintf(stderr,
+                "shieldctl eval: %s has more lines than %s has items (%lld): it is from "
+                "another input; remove it or give another --scores\n",
                 scores_path, a->in, ln);
         goto out;
     }
@@ -568,12 +591,14 @@ static int compute(struct eval_data *d, struct eval_series *s)
     s->current = sg_eval_confusion_of(s->pred, s->labels, s->n);
     if (!isnan(d->target_precision)) {
         s->choice = sg_eval_for_precision(&s->curve, d->target_precision);
-        s->choice_why = s->choice >= 0 ? "target precision" : "no threshold reaches the "
-                                                               "target precision";
+        s->choice_why = s->choice >= 0 ? "target precision"
+                                       : "no threshold reaches the "
+                                         "target precision";
     } else if (!isnan(d->target_recall)) {
         s->choice = sg_eval_for_recall(&s->curve, d->target_recall);
-        s->choice_why = s->choice >= 0 ? "target recall" : "no threshold reaches the target "
-                                                           "recall";
+        s->choice_why = s->choice >= 0 ? "target recall"
+                                       : "no threshold reaches the target "
+                                         "recall";
     } else {
         s->choice = s->curve.have_f1 ? (long)s->curve.best : -1;
         s->choice_why = s->choice >= 0 ? "optimal F1" : "no positive items";
@@ -643,8 +668,7 @@ static int analyse(struct eval_data *d)
 /* The JSON report to --out; `sp` the scores file, or NULL when it was temporary. */
 static int write_report(const struct eval_data *d, const struct eval_args *a, const char *sp)
 {
-    json_t *meta = json_pack("{s:s, s:s?, s:s?}", "input", a->in, "scores", sp, "model",
-                             a->model);
+    json_t *meta = json_pack("{s:s, s:s?, s:s?}", "input", a->in, "scores", sp, "model", a->model);
     json_t *rep = meta ? eval_report_json(d, meta) : NULL;
     int rc = -1;
 
@@ -700,9 +724,10 @@ int ctl_eval(int argc, char **argv)
     if (collect(&d, &a, sp) < 0)
         goto out;
     if (d.overall.n == 0) {
-        fprintf(stderr, "shieldctl eval: %s: no item has a label: give each a \"%s\": 0/1 or "
-                        "\"%s\": {\"POLICY\": 0/1, ...}%s\n", a.in, a.label_field,
-                a.labels_field,
+        fprintf(stderr,
+                "shieldctl eval: %s: no item has a label: give each a \"%s\": 0/1 or "
+                "\"%s\": {\"POLICY\": 0/1, ...}%s\n",
+                a.in, a.label_field, a.labels_field,
                 a.so.format == SG_SCAN_CSV ? " (CSV: a column label, or labels.POLICY)" : "");
         goto out;
     }

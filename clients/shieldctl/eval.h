@@ -14,13 +14,13 @@
 #include "evalstats.h"
 
 struct eval_series {
-    char *name;                /* policy name, or "overall" */
+    char *name; /* policy name, or "overall" */
     int overall;
-    double *scores;            /* n labelled items: score, label, current verdict */
+    double *scores; /* n labelled items: score, label, current verdict */
     unsigned char *labels;
     unsigned char *pred;
     size_t n, cap;
-    double threshold;          /* the current threshold; NaN when unknown / not one */
+    double threshold; /* the current threshold; NaN when unknown / not one */
     sg_eval_curve curve;
     sg_eval_confusion current; /* at the current verdicts */
     long choice;               /* the point to write (optimal F1 or a target), -1: none */
@@ -30,14 +30,14 @@ struct eval_series {
 };
 
 struct eval_data {
-    struct eval_series *pol;   /* in the order the policies first appear in the results */
+    struct eval_series *pol; /* in the order the policies first appear in the results */
     size_t n_pol;
     struct eval_series overall;
-    json_t *items;             /* the per-item part of the report */
-    long long n_items;         /* input items */
-    long long n_errors;        /* items that scan could not score */
-    long long n_bad;           /* items skipped for a bad label */
-    double target_precision;   /* NaN: not asked */
+    json_t *items;           /* the per-item part of the report */
+    long long n_items;       /* input items */
+    long long n_errors;      /* items that scan could not score */
+    long long n_bad;         /* items skipped for a bad label */
+    double target_precision; /* NaN: not asked */
     double target_recall;
 };
 

@@ -41,17 +41,17 @@ static void table_row(FILE *f, const struct eval_series *s)
         snprintf(thr, sizeof thr, "%.4f", s->threshold);
     else
         snprintf(thr, sizeof thr, "%s", s->overall ? "(each)" : "?");
-    fprintf(f, " %8s %6lld %5lld %5lld %6lld\n", thr, s->current.tp, s->current.fp,
-            s->current.fn, s->current.tn);
+    fprintf(f, " %8s %6lld %5lld %5lld %6lld\n", thr, s->current.tp, s->current.fp, s->current.fn,
+            s->current.tn);
 }
 
 void eval_print_table(FILE *f, const struct eval_data *d)
 {
     fprintf(f, "%-14s %6s %6s %7s %7s | %-36s | %s\n", "", "", "", "", "",
             "at the optimal-F1 threshold", "at the current thresholds");
-    fprintf(f, "%-14s %6s %6s %7s %7s %6s %8s %6s %5s %5s %6s %6s %8s %6s %5s %5s %6s\n",
-            "policy", "items", "pos", "AU-PRC", "ROC-AUC", "F1", "thresh", "TP", "FP", "FN", "TN",
-            "F1", "thresh", "TP", "FP", "FN", "TN");
+    fprintf(f, "%-14s %6s %6s %7s %7s %6s %8s %6s %5s %5s %6s %6s %8s %6s %5s %5s %6s\n", "policy",
+            "items", "pos", "AU-PRC", "ROC-AUC", "F1", "thresh", "TP", "FP", "FN", "TN", "F1",
+            "thresh", "TP", "FP", "FN", "TN");
     for (size_t i = 0; i < d->n_pol; i++)
         if (d->pol[i].n)
             table_row(f, &d->pol[i]);
@@ -61,8 +61,8 @@ void eval_print_table(FILE *f, const struct eval_data *d)
             fprintf(f, "note: %s: %s\n", d->pol[i].name, d->pol[i].curve.note);
     if (d->overall.curve.note)
         fprintf(f, "note: overall: %s\n", d->overall.curve.note);
-    fprintf(f, "%lld items, %lld not scored (errors), %lld skipped for a bad label\n",
-            d->n_items, d->n_errors, d->n_bad);
+    fprintf(f, "%lld items, %lld not scored (errors), %lld skipped for a bad label\n", d->n_items,
+            d->n_errors, d->n_bad);
 }
 
 /* ---- JSON report ------------------------------------------------------------------------- */
@@ -86,9 +86,8 @@ static json_t *series_json(const struct eval_series *s)
     const sg_eval_curve *c = &s->curve;
     json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o}", "policy", s->name, "items",
                           (json_int_t)c->n, "positives", (json_int_t)c->n_pos, "negatives",
-                          (json_int_t)c->n_neg, "average_precision",
-                          num_or_null(c->have_f1, c->ap), "roc_auc",
-                          num_or_null(c->have_auc, c->roc_auc), "current",
+                          (json_int_t)c->n_neg, "average_precision", num_or_null(c->have_f1, c->ap),
+                          "roc_auc", num_or_null(c->have_auc, c->roc_auc), "current",
                           operating_point(s->current, s->threshold));
     json_t *curve = json_array();
 
@@ -97,25 +96,24 @@ static json_t *series_json(const struct eval_series *s)
         json_decref(curve);
         return NULL;
     }
-    json_object_set_new(o, "optimal_f1", c->have_f1 ? operating_point(sg_eval_confusion_at(c,
-                                                      c->best), c->best_threshold)
-                                                    : json_null());
+    json_object_set_new(o, "optimal_f1",
+                        c->have_f1
+                            ? operating_point(sg_eval_confusion_at(c, c->best), c->best_threshold)
+                            : json_null());
     if (s->choice >= 0)
-        json_object_set_new(o, "chosen", operating_point(sg_eval_confusion_at(c,
-                                                         (size_t)s->choice), s->chosen));
-    json_object_set_new(o, "chosen_threshold", isfinite(s->chosen) ? json_real(s->chosen)
-                                                                   : json_null());
-    json_object_set_new(o, "chosen_by", s->choice_why ? json_string(s->choice_why)
-                                                      : json_null());
+        json_object_set_new(o, "chosen",
+                            operating_point(sg_eval_confusion_at(c, (size_t)s->choice), s->chosen));
+    json_object_set_new(o, "chosen_threshold",
+                        isfinite(s->chosen) ? json_real(s->chosen) : json_null());
+    json_object_set_new(o, "chosen_by", s->choice_why ? json_string(s->choice_why) : json_null());
     json_object_set_new(o, "note", c->note ? json_string(c->note) : json_null());
     for (size_t k = 0; k < c->n_points; k++) {
         const sg_eval_point *p = &c->points[k];
 
-        json_array_append_new(curve, json_pack("{s:f, s:I, s:I, s:f, s:f, s:f, s:f}",
-                                               "threshold", p->threshold, "tp", (json_int_t)p->tp,
-                                               "fp", (json_int_t)p->fp, "precision",
-                                               p->precision, "recall", p->recall, "f1", p->f1,
-                                               "fpr", p->fpr));
+        json_array_append_new(curve, json_pack("{s:f, s:I, s:I, s:f, s:f, s:f, s:f}", "threshold",
+                                               p->threshold, "tp", (json_int_t)p->tp, "fp",
+                                               (json_int_t)p->fp, "precision", p->precision,
+                                               "recall", p->recall, "f1", p->f1, "fpr", p->fpr));
     }
     json_object_set_new(o, "curve", curve);
     return o;
@@ -251,7 +249,8 @@ int eval_write_plot(const char *path, const char *title, const struct eval_data 
     svg = malloc(strlen(path) + 1);
     if (!svg)
         return -1;
-    /* The SVG goes next to the PNG (same name, .svg): it is kept whether or not converting works. */
+    /* The SVG goes next to the PNG (same name, .svg): it is kept whether or not converting works.
+     */
     strcpy(svg, path);
     strcpy(svg + strlen(svg) - 4, ".svg");
     if (write_svg(svg, title, d) < 0)
@@ -265,13 +264,15 @@ int eval_write_plot(const char *path, const char *title, const struct eval_data 
 
         rc = run(argv);
     } else {
-        fprintf(stderr, "shieldctl eval: %s: no SVG-to-PNG converter (install librsvg2-bin for "
-                        "rsvg-convert, or ImageMagick); the plot is in %s\n", path, svg);
+        fprintf(stderr,
+                "shieldctl eval: %s: no SVG-to-PNG converter (install librsvg2-bin for "
+                "rsvg-convert, or ImageMagick); the plot is in %s\n",
+                path, svg);
         goto out;
     }
     if (rc != 0 || !is_png(path)) {
-        fprintf(stderr, "shieldctl eval: %s: converting %s to PNG failed (status %d)\n", path,
-                svg, rc);
+        fprintf(stderr, "shieldctl eval: %s: converting %s to PNG failed (status %d)\n", path, svg,
+                rc);
         rc = -1;
         goto out;
     }

@@ -15,13 +15,13 @@
 #include "thresholdfile.h"
 
 struct rewrite {
-    const char *file;    /* borrowed from the set */
+    const char *file; /* borrowed from the set */
     const char *policy;
     double value;
-    char *old;           /* the file's bytes before */
+    char *old; /* the file's bytes before */
     size_t old_len;
     mode_t mode;
-    int done;            /* renamed into place */
+    int done; /* renamed into place */
 };
 
 static int read_file(const char *path, char **out, size_t *len)
@@ -145,8 +145,7 @@ int eval_write_thresholds(const char *dir, const struct eval_data *d)
         const sg_policy *p = sg_policy_find(set, s->name);
 
         if (!p) {
-            fprintf(stderr, "shieldctl eval: policy %s is not in %s: not written\n", s->name,
-                    dir);
+            fprintf(stderr, "shieldctl eval: policy %s is not in %s: not written\n", s->name, dir);
             continue;
         }
         if (!isfinite(s->chosen)) {
@@ -166,7 +165,8 @@ int eval_write_thresholds(const char *dir, const struct eval_data *d)
         goto restore;
     if (n)
         printf("%zu policy files updated; reload the daemon to apply them (SIGHUP: systemctl "
-               "reload shieldd)\n", n);
+               "reload shieldd)\n",
+               n);
     status = 0;
     goto out;
 restore:
