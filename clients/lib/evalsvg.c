@@ -253,6 +253,8 @@ static void histogram(FILE *f, double x, double y, const sg_evalsvg_series *s)
         top = pos[b] > top ? pos[b] : top;
         top = neg[b] > top ? neg[b] : top;
     }
+    /* Five whole-number tick steps. */
+    top = (top + 4) / 5 * 5;
     a = (struct area){x + 50, y + 25, HIST_W - 65, HIST_H - 65, (double)top};
     fputs("<g class=\"histogram\" data-policy=\"", f);
     put_escaped(f, s->name);

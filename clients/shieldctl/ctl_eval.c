@@ -736,8 +736,16 @@ int ctl_eval(int argc, char **argv)
     eval_print_table(stdout, &d);
     if (a.out && write_report(&d, &a, tmp ? NULL : sp) < 0)
         goto out;
-    if (a.plot && eval_write_plot(a.plot, a.in, &d) < 0)
-        goto out;
+    if (a.plot) {
+        const char *base = strrchr(a.in, '/') ? strrchr(a.in, '/') + 1 : a.in;
+        char title[300];
+
+        snprintf(title, sizeof title, "shieldctl eval: %.200s, %lld items%s%.60s", base,
+                 d.n_items, a.model ? ", model " : "",
+                 a.model ? (strrchr(a.model, '/') ? strrchr(a.model, '/') + 1 : a.model) : "");
+        if (eval_write_plot(a.plot, title, &d) < 0)
+            goto out;
+    }
     if (a.write_dir && eval_write_thresholds(a.write_dir, &d) < 0)
         goto out;
     status = 0;
