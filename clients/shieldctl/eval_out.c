@@ -45,6 +45,32 @@ static void table_row(FILE *f, const struct eval_series *s)
             s->current.tn);
 }
 
+/* The point chosen for --target-precision / --target-recall, per series. */
+static void print_targets(FILE *f, const struct eval_data *d)
+{
+    int prec = !isnan(d->target_precision);
+
+    fprintf(f, "at the target %s >= %g:\n", prec ? "precision" : "recall",
+            prec ? d->target_precision : d->target_recall);
+    for (size_t i = 0; i < d->n_pol + 1; i++) {
+        const struct eval_series *s = i < d->n_pol ? &d->pol[i] : &d->overall;
+        sg_eval_confusion m;
+
+        if (s->n == 0)
+            continue;
+        if (s->choice < 0) {
+            fprintf(f, "  %-14s %s\n", s->name, s->choice_why);
+            continue;
+        }
+        m = sg_eval_confusion_at(&s->curve, (size_t)s->choice);
+        fprintf(f,
+                "  %-14s threshold %.4f  precision %.3f  recall %.3f  F1 %.3f  TP %lld FP %lld "
+                "FN %lld TN %lld\n",
+                s->name, s->chosen, sg_eval_precision(m), sg_eval_recall(m), sg_eval_f1(m), m.tp,
+                m.fp, m.fn, m.tn);
+    }
+}
+
 void eval_print_table(FILE *f, const struct eval_data *d)
 {
     fprintf(f, "%-14s %6s %6s %7s %7s | %-36s | %s\n", "", "", "", "", "",
@@ -61,6 +87,8 @@ void eval_print_table(FILE *f, const struct eval_data *d)
             fprintf(f, "note: %s: %s\n", d->pol[i].name, d->pol[i].curve.note);
     if (d->overall.curve.note)
         fprintf(f, "note: overall: %s\n", d->overall.curve.note);
+    if (!isnan(d->target_precision) || !isnan(d->target_recall))
+        print_targets(f, d);
     fprintf(f, "%lld items, %lld not scored (errors), %lld skipped for a bad label\n", d->n_items,
             d->n_errors, d->n_bad);
 }

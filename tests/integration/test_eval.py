@@ -415,8 +415,9 @@ class WriteThresholds(unittest.TestCase):
 
     def test_target_recall_and_precision(self):
         out = path("wtr.json")
-        run_eval("--in", self.inp, "--out", out, "--model", _model, "--policies", POLICIES, "--target-recall", "0.8",
+        r = run_eval("--in", self.inp, "--out", out, "--model", _model, "--policies", POLICIES, "--target-recall", "0.8",
                  "--write-thresholds", self.pol)
+        self.assertIn("at the target recall >= 0.8:", r.stdout.decode())
         got = by_name(report(out))
         for p in SCORED:
             curve = got[p]["curve"]                 # highest threshold first
