@@ -372,6 +372,32 @@ static int check_labels(const json_t *labels, const json_t *label, const struct 
     return 0;
 }
 
+/* Count the label keys of an item that name no policy in its results. */
+static void note_unscored(struct eval_data *d, const json_t *labels, const json_t *results)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach((json_t *)labels, k, v)
+    {
+        const json_t *r;
+        size_t i;
+        int found = 0;
+
+        json_array_foreach(results, i, r)
+        {
+            const char *name = json_string_value(json_object_get(r, "policy"));
+
+            if (name && strcmp(name, k) == 0)
+                found = 1;
+        }
+        if (!found)
+            json_object_set_new(
+                d->unscored, k,
+                json_integer(json_integer_value(json_object_get(d->unscored, k)) + 1));
+    }
+}
+
 /* One scored line `row` (its item `it`) into the series and the per-item report. */
 static int add_item(struct eval_data *d, const struct eval_args *a, const sg_scan_item *it,
                     json_t *row)
@@ -414,6 +440,7 @@ static int add_item(struct eval_data *d, const struct eval_args *a, const sg_sca
                 goto oom;
         }
     }
+    note_unscored(d, labels, results);
     if (label)
         label_value(label, &b);
     else
@@ -522,6 +549,15 @@ static int collect(struct eval_data *d, const struct eval_args *a, const char *s
                 "another input; remove it or give another --scores\n",
                 scores_path, a->in, ln);
         goto out;
+    }
+    if (json_object_size(d->unscored)) {
+        const char *k;
+        json_t *v;
+
+        fprintf(stderr, "shieldctl eval: labels of policies that were not scored, ignored:");
+        json_object_foreach(d->unscored, k, v)
+            fprintf(stderr, " %s (%lld items)", k, (long long)json_integer_value(v));
+        fprintf(stderr, "; enable them or name them with --policy\n");
     }
     status = 0;
 out:
@@ -711,13 +747,14 @@ int ctl_eval(int argc, char **argv)
     if (ctl_scan(a.scan_argc, a.scan_argv) != 0)
         goto out;
     d.items = json_array();
+    d.unscored = json_object();
     d.overall.name = strdup("overall");
     d.overall.overall = 1;
     d.overall.choice = -1;
     d.overall.chosen = NAN;
     d.target_precision = a.target_precision;
     d.target_recall = a.target_recall;
-    if (!d.items || !d.overall.name) {
+    if (!d.items || !d.unscored || !d.overall.name) {
         fprintf(stderr, "shieldctl eval: out of memory\n");
         goto out;
     }
@@ -740,8 +777,8 @@ int ctl_eval(int argc, char **argv)
         const char *base = strrchr(a.in, '/') ? strrchr(a.in, '/') + 1 : a.in;
         char title[300];
 
-        snprintf(title, sizeof title, "shieldctl eval: %.200s, %lld items%s%.60s", base,
-                 d.n_items, a.model ? ", model " : "",
+        snprintf(title, sizeof title, "shieldctl eval: %.200s, %lld items%s%.60s", base, d.n_items,
+                 a.model ? ", model " : "",
                  a.model ? (strrchr(a.model, '/') ? strrchr(a.model, '/') + 1 : a.model) : "");
         if (eval_write_plot(a.plot, title, &d) < 0)
             goto out;
@@ -758,6 +795,7 @@ out:
     free(d.pol);
     series_free(&d.overall);
     json_decref(d.items);
+    json_decref(d.unscored);
     free_args(&a);
     return status;
 }

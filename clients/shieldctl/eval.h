@@ -34,6 +34,7 @@ struct eval_data {
     size_t n_pol;
     struct eval_series overall;
     json_t *items;           /* the per-item part of the report */
+    json_t *unscored;        /* {name: count}: labelled policies that were not scored */
     long long n_items;       /* input items */
     long long n_errors;      /* items that scan could not score */
     long long n_bad;         /* items skipped for a bad label */

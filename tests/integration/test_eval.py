@@ -503,6 +503,16 @@ class BadInput(unittest.TestCase):
         self.assertEqual(rep["bad_labels"], 3)
         self.assertEqual(rep["overall"]["items"], 27)
 
+    def test_labels_of_unscored_policies(self):
+        inp, sc, _ = synthetic("unsc", 12, 18)
+        rows = [json.loads(l) for l in slurp(inp).decode().splitlines()]
+        for r in rows[:5]:
+            r["labels"]["violence"] = 1
+        write_jsonl("unsc.jsonl", rows)
+        r = run_eval("--in", inp, "--scores", sc, "--socket", _daemon.sock)
+        self.assertIn("labels of policies that were not scored, ignored: violence (5 items)",
+                      r.stderr.decode())
+
     def test_scores_from_another_input(self):
         inp, sc, _ = synthetic("other-a", 10, 16)
         inp2 = write_jsonl("other-b.jsonl", [{"id": "z%d" % i, "text": "t", "label": 1}
