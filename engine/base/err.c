@@ -15,6 +15,7 @@ static const char *const err_names[SG_ERR_COUNT] = {
     "unsupported",
     "invalid argument",
     "out of range",
+    "compute kernel failed",
 };
 
 const char *sg_engine_strerror(int err)

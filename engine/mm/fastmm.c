@@ -233,25 +233,25 @@ size_t sg_fastmat_scratch(const sg_fastmat *f, size_t m)
     return f->dnnl != NULL ? sg_dnnl_scratch(f->dnnl, m) : 0;
 }
 
-void sg_fastmat_mul(const sg_fastmat *f, const float *x, size_t m, float *y, sg_pool *pool)
+int sg_fastmat_mul(const sg_fastmat *f, const float *x, size_t m, float *y, sg_pool *pool)
 {
     if (m == 0)
-        return;
+        return SG_OK;
     switch (f->kind) {
     case K_AVX2_F32:
     case K_AVX2_BF16:
         sg_avx2_mul(f->panels, f->kind == K_AVX2_BF16, f->n, f->k, x, m, y, pool);
-        break;
+        return SG_OK;
     case K_DNNL_BF16:
     case K_DNNL_U8S8:
         /* oneDNN failing to run a primitive it created means it could not allocate its
-         * scratchpad or handles; sg_mat_mul cannot fail, so y is zeroed and it is logged. */
+         * scratchpad or handles: the product has no result, and the caller must not use y. */
         if (sg_dnnl_mul(f->dnnl, x, m, y, pool) != SG_OK) {
-            for (size_t i = 0; i < m * (size_t)f->n; i++)
-                y[i] = 0.0f;
             sg_log(SG_LOG_ERROR, "oneDNN %s matmul [%lld, %lld] failed to run",
                    kind_names[f->kind], (long long)f->n, (long long)f->k);
+            return SG_ECOMPUTE;
         }
-        break;
+        return SG_OK;
     }
+    return SG_ECOMPUTE;
 }

@@ -72,8 +72,9 @@ size_t sg_fastmat_bytes(const sg_fastmat *f);
  * y[m, N] = x[m, K] W^T, as sg_mat_mul. The work is split over `pool` (NULL: the caller);
  * the oneDNN kernels run one single-threaded oneDNN call per chunk of 256 output columns on
  * the pool's threads (OpenMP is held to 1 thread), and allocate only oneDNN's small handles.
+ * SG_OK, or SG_ECOMPUTE when oneDNN failed to run (logged; y is then undefined).
  */
-void sg_fastmat_mul(const sg_fastmat *f, const float *x, size_t m, float *y, sg_pool *pool);
+int sg_fastmat_mul(const sg_fastmat *f, const float *x, size_t m, float *y, sg_pool *pool);
 
 /* Bytes of pool scratch (thread 0) that a product of m rows wants (0: none). With less, the
  * oneDNN kernels work through a 128 KB stack buffer in small batches of rows (slower). */
@@ -139,7 +140,7 @@ void sg_dnnl_free(struct sg_dnnl_mat *d);
 size_t sg_dnnl_bytes(const struct sg_dnnl_mat *d);
 size_t sg_dnnl_scratch(const struct sg_dnnl_mat *d, size_t m);
 /* y[m, N] = x W^T. Quantized x goes to the pool's thread-0 scratch when it is large enough,
- * else through a 128 KB stack buffer in chunks of rows. SG_OK, or SG_EUNSUPPORTED if oneDNN
+ * else through a 128 KB stack buffer in chunks of rows. SG_OK, or SG_ECOMPUTE if oneDNN
  * failed to run (y is then undefined). */
 int sg_dnnl_mul(const struct sg_dnnl_mat *d, const float *x, size_t m, float *y, sg_pool *pool);
 

@@ -638,7 +638,7 @@ int sg_dnnl_mul(const struct sg_dnnl_mat *d, const float *x, size_t m, float *y,
         sg_pool_run(pool, quant_task, &q, mc);
         sg_pool_run(pool, mm_task, &j, d->n_chunks);
         if (atomic_load(&j.failed))
-            return SG_EUNSUPPORTED;
+            return SG_ECOMPUTE;
     }
     return SG_OK;
 }
