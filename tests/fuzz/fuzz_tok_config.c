@@ -13,7 +13,7 @@
 
 #include "sg_engine.h"
 #include "sg_tok.h"
-#include "tok_internal.h"
+#include "tok_load.h"
 
 #include "fuzz_tok_exercise.h"
 
