@@ -464,7 +464,8 @@ static int fit_prompts(sg_moderator *mod, const sg_policy_set *set, prompt *pr, 
         if (!mod->opts.truncate)
             return set_err(mod, SG_ERANGE,
                            "the input is too long: its prompt is at least %zu tokens, over the "
-                           "limit of %d (shorten it, or enable truncation)", longest, mod->max_tokens);
+                           "limit of %d (shorten it, or enable truncation)",
+                           longest, mod->max_tokens);
         if (!fit_by_cutting(mod, set, pr, n, in->text, &in->text_len, in->resp, &in->resp_len,
                             &rc)) {
             if (rc < 0)

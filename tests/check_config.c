@@ -169,9 +169,11 @@ START_TEST(yaml_errors)
         {"just a string\n", "expected a mapping"},
         {"listen:\n  - ftp:x\n", ":2:5: listen: 'ftp:x' is neither"},
         {"a: &x 1\nb: *x\n", "unknown key 'a'"},
-        {"threads: 2\nqueue_depth: 3\nthreads: 4\n", ":3:1: duplicate key 'threads' (first set on line 1)"},
+        {"threads: 2\nqueue_depth: 3\nthreads: 4\n",
+         ":3:1: duplicate key 'threads' (first set on line 1)"},
         /* a key without ':' is reported on its own line, not on the next one */
-        {"threads: 2\nmax_tokens 5\nqueue_depth: 3\n", ":2:1: YAML syntax error: could not find expected ':'"},
+        {"threads: 2\nmax_tokens 5\nqueue_depth: 3\n",
+         ":2:1: YAML syntax error: could not find expected ':'"},
     };
     char err[256];
 

@@ -340,8 +340,9 @@ START_TEST(test_int8_integer_reference)
                     for (int64_t l = 0; l < k; l++)
                         acc += (int64_t)u[l] * qw[j * k + l];
                     want = ((double)acc - 128.0 * (double)colsum[j]) * (double)sx * sw[j];
-                    tol = 4.0 * FLT_EPSILON * (fabs((double)acc) + 128.0 * fabs((double)colsum[j])) *
-                          (double)sx * sw[j];
+                    tol = 4.0 * FLT_EPSILON *
+                          (fabs((double)acc) + 128.0 * fabs((double)colsum[j])) * (double)sx *
+                          sw[j];
                     ck_assert_msg(fabs(y[i * (size_t)n + (size_t)j] - want) <= tol,
                                   "int8 %lldx%lld m %zu [%zu, %lld]: %.9g, exact %.9g (tol %g)",
                                   (long long)n, (long long)k, m, i, (long long)j,

@@ -119,10 +119,13 @@ START_TEST(bodies)
     char *r;
 
     setup(8);
-    r = xchg("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", 0);
+    r = xchg("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+             "hello",
+             0);
     ck_assert_ptr_nonnull(strstr(r, "POST /p body=hello"));
     free(r);
-    r = xchg("POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    r = xchg("POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+             "Connection: close\r\n\r\n"
              "3\r\nabc\r\n2;ext\r\nde\r\n0\r\nTrailer: t\r\n\r\n",
              0);
     ck_assert_ptr_nonnull(strstr(r, "POST /c body=abcde"));
@@ -186,9 +189,12 @@ START_TEST(errors)
         {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n", 400, "both"},
         {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "chunked"},
         {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0"},
-        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400, "chunk size"},
-        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n", 413, "max_body_bytes"},
-        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n", 400, "CRLF"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "\r\nxyz\r\n", 400, "chunk size"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "\r\n65\r\n", 413, "max_body_bytes"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "\r\n1\r\nab\r\n", 400, "CRLF"},
         {"POST / HTTP/1.1\r\nExpect: teapot\r\n\r\n", 417, "100-continue"},
         {"GET / HTTP/1.1\r\nA: b\0c\r\n\r\n", 400, "NUL"},
     };
@@ -354,12 +360,17 @@ START_TEST(smuggling)
         const char *word;
     } cases[] = {
         /* chunk sizes without a leading hex digit once read as 0: the data became trailers */
-        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 14\r\n", "chunk size"},
-        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n;x\r\n", "chunk size"},
-        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3 x\r\n", "chunk size"},
-        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n",
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "\r\n 14\r\n", "chunk size"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "\r\n;x\r\n", "chunk size"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "\r\n3 x\r\n", "chunk size"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "\r\n0\r\nbad trailer\r\n\r\n",
          "trailer"},
-        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: \x01\r\n\r\n",
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "\r\n0\r\nA: \x01\r\n\r\n",
          "trailer"},
     };
     char nul[200];
