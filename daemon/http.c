@@ -925,7 +925,6 @@ static int plausible_start(struct evbuffer *in)
 {
     size_t n = evbuffer_get_length(in) < 32 ? evbuffer_get_length(in) : 32;
     const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)n);
-
     int text = 0; /* seen a byte of the line itself (empty lines may come first) */
 
     for (size_t i = 0; p != NULL && i < n; i++) {
