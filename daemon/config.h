@@ -25,6 +25,12 @@ struct shieldd_config {
     size_t n_listen;
     int socket_mode;        /* permissions of Unix sockets we create */
     char *socket_group;     /* group of Unix sockets we create ("" : leave as is) */
+    int socket_perms_set;   /* socket_mode or socket_group was set (applied to systemd's too) */
+    char *api_keys;         /* API key file ("": no keys, no authentication) */
+    int metrics_auth;       /* /metrics needs a key when api_keys is set */
+    char *allow_uids;       /* Unix peers allowed by uid (comma-separated; "": any) */
+    char *allow_gids;       /* Unix peers allowed by gid (comma-separated; "": any) */
+    int allow_unauthenticated_tcp; /* a non-loopback TCP listener without api_keys */
     int threads;            /* engine threads; 0: all cores */
     char *precision;        /* f32, bf16, int8 */
     char *pack_cache;       /* packed-weight cache folder, "auto" or "off" */
