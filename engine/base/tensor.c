@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#include "gguf.h"
 #include "quant.h"
 
 static const struct {
@@ -213,6 +212,7 @@ void sg_weights_free(sg_weights *w)
     free(w->maps);
     free(w->map_sizes);
     free(w->tensors);
-    sg_gguf_close(w->gguf);
+    if (w->gguf != NULL && w->close_gguf != NULL)
+        w->close_gguf(w->gguf);
     memset(w, 0, sizeof *w);
 }

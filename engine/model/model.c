@@ -4,7 +4,6 @@
  * hyper-parameters, and prepare the matrices (see model.h and sg_engine.h).
  */
 #include "model.h"
-#include "gguf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "gguf.h"
+#include "gguf_gemma.h"
+#include "hf_config.h"
 #include "packcache.h"
 #include "safetensors.h"
 #include "sg_tok.h"
@@ -252,7 +251,7 @@ static sg_packcache *open_pack_cache(const sg_model *m, sg_precision prec)
 
     if (m->pack_cache == NULL)
         return NULL;
-    rc = sg_packcache_key(m->path, prec, key, sizeof key, msg, sizeof msg);
+    rc = sg_model_pack_key(m->path, prec, key, sizeof key, msg, sizeof msg);
     if (rc == SG_OK) {
         snprintf(name, sizeof name, "%s-%s", m->info.name, sg_precision_name(prec));
         rc = sg_packcache_open(&pc, m->pack_cache, name, key, msg, sizeof msg);

@@ -9,7 +9,7 @@
  * U+2581 turned back into ' '. So here CONTROL and UNKNOWN are the special tokens, and a
  * USER_DEFINED piece gets its U+2581 back before it is matched in the normalized text.
  */
-#include "tok_internal.h"
+#include "tok_load.h"
 
 #include <stdio.h>
 #include <stdlib.h>

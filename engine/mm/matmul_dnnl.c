@@ -31,7 +31,6 @@
 
 #include <dnnl.h>
 
-#include "packcache.h"
 #include "tensor.h"
 
 #define STACK_CHUNK (128 * 1024) /* bytes of quantized x when the pool has no scratch */
@@ -52,8 +51,8 @@ struct sg_dnnl_mat {
     size_t wbytes;
     float *scale;               /* int8: s_w[N], in blob */
     float *comp;                /* int8: 128 * colsum[j] (in units of s_w[j]), [N], in blob */
-    void *blob;                 /* owned, or into pc's mapping: header, scale, comp, wdata */
-    sg_packcache *pc;           /* non-NULL: blob is mapped from this cache (a reference held) */
+    void *blob;                 /* header, scale, comp, wdata: owned, or borrowed (adopted) */
+    int borrowed;               /* 1: blob is someone else's bytes (a pack cache mapping) */
 };
 
 /*
@@ -272,29 +271,22 @@ static void use_blob(struct sg_dnnl_mat *d, void *b)
     }
 }
 
-/* The cached blob of `w` when the cache has one whose layouts are the ones oneDNN chose now. */
-static int from_cache(struct sg_dnnl_mat *d, const sg_tensor *w, sg_packcache *pc)
+int sg_dnnl_adopt(struct sg_dnnl_mat *d, const void *blob)
 {
-    const char *kname = d->int8 ? "dnnl-u8s8" : "dnnl-bf16";
     const size_t n_md = d->n % d->nc ? 2 : 1;
-    const void *p = sg_packcache_find(pc, w, kname, blob_data_off(d) + d->wbytes);
     struct blob_hdr h;
     int ok;
 
-    if (p == NULL)
-        return 0;
-    memcpy(&h, p, sizeof h);
+    memcpy(&h, blob, sizeof h);
     ok = h.magic == BLOB_MAGIC && h.n_md == n_md;
     for (size_t i = 0; ok && i < n_md; i++)
         ok = dnnl_memory_desc_equal(&h.wmd[i], &d->wmd[i]);
-    if (!ok) {
-        sg_log(SG_LOG_WARN, "pack cache %s: %s: oneDNN chose another weight layout than the "
-               "cached one; reordering it", sg_packcache_path(pc), w->name);
-        sg_packcache_unref(pc);
+    if (!ok)
         return 0;
-    }
-    use_blob(d, (void *)(uintptr_t)p);
-    d->pc = pc;
+    if (!d->borrowed)
+        free(d->blob);
+    use_blob(d, (void *)(uintptr_t)blob);
+    d->borrowed = 1;
     return 1;
 }
 
@@ -330,29 +322,18 @@ void sg_dnnl_free(struct sg_dnnl_mat *d)
             dnnl_primitive_destroy(d->prim[i]);
     if (d->engine != NULL)
         dnnl_engine_destroy(d->engine);
-    if (d->pc != NULL)
-        sg_packcache_unref(d->pc);
-    else
+    if (!d->borrowed)
         free(d->blob);
     free(d);
 }
 
-int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec, char *err,
-                size_t errlen)
-{
-    return sg_dnnl_new_cached(out, w, prec, NULL, err, errlen);
-}
-
-int sg_dnnl_new_cached(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec,
-                       sg_packcache *pc, char *err, size_t errlen)
+int sg_dnnl_plan(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec, char *err,
+                 size_t errlen)
 {
     const int64_t n = w->shape[0];
     const int64_t k = w->shape[1];
     struct sg_dnnl_mat *d;
     size_t row_bytes;
-    float *row = NULL;
-    void *plain = NULL;
-    void *blob = NULL;
     int rc;
 
     *out = NULL;
@@ -381,93 +362,118 @@ int sg_dnnl_new_cached(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precisio
     d->n_chunks = (size_t)((n + d->nc - 1) / d->nc);
     rc = make_prims(d, w->name, d->int8 ? dnnl_u8 : dnnl_bf16, d->int8 ? dnnl_s8 : dnnl_bf16,
                     err, errlen);
-    if (rc != SG_OK)
-        goto fail;
-    if (pc != NULL && sg_packcache_is_hit(pc) && from_cache(d, w, pc)) {
-        *out = d;
-        return SG_OK;
+    if (rc != SG_OK) {
+        sg_dnnl_free(d);
+        return rc;
     }
-    row = malloc((size_t)k * sizeof *row);
+    *out = d;
+    return SG_OK;
+}
+
+size_t sg_dnnl_blob_bytes(const struct sg_dnnl_mat *d)
+{
+    return blob_data_off(d) + d->wbytes;
+}
+
+const void *sg_dnnl_blob(const struct sg_dnnl_mat *d)
+{
+    return d->blob;
+}
+
+/* Quantize W's rows to int8 (one scale per row, round half away from zero) into `plain`
+ * ([N, K] row-major), filling d's scales and compensations; `row` holds K floats. */
+static void quantize_rows(struct sg_dnnl_mat *d, const sg_tensor *w, size_t row_bytes,
+                          float *row, int8_t *plain)
+{
+    const float qmax = have_vnni() ? 127.0f : 63.0f;
+    const int64_t k = d->k;
+
+    for (int64_t j = 0; j < d->n; j++) {
+        int8_t *q = plain + j * k;
+        float amax = 0.0f;
+        float inv;
+        int64_t colsum = 0;
+
+        sg_dequant_row(w->dtype, (const uint8_t *)w->data + (size_t)j * row_bytes, row, k);
+        for (int64_t i = 0; i < k; i++)
+            amax = fmaxf(amax, fabsf(row[i]));
+        d->scale[j] = amax > 0.0f ? amax / qmax : 1.0f;
+        inv = amax > 0.0f ? qmax / amax : 0.0f;
+        for (int64_t i = 0; i < k; i++) {
+            /* |row * inv| <= qmax: round half away from zero, inline (no libm call). */
+            const float v = row[i] * inv;
+            int qi = (int)(v + (v >= 0.0f ? 0.5f : -0.5f));
+
+            qi = qi > (int)qmax ? (int)qmax : qi < -(int)qmax ? -(int)qmax : qi;
+            q[i] = (int8_t)qi;
+            colsum += qi;
+        }
+        d->comp[j] = 128.0f * (float)colsum;
+    }
+}
+
+int sg_dnnl_pack(struct sg_dnnl_mat *d, const sg_tensor *w, char *err, size_t errlen)
+{
+    const int64_t n = d->n;
+    const int64_t k = d->k;
+    size_t row_bytes = 0;
+    float *row = malloc((size_t)k * sizeof *row);
     /* W^T plain: element (k, j) at j * K + k, i.e. W's own row-major [N, K] bytes (tag ba). */
-    plain = malloc((size_t)n * (size_t)k * (prec == SG_PREC_INT8 ? 1 : 2));
-    blob = aligned_alloc(64, blob_data_off(d) + d->wbytes);
+    void *plain = malloc((size_t)n * (size_t)k * (d->int8 ? 1 : 2));
+    void *blob = aligned_alloc(64, sg_dnnl_blob_bytes(d));
+    struct blob_hdr h;
+    int rc;
+
+    (void)sg_dtype_bytes(w->dtype, k, &row_bytes); /* checked by sg_dnnl_plan */
     if (row == NULL || plain == NULL || blob == NULL) {
         snprintf(err, errlen, "%s: out of memory for %zu bytes of weights", w->name,
-                 blob_data_off(d) + d->wbytes);
+                 sg_dnnl_blob_bytes(d));
         free(blob);
         rc = SG_ENOMEM;
-        goto fail;
+        goto out;
     }
-    {
-        struct blob_hdr h;
-
-        memset(&h, 0, sizeof h);
-        h.magic = BLOB_MAGIC;
-        h.n_md = d->n % d->nc ? 2 : 1;
-        memcpy(h.wmd, d->wmd, h.n_md * sizeof *h.wmd);
-        memset(blob, 0, blob_data_off(d));
-        memcpy(blob, &h, sizeof h);
-    }
+    memset(&h, 0, sizeof h);
+    h.magic = BLOB_MAGIC;
+    h.n_md = d->n % d->nc ? 2 : 1;
+    memcpy(h.wmd, d->wmd, h.n_md * sizeof *h.wmd);
+    memset(blob, 0, blob_data_off(d));
+    memcpy(blob, &h, sizeof h);
+    if (!d->borrowed)
+        free(d->blob);
+    d->borrowed = 0;
     use_blob(d, blob);
     if (d->int8) {
-        const float qmax = have_vnni() ? 127.0f : 63.0f;
-
-        for (int64_t j = 0; j < n; j++) {
-            int8_t *q = (int8_t *)plain + j * k;
-            float amax = 0.0f;
-            float inv;
-            int64_t colsum = 0;
-
-            sg_dequant_row(w->dtype, (const uint8_t *)w->data + (size_t)j * row_bytes, row, k);
-            for (int64_t i = 0; i < k; i++)
-                amax = fmaxf(amax, fabsf(row[i]));
-            d->scale[j] = amax > 0.0f ? amax / qmax : 1.0f;
-            inv = amax > 0.0f ? qmax / amax : 0.0f;
-            for (int64_t i = 0; i < k; i++) {
-                /* |row * inv| <= qmax: round half away from zero, inline (no libm call). */
-                const float v = row[i] * inv;
-                int qi = (int)(v + (v >= 0.0f ? 0.5f : -0.5f));
-
-                qi = qi > (int)qmax ? (int)qmax : qi < -(int)qmax ? -(int)qmax : qi;
-                q[i] = (int8_t)qi;
-                colsum += qi;
-            }
-            d->comp[j] = 128.0f * (float)colsum;
-        }
+        quantize_rows(d, w, row_bytes, row, plain);
         rc = reorder_all(d, w->name, dnnl_s8, plain, err, errlen);
     } else {
         for (int64_t j = 0; j < n; j++) {
-            uint16_t *h = (uint16_t *)plain + j * k;
+            uint16_t *hw = (uint16_t *)plain + j * k;
 
             sg_dequant_row(w->dtype, (const uint8_t *)w->data + (size_t)j * row_bytes, row, k);
             for (int64_t i = 0; i < k; i++)
-                h[i] = sg_f32_to_bf16(row[i]);
+                hw[i] = sg_f32_to_bf16(row[i]);
         }
         rc = reorder_all(d, w->name, dnnl_bf16, plain, err, errlen);
     }
-    if (rc == SG_OK && pc != NULL && !sg_packcache_is_hit(pc) &&
-        sg_packcache_note(pc, w, d->int8 ? "dnnl-u8s8" : "dnnl-bf16", blob,
-                          blob_data_off(d) + d->wbytes) != SG_OK)
-        sg_log(SG_LOG_WARN, "%s: out of memory noting it for the pack cache", w->name);
-    if (rc != SG_OK)
-        goto fail;
+out:
     free(row);
     free(plain);
-    *out = d;
-    return SG_OK;
-fail:
-    free(row);
-    free(plain);
-    sg_dnnl_free(d);
     return rc;
 }
 
-int sg_dnnl_mapped(const struct sg_dnnl_mat *d)
+int sg_dnnl_new(struct sg_dnnl_mat **out, const sg_tensor *w, sg_precision prec, char *err,
+                size_t errlen)
 {
-    return d->pc != NULL;
+    int rc = sg_dnnl_plan(out, w, prec, err, errlen);
+
+    if (rc == SG_OK && (rc = sg_dnnl_pack(*out, w, err, errlen)) != SG_OK) {
+        sg_dnnl_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
-void sg_dnnl_describe(char *buf, size_t cap)
+void sg_dnnl_layout(char *buf, size_t cap)
 {
     const dnnl_version_t *v = dnnl_version();
 
@@ -632,7 +638,7 @@ int sg_dnnl_mul(const struct sg_dnnl_mat *d, const float *x, size_t m, float *y,
         sg_pool_run(pool, quant_task, &q, mc);
         sg_pool_run(pool, mm_task, &j, d->n_chunks);
         if (atomic_load(&j.failed))
-            return SG_EUNSUPPORTED;
+            return SG_ECOMPUTE;
     }
     return SG_OK;
 }

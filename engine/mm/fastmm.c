@@ -40,42 +40,94 @@ struct sg_fastmat {
     struct sg_dnnl_mat *dnnl; /* dnnl-*: owned */
 };
 
+/*
+ * The one place the pack cache is consulted. cache_find: the cached bytes of `w` for `kernel`
+ * when a hit cache has exactly `bytes` of them (f then holds the reference to pc that
+ * sg_packcache_find took); cache_note: on a miss, remember the bytes just packed for commit.
+ */
+static const void *cache_find(sg_fastmat *f, sg_packcache *pc, const sg_tensor *w, size_t bytes)
+{
+    const void *p;
+
+    if (pc == NULL || !sg_packcache_is_hit(pc))
+        return NULL;
+    p = sg_packcache_find(pc, w, kind_names[f->kind], bytes);
+    if (p != NULL)
+        f->pc = pc;
+    return p;
+}
+
+static void cache_drop(sg_fastmat *f)
+{
+    sg_packcache_unref(f->pc);
+    f->pc = NULL;
+}
+
+static void cache_note(const sg_fastmat *f, sg_packcache *pc, const sg_tensor *w,
+                       const void *data, size_t bytes)
+{
+    if (pc != NULL && !sg_packcache_is_hit(pc) &&
+        sg_packcache_note(pc, w, kind_names[f->kind], data, bytes) != SG_OK)
+        sg_log(SG_LOG_WARN, "%s: out of memory noting it for the pack cache", w->name);
+}
+
 static int new_avx2(sg_fastmat *f, const sg_tensor *w, int bf16, sg_packcache *pc, char *err,
                     size_t errlen)
 {
     const size_t want = (size_t)((f->n + SG_AVX2_PANEL - 1) / SG_AVX2_PANEL) * SG_AVX2_PANEL *
                         (size_t)f->k * (bf16 ? 2 : 4);
+    const void *p;
     int rc;
 
     f->kind = bf16 ? K_AVX2_BF16 : K_AVX2_F32;
-    if (pc != NULL && sg_packcache_is_hit(pc)) {
-        const void *p = sg_packcache_find(pc, w, kind_names[f->kind], want);
-
-        if (p != NULL) {
-            /* Read-only shared pages: the kernels only ever read panels. */
-            f->panels = (void *)(uintptr_t)p;
-            f->bytes = want;
-            f->pc = pc;
-            return SG_OK;
-        }
+    if ((p = cache_find(f, pc, w, want)) != NULL) {
+        /* Read-only shared pages: the kernels only ever read panels. */
+        f->panels = (void *)(uintptr_t)p;
+        f->bytes = want;
+        return SG_OK;
     }
     rc = sg_avx2_pack(w, bf16, &f->panels, &f->bytes, err, errlen);
-    if (rc == SG_OK && pc != NULL && !sg_packcache_is_hit(pc) &&
-        sg_packcache_note(pc, w, kind_names[f->kind], f->panels, f->bytes) != SG_OK)
-        sg_log(SG_LOG_WARN, "%s: out of memory noting it for the pack cache", w->name);
+    if (rc == SG_OK)
+        cache_note(f, pc, w, f->panels, f->bytes);
     return rc;
 }
 
 static int new_dnnl(sg_fastmat *f, const sg_tensor *w, sg_precision prec, sg_packcache *pc,
                     char *err, size_t errlen)
 {
-    int rc = sg_dnnl_new_cached(&f->dnnl, w, prec, pc, err, errlen);
+    const void *p;
+    int rc = sg_dnnl_plan(&f->dnnl, w, prec, err, errlen);
 
-    if (rc == SG_OK) {
-        f->kind = prec == SG_PREC_INT8 ? K_DNNL_U8S8 : K_DNNL_BF16;
-        f->bytes = sg_dnnl_bytes(f->dnnl);
+    if (rc != SG_OK)
+        return rc;
+    f->kind = prec == SG_PREC_INT8 ? K_DNNL_U8S8 : K_DNNL_BF16;
+    p = cache_find(f, pc, w, sg_dnnl_blob_bytes(f->dnnl));
+    if (p != NULL && !sg_dnnl_adopt(f->dnnl, p)) {
+        sg_log(SG_LOG_WARN, "pack cache %s: %s: oneDNN chose another weight layout than the "
+               "cached one; reordering it", sg_packcache_path(pc), w->name);
+        cache_drop(f);
+        p = NULL;
     }
-    return rc;
+    if (p == NULL) {
+        rc = sg_dnnl_pack(f->dnnl, w, err, errlen);
+        if (rc != SG_OK) {
+            sg_dnnl_free(f->dnnl);
+            f->dnnl = NULL;
+            return rc;
+        }
+        cache_note(f, pc, w, sg_dnnl_blob(f->dnnl), sg_dnnl_blob_bytes(f->dnnl));
+    }
+    f->bytes = sg_dnnl_bytes(f->dnnl);
+    return SG_OK;
+}
+
+void sg_fastmm_layouts(char *buf, size_t cap)
+{
+    char avx2[128], dnnl[256];
+
+    sg_avx2_layout(avx2, sizeof avx2);
+    sg_dnnl_layout(dnnl, sizeof dnnl);
+    snprintf(buf, cap, "%s\n%s\n", avx2, dnnl);
 }
 
 int sg_fastmat_new(sg_fastmat **out, const sg_tensor *w, sg_precision prec, char *err,
@@ -158,7 +210,7 @@ const char *sg_fastmat_kernel(const sg_fastmat *f)
 
 int sg_fastmat_mapped(const sg_fastmat *f)
 {
-    return f->pc != NULL || (f->dnnl != NULL && sg_dnnl_mapped(f->dnnl));
+    return f->pc != NULL;
 }
 
 size_t sg_fastmat_bytes(const sg_fastmat *f)
@@ -181,25 +233,25 @@ size_t sg_fastmat_scratch(const sg_fastmat *f, size_t m)
     return f->dnnl != NULL ? sg_dnnl_scratch(f->dnnl, m) : 0;
 }
 
-void sg_fastmat_mul(const sg_fastmat *f, const float *x, size_t m, float *y, sg_pool *pool)
+int sg_fastmat_mul(const sg_fastmat *f, const float *x, size_t m, float *y, sg_pool *pool)
 {
     if (m == 0)
-        return;
+        return SG_OK;
     switch (f->kind) {
     case K_AVX2_F32:
     case K_AVX2_BF16:
         sg_avx2_mul(f->panels, f->kind == K_AVX2_BF16, f->n, f->k, x, m, y, pool);
-        break;
+        return SG_OK;
     case K_DNNL_BF16:
     case K_DNNL_U8S8:
         /* oneDNN failing to run a primitive it created means it could not allocate its
-         * scratchpad or handles; sg_mat_mul cannot fail, so y is zeroed and it is logged. */
+         * scratchpad or handles: the product has no result, and the caller must not use y. */
         if (sg_dnnl_mul(f->dnnl, x, m, y, pool) != SG_OK) {
-            for (size_t i = 0; i < m * (size_t)f->n; i++)
-                y[i] = 0.0f;
             sg_log(SG_LOG_ERROR, "oneDNN %s matmul [%lld, %lld] failed to run",
                    kind_names[f->kind], (long long)f->n, (long long)f->k);
+            return SG_ECOMPUTE;
         }
-        break;
+        return SG_OK;
     }
+    return SG_ECOMPUTE;
 }

@@ -1,6 +1,6 @@
 /*
- * gguf.c: a GGUF v2/v3 reader over a read-only buffer (usually a private mmap of the file), and
- * the Gemma / Gemma 2 loader on top of it.
+ * gguf.c: a GGUF v2/v3 reader over a read-only buffer (usually a private mmap of the file). It
+ * knows the container, not the model: model/gguf_gemma.c reads Gemma out of it.
  *
  * File layout (little-endian):
  *   "GGUF" | u32 version | u64 n_tensors | u64 n_kv
@@ -26,6 +26,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "err.h"
 
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_MAX_NAME 256 /* tensor names (ggml uses 64) */
@@ -148,24 +150,6 @@ static uint64_t ld64(const uint8_t *p)
 
 /* ---- errors --------------------------------------------------------------------------------- */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 5, 6)))
-#endif
-static int fail_msg(char *err, size_t errlen, int code, const char *file, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        int n = snprintf(err, errlen, "%s: ", file ? file : "(gguf)");
-
-        if (n >= 0 && (size_t)n < errlen) {
-            va_start(ap, fmt);
-            vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return code;
-}
-
 /* ---- the cursor ----------------------------------------------------------------------------- */
 
 typedef struct cursor {
@@ -186,9 +170,9 @@ static size_t left(const cursor *c)
 static int need(cursor *c, uint64_t n, const char *what)
 {
     if (n > left(c))
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "truncated: %s needs %llu bytes at offset %zu, the file has %zu", what,
-                        (unsigned long long)n, c->pos, c->size);
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "truncated: %s needs %llu bytes at offset %zu, the file has %zu", what,
+                       (unsigned long long)n, c->pos, c->size);
     return SG_OK;
 }
 
@@ -223,10 +207,10 @@ static int rd_str(cursor *c, size_t *off, uint64_t *len, const char *what)
     if (rc < 0)
         return rc;
     if (n > left(c))
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "%s: string length %llu at offset %zu runs past the end of the file "
-                        "(%zu bytes left)",
-                        what, (unsigned long long)n, c->pos - 8, left(c));
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "%s: string length %llu at offset %zu runs past the end of the file "
+                       "(%zu bytes left)",
+                       what, (unsigned long long)n, c->pos - 8, left(c));
     *off = c->pos;
     *len = n;
     c->pos += (size_t)n;
@@ -267,20 +251,20 @@ static int parse_kv(cursor *c, kv *e)
     if (rc < 0)
         return rc;
     if (klen == 0 || klen > GGUF_MAX_KEY || memchr(c->b + koff, '\0', (size_t)klen))
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "metadata key at offset %zu: length %llu, or a NUL inside (expected "
-                        "1..%d bytes of text)",
-                        koff - 8, (unsigned long long)klen, GGUF_MAX_KEY);
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "metadata key at offset %zu: length %llu, or a NUL inside (expected "
+                       "1..%d bytes of text)",
+                       koff - 8, (unsigned long long)klen, GGUF_MAX_KEY);
     e->key = dup_bytes(c->b + koff, (size_t)klen);
     if (!e->key)
-        return fail_msg(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
+        return sg_errf(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
     rc = rd_u32(c, &e->type, e->key);
     if (rc < 0)
         return rc;
     if (e->type >= SG_GGUF_TYPE_COUNT)
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "key '%s': unknown value type %u (expected 0..%d)", e->key, e->type,
-                        SG_GGUF_TYPE_COUNT - 1);
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "key '%s': unknown value type %u (expected 0..%d)", e->key, e->type,
+                       SG_GGUF_TYPE_COUNT - 1);
     e->off = c->pos;
     if (e->type != SG_GGUF_ARRAY) {
         rc = skip_value(c, e->type, e->key);
@@ -293,22 +277,22 @@ static int parse_kv(cursor *c, kv *e)
     if (rc < 0)
         return rc;
     if (e->elem_type >= SG_GGUF_TYPE_COUNT)
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "key '%s': unknown array element type %u (expected 0..%d)", e->key,
-                        e->elem_type, SG_GGUF_TYPE_COUNT - 1);
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "key '%s': unknown array element type %u (expected 0..%d)", e->key,
+                       e->elem_type, SG_GGUF_TYPE_COUNT - 1);
     if (e->elem_type == SG_GGUF_ARRAY)
-        return fail_msg(c->err, c->errlen, SG_EUNSUPPORTED, c->file,
-                        "key '%s': arrays of arrays are not supported", e->key);
+        return sg_errf(c->err, c->errlen, SG_EUNSUPPORTED, c->file,
+                       "key '%s': arrays of arrays are not supported", e->key);
     rc = rd_u64(c, &e->count, e->key);
     if (rc < 0)
         return rc;
     /* Each element takes at least its scalar size, or 8 bytes for a string's length. */
     uint64_t min = e->elem_type == SG_GGUF_STRING ? 8 : type_sizes[e->elem_type];
     if (e->count > left(c) / min)
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "key '%s': array of %llu %s elements runs past the end of the file "
-                        "(%zu bytes left)",
-                        e->key, (unsigned long long)e->count, type_names[e->elem_type], left(c));
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "key '%s': array of %llu %s elements runs past the end of the file "
+                       "(%zu bytes left)",
+                       e->key, (unsigned long long)e->count, type_names[e->elem_type], left(c));
     e->off = c->pos;
     if (e->elem_type != SG_GGUF_STRING) {
         c->pos += (size_t)(e->count * min);
@@ -316,7 +300,7 @@ static int parse_kv(cursor *c, kv *e)
     }
     e->str_offs = malloc((size_t)(e->count ? e->count : 1) * sizeof *e->str_offs);
     if (!e->str_offs)
-        return fail_msg(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
+        return sg_errf(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
     for (uint64_t i = 0; i < e->count; i++) {
         size_t off;
         uint64_t len;
@@ -355,20 +339,20 @@ static int parse_tensor_info(cursor *c, sg_gguf *g, size_t i)
     if (rc < 0)
         return rc;
     if (nlen == 0 || nlen >= GGUF_MAX_NAME || memchr(c->b + noff, '\0', (size_t)nlen))
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "tensor %zu: name of %llu bytes at offset %zu (expected 1..%d bytes of "
-                        "text)",
-                        i, (unsigned long long)nlen, noff, GGUF_MAX_NAME - 1);
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "tensor %zu: name of %llu bytes at offset %zu (expected 1..%d bytes of "
+                       "text)",
+                       i, (unsigned long long)nlen, noff, GGUF_MAX_NAME - 1);
     g->tensor_names[i] = dup_bytes(c->b + noff, (size_t)nlen);
     if (!g->tensor_names[i])
-        return fail_msg(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
+        return sg_errf(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
     t->name = g->tensor_names[i];
     rc = rd_u32(c, &nd, t->name);
     if (rc < 0)
         return rc;
     if (nd < 1 || nd > 4)
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "tensor '%s': %u dimensions (expected 1..4)", t->name, nd);
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "tensor '%s': %u dimensions (expected 1..4)", t->name, nd);
     t->n_dims = (int)nd;
     uint64_t nelem = 1;
     for (int d = 0; d < 4; d++) {
@@ -379,39 +363,39 @@ static int parse_tensor_info(cursor *c, sg_gguf *g, size_t i)
         if (rc < 0)
             return rc;
         if (t->ne[d] == 0 || t->ne[d] > (uint64_t)INT64_MAX / nelem)
-            return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                            "tensor '%s': dimension %d is %llu (expected > 0, and a total "
-                            "element count below 2^63)",
-                            t->name, d, (unsigned long long)t->ne[d]);
+            return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                           "tensor '%s': dimension %d is %llu (expected > 0, and a total "
+                           "element count below 2^63)",
+                           t->name, d, (unsigned long long)t->ne[d]);
         nelem *= t->ne[d];
     }
     rc = rd_u32(c, &t->ggml_type, t->name);
     if (rc < 0)
         return rc;
     if (!ggml_type_known(t->ggml_type))
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "tensor '%s': unknown tensor type %u", t->name, t->ggml_type);
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "tensor '%s': unknown tensor type %u", t->name, t->ggml_type);
     t->dtype = ggml_types[t->ggml_type].dtype;
     uint32_t block = ggml_types[t->ggml_type].block;
     if (t->ne[0] % block != 0)
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "tensor '%s': row of %llu elements is not a whole number of %s blocks "
-                        "(%u elements)",
-                        t->name, (unsigned long long)t->ne[0], ggml_types[t->ggml_type].name,
-                        block);
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "tensor '%s': row of %llu elements is not a whole number of %s blocks "
+                       "(%u elements)",
+                       t->name, (unsigned long long)t->ne[0], ggml_types[t->ggml_type].name,
+                       block);
     uint64_t blocks = nelem / block;
     if (blocks > SIZE_MAX / ggml_types[t->ggml_type].block_bytes)
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "tensor '%s': %llu elements of %s overflow a size", t->name,
-                        (unsigned long long)nelem, ggml_types[t->ggml_type].name);
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "tensor '%s': %llu elements of %s overflow a size", t->name,
+                       (unsigned long long)nelem, ggml_types[t->ggml_type].name);
     t->nbytes = (size_t)blocks * ggml_types[t->ggml_type].block_bytes;
     rc = rd_u64(c, &t->offset, t->name);
     if (rc < 0)
         return rc;
     if (t->offset % g->alignment != 0)
-        return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                        "tensor '%s': data offset %llu is not a multiple of the alignment %zu",
-                        t->name, (unsigned long long)t->offset, g->alignment);
+        return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                       "tensor '%s': data offset %llu is not a multiple of the alignment %zu",
+                       t->name, (unsigned long long)t->offset, g->alignment);
     return SG_OK;
 }
 
@@ -426,8 +410,8 @@ static int check_tensors(sg_gguf *g, cursor *c)
         sg_gguf_tensor *t = &g->tensors[i];
 
         if (t->offset > data_size || t->nbytes > data_size - t->offset)
-            return fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                            "tensor '%s': data [%llu, +%zu) lies outside the data section of "
+            return sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                           "tensor '%s': data [%llu, +%zu) lies outside the data section of "
                             "%zu bytes (file offset %zu)",
                             t->name, (unsigned long long)t->offset, t->nbytes, data_size,
                             g->data_off);
@@ -437,22 +421,22 @@ static int check_tensors(sg_gguf *g, cursor *c)
         return SG_OK;
     v = malloc(g->n_tensors * sizeof *v);
     if (!v)
-        return fail_msg(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
+        return sg_errf(c->err, c->errlen, SG_ENOMEM, c->file, "out of memory");
     for (size_t i = 0; i < g->n_tensors; i++)
         v[i] = &g->tensors[i];
     qsort(v, g->n_tensors, sizeof *v, cmp_name);
     for (size_t i = 1; i < g->n_tensors; i++) {
         if (strcmp(v[i - 1]->name, v[i]->name) == 0) {
-            rc = fail_msg(c->err, c->errlen, SG_EFORMAT, c->file, "duplicate tensor '%s'",
-                          v[i]->name);
+            rc = sg_errf(c->err, c->errlen, SG_EFORMAT, c->file, "duplicate tensor '%s'",
+                         v[i]->name);
             goto out;
         }
     }
     qsort(v, g->n_tensors, sizeof *v, cmp_offset);
     for (size_t i = 1; i < g->n_tensors; i++) {
         if (v[i - 1]->offset + v[i - 1]->nbytes > v[i]->offset) {
-            rc = fail_msg(c->err, c->errlen, SG_EFORMAT, c->file,
-                          "tensors '%s' [%llu, +%zu) and '%s' [%llu, +%zu) overlap",
+            rc = sg_errf(c->err, c->errlen, SG_EFORMAT, c->file,
+                         "tensors '%s' [%llu, +%zu) and '%s' [%llu, +%zu) overlap",
                           v[i - 1]->name, (unsigned long long)v[i - 1]->offset,
                           v[i - 1]->nbytes, v[i]->name, (unsigned long long)v[i]->offset,
                           v[i]->nbytes);
@@ -482,14 +466,14 @@ static int index_keys(sg_gguf *g, char *err, size_t errlen)
     g->by_key = malloc((g->n_kv ? g->n_kv : 1) * sizeof *g->by_key);
     if (!v || !g->by_key) {
         free(v);
-        return fail_msg(err, errlen, SG_ENOMEM, g->name, "out of memory");
+        return sg_errf(err, errlen, SG_ENOMEM, g->name, "out of memory");
     }
     for (size_t i = 0; i < g->n_kv; i++)
         v[i] = &g->kvs[i];
     qsort(v, g->n_kv, sizeof *v, cmp_kv);
     for (size_t i = 0; i < g->n_kv; i++) {
         if (i > 0 && strcmp(v[i - 1]->key, v[i]->key) == 0) {
-            rc = fail_msg(err, errlen, SG_EFORMAT, g->name, "duplicate key '%s'", v[i]->key);
+            rc = sg_errf(err, errlen, SG_EFORMAT, g->name, "duplicate key '%s'", v[i]->key);
             break;
         }
         g->by_key[i] = (size_t)(v[i] - g->kvs);
@@ -508,17 +492,17 @@ static int parse(sg_gguf *g, char *err, size_t errlen)
         char found[16] = "";
         for (size_t i = 0; i < 4 && i < g->size; i++)
             snprintf(found + 3 * i, sizeof found - 3 * i, "%02x ", g->buf[i]);
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "not a GGUF file: magic %s(expected 47 47 55 46 \"GGUF\")",
-                        g->size ? found : "(empty file) ");
+        return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                       "not a GGUF file: magic %s(expected 47 47 55 46 \"GGUF\")",
+                       g->size ? found : "(empty file) ");
     }
     c.pos = 4;
     rc = rd_u32(&c, &g->version, "header (version)");
     if (rc < 0)
         return rc;
     if (g->version != 2 && g->version != 3)
-        return fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
-                        "GGUF version %u is not supported (expected 2 or 3)", g->version);
+        return sg_errf(err, errlen, SG_EUNSUPPORTED, g->name,
+                       "GGUF version %u is not supported (expected 2 or 3)", g->version);
     rc = rd_u64(&c, &n_tensors, "header (tensor count)");
     if (rc < 0)
         return rc;
@@ -528,17 +512,17 @@ static int parse(sg_gguf *g, char *err, size_t errlen)
     /* A key-value pair takes at least 8 + 1 + 4 + 1 bytes, a tensor info 8 + 1 + 4 + 8 + 4 + 8:
      * counts beyond what the file could hold are rejected before any allocation. */
     if (n_kv > left(&c) / 14)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "metadata count %llu is impossible for a file of %zu bytes",
-                        (unsigned long long)n_kv, g->size);
+        return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                       "metadata count %llu is impossible for a file of %zu bytes",
+                       (unsigned long long)n_kv, g->size);
     if (n_tensors > left(&c) / 33)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "tensor count %llu is impossible for a file of %zu bytes",
-                        (unsigned long long)n_tensors, g->size);
+        return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                       "tensor count %llu is impossible for a file of %zu bytes",
+                       (unsigned long long)n_tensors, g->size);
 
     g->kvs = calloc(n_kv ? (size_t)n_kv : 1, sizeof *g->kvs);
     if (!g->kvs)
-        return fail_msg(err, errlen, SG_ENOMEM, g->name, "out of memory");
+        return sg_errf(err, errlen, SG_ENOMEM, g->name, "out of memory");
     g->n_kv = 0;
     for (uint64_t i = 0; i < n_kv; i++) {
         rc = parse_kv(&c, &g->kvs[i]);
@@ -555,20 +539,20 @@ static int parse(sg_gguf *g, char *err, size_t errlen)
     if (ai >= 0) {
         const kv *e = &g->kvs[ai];
         if (e->type != SG_GGUF_U32)
-            return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                            "key 'general.alignment': expected u32, found %s",
-                            type_names[e->type]);
+            return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                           "key 'general.alignment': expected u32, found %s",
+                           type_names[e->type]);
         uint32_t a = ld32(g->buf + e->off);
         if (a == 0 || (a & (a - 1)) != 0)
-            return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                            "key 'general.alignment': %u is not a power of two", a);
+            return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                           "key 'general.alignment': %u is not a power of two", a);
         g->alignment = a;
     }
 
     g->tensors = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensors);
     g->tensor_names = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensor_names);
     if (!g->tensors || !g->tensor_names)
-        return fail_msg(err, errlen, SG_ENOMEM, g->name, "out of memory");
+        return sg_errf(err, errlen, SG_ENOMEM, g->name, "out of memory");
     g->n_tensors = (size_t)n_tensors;
     for (size_t i = 0; i < g->n_tensors; i++) {
         rc = parse_tensor_info(&c, g, i);
@@ -580,10 +564,10 @@ static int parse(sg_gguf *g, char *err, size_t errlen)
     size_t pad = (g->alignment - c.pos % g->alignment) % g->alignment;
     if (pad > left(&c)) {
         if (g->n_tensors > 0)
-            return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                            "truncated: the data section (offset %zu + %zu padding) starts past "
-                            "the end of the file (%zu bytes)",
-                            c.pos, pad, g->size);
+            return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                           "truncated: the data section (offset %zu + %zu padding) starts past "
+                           "the end of the file (%zu bytes)",
+                           c.pos, pad, g->size);
         pad = left(&c);
     }
     g->data_off = c.pos + pad;
@@ -610,14 +594,14 @@ int sg_gguf_open_mem(sg_gguf **out, const void *data, size_t size, const char *n
 
     *out = NULL;
     if (!data && size)
-        return fail_msg(err, errlen, SG_EINVAL, name, "no buffer");
+        return sg_errf(err, errlen, SG_EINVAL, name, "no buffer");
     g = calloc(1, sizeof *g);
     if (!g)
-        return fail_msg(err, errlen, SG_ENOMEM, name, "out of memory");
+        return sg_errf(err, errlen, SG_ENOMEM, name, "out of memory");
     g->name = strdup(name ? name : "(memory)");
     if (!g->name) {
         free(g);
-        return fail_msg(err, errlen, SG_ENOMEM, name, "out of memory");
+        return sg_errf(err, errlen, SG_ENOMEM, name, "out of memory");
     }
     g->buf = data ? data : (const uint8_t *)"";
     g->size = size;
@@ -634,23 +618,23 @@ int sg_gguf_open(sg_gguf **out, const char *path, char *err, size_t errlen)
     *out = NULL;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail_msg(err, errlen, SG_EIO, path, "cannot open: %s", strerror(errno));
+        return sg_errf(err, errlen, SG_EIO, path, "cannot open: %s", strerror(errno));
     if (fstat(fd, &st) < 0) {
         int e = errno;
         close(fd);
-        return fail_msg(err, errlen, SG_EIO, path, "cannot stat: %s", strerror(e));
+        return sg_errf(err, errlen, SG_EIO, path, "cannot stat: %s", strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail_msg(err, errlen, SG_EIO, path, "not a regular file");
+        return sg_errf(err, errlen, SG_EIO, path, "not a regular file");
     }
     if (st.st_size > 0) {
         map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED) {
             int e = errno;
             close(fd);
-            return fail_msg(err, errlen, SG_EIO, path, "cannot map %lld bytes: %s",
-                            (long long)st.st_size, strerror(e));
+            return sg_errf(err, errlen, SG_EIO, path, "cannot map %lld bytes: %s",
+                           (long long)st.st_size, strerror(e));
         }
     }
     close(fd);
@@ -661,7 +645,7 @@ int sg_gguf_open(sg_gguf **out, const char *path, char *err, size_t errlen)
         free(g);
         if (map)
             munmap(map, (size_t)st.st_size);
-        return fail_msg(err, errlen, SG_ENOMEM, path, "out of memory");
+        return sg_errf(err, errlen, SG_ENOMEM, path, "out of memory");
     }
     g->map = map;
     g->map_size = (size_t)st.st_size;
@@ -748,7 +732,7 @@ static int lookup(const sg_gguf *g, const char *key, const kv **e, char *err, si
     long i = sg_gguf_find_key(g, key);
 
     if (i < 0)
-        return fail_msg(err, errlen, SG_EINVAL, g->name, "key '%s' is absent", key);
+        return sg_errf(err, errlen, SG_EINVAL, g->name, "key '%s' is absent", key);
     *e = &g->kvs[i];
     return SG_OK;
 }
@@ -757,11 +741,11 @@ static int wrong_type(const sg_gguf *g, const kv *e, const char *expected, char 
                       size_t errlen)
 {
     if (e->type == SG_GGUF_ARRAY)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "key '%s': expected %s, found array of %s", e->key, expected,
-                        type_names[e->elem_type]);
-    return fail_msg(err, errlen, SG_EFORMAT, g->name, "key '%s': expected %s, found %s", e->key,
-                    expected, type_names[e->type]);
+        return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                       "key '%s': expected %s, found array of %s", e->key, expected,
+                       type_names[e->elem_type]);
+    return sg_errf(err, errlen, SG_EFORMAT, g->name, "key '%s': expected %s, found %s", e->key,
+                   expected, type_names[e->type]);
 }
 
 /* An integer of type t at p, as a signed or unsigned 64-bit value. */
@@ -824,10 +808,10 @@ static int get_int(const sg_gguf *g, const char *key, int64_t lo, uint64_t hi, i
     load_int(e->type, g->buf + e->off, &sv, &uv, &neg);
     if ((neg && (lo >= 0 || sv < lo)) || (!neg && uv > hi)) {
         if (neg)
-            return fail_msg(err, errlen, SG_ERANGE, g->name, "key '%s': %lld does not fit %s",
-                            key, (long long)sv, tname);
-        return fail_msg(err, errlen, SG_ERANGE, g->name, "key '%s': %llu does not fit %s", key,
-                        (unsigned long long)uv, tname);
+            return sg_errf(err, errlen, SG_ERANGE, g->name, "key '%s': %lld does not fit %s",
+                           key, (long long)sv, tname);
+        return sg_errf(err, errlen, SG_ERANGE, g->name, "key '%s': %llu does not fit %s", key,
+                       (unsigned long long)uv, tname);
     }
     *sout = sv;
     *uout = uv;
@@ -942,9 +926,9 @@ int sg_gguf_get_strz(const sg_gguf *g, const char *key, char *buf, size_t cap, c
     if (rc < 0)
         return rc;
     if (len >= cap || memchr(s, '\0', len))
-        return fail_msg(err, errlen, SG_ERANGE, g->name,
-                        "key '%s': string of %zu bytes does not fit %zu bytes of text", key, len,
-                        cap ? cap - 1 : 0);
+        return sg_errf(err, errlen, SG_ERANGE, g->name,
+                       "key '%s': string of %zu bytes does not fit %zu bytes of text", key, len,
+                       cap ? cap - 1 : 0);
     memcpy(buf, s, len);
     buf[len] = '\0';
     return SG_OK;
@@ -957,8 +941,8 @@ static int lookup_arr(const sg_gguf *g, const char *key, const kv **e, char *err
     if (rc < 0)
         return rc;
     if ((*e)->type != SG_GGUF_ARRAY)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name, "key '%s': expected array, found %s",
-                        key, type_names[(*e)->type]);
+        return sg_errf(err, errlen, SG_EFORMAT, g->name, "key '%s': expected array, found %s",
+                       key, type_names[(*e)->type]);
     return SG_OK;
 }
 
@@ -985,13 +969,13 @@ int sg_gguf_get_arr_str(const sg_gguf *g, const char *key, size_t i, const char 
     if (rc < 0)
         return rc;
     if (e->elem_type != SG_GGUF_STRING)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "key '%s': expected array of string, found array of %s", key,
-                        type_names[e->elem_type]);
+        return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                       "key '%s': expected array of string, found array of %s", key,
+                       type_names[e->elem_type]);
     if (i >= e->count)
-        return fail_msg(err, errlen, SG_ERANGE, g->name,
-                        "key '%s': index %zu past the end of %llu strings", key, i,
-                        (unsigned long long)e->count);
+        return sg_errf(err, errlen, SG_ERANGE, g->name,
+                       "key '%s': index %zu past the end of %llu strings", key, i,
+                       (unsigned long long)e->count);
     *len = (size_t)ld64(g->buf + e->str_offs[i]);
     *s = (const char *)g->buf + e->str_offs[i] + 8;
     return SG_OK;
@@ -1006,17 +990,44 @@ int sg_gguf_get_arr_f32(const sg_gguf *g, const char *key, float *out, size_t ca
     if (rc < 0)
         return rc;
     if (e->elem_type != SG_GGUF_F32 && e->elem_type != SG_GGUF_F64)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "key '%s': expected array of f32, found array of %s", key,
-                        type_names[e->elem_type]);
+        return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                       "key '%s': expected array of f32, found array of %s", key,
+                       type_names[e->elem_type]);
     *n = (size_t)e->count;
     if (e->count > cap)
-        return fail_msg(err, errlen, SG_ERANGE, g->name,
-                        "key '%s': %llu elements do not fit %zu", key,
-                        (unsigned long long)e->count, cap);
+        return sg_errf(err, errlen, SG_ERANGE, g->name,
+                       "key '%s': %llu elements do not fit %zu", key,
+                       (unsigned long long)e->count, cap);
     for (size_t i = 0; i < *n; i++)
         out[i] = to_f32(
             load_float(e->elem_type, g->buf + e->off + i * type_sizes[e->elem_type]));
+    return SG_OK;
+}
+
+int sg_gguf_type_is_int(int type)
+{
+    return type >= 0 && type_is_int((uint32_t)type);
+}
+
+int sg_gguf_get_arr_int(const sg_gguf *g, const char *key, size_t i, int64_t *v, char *err,
+                        size_t errlen)
+{
+    const kv *e = NULL;
+    int rc = lookup_arr(g, key, &e, err, errlen);
+    uint64_t uv = 0;
+    int neg;
+
+    if (rc < 0)
+        return rc;
+    if (!type_is_int(e->elem_type))
+        return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                       "key '%s': expected array of integers, found array of %s", key,
+                       type_names[e->elem_type]);
+    if (i >= e->count)
+        return sg_errf(err, errlen, SG_ERANGE, g->name,
+                       "key '%s': index %zu past the end of %llu integers", key, i,
+                       (unsigned long long)e->count);
+    load_int(e->elem_type, g->buf + e->off + i * type_sizes[e->elem_type], v, &uv, &neg);
     return SG_OK;
 }
 
@@ -1029,14 +1040,14 @@ int sg_gguf_get_arr_i32(const sg_gguf *g, const char *key, int32_t *out, size_t 
     if (rc < 0)
         return rc;
     if (!type_is_int(e->elem_type) && e->elem_type != SG_GGUF_BOOL)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "key '%s': expected array of integers, found array of %s", key,
-                        type_names[e->elem_type]);
+        return sg_errf(err, errlen, SG_EFORMAT, g->name,
+                       "key '%s': expected array of integers, found array of %s", key,
+                       type_names[e->elem_type]);
     *n = (size_t)e->count;
     if (e->count > cap)
-        return fail_msg(err, errlen, SG_ERANGE, g->name,
-                        "key '%s': %llu elements do not fit %zu", key,
-                        (unsigned long long)e->count, cap);
+        return sg_errf(err, errlen, SG_ERANGE, g->name,
+                       "key '%s': %llu elements do not fit %zu", key,
+                       (unsigned long long)e->count, cap);
     for (size_t i = 0; i < *n; i++) {
         int64_t sv = 0;
         uint64_t uv = 0;
@@ -1044,9 +1055,9 @@ int sg_gguf_get_arr_i32(const sg_gguf *g, const char *key, int32_t *out, size_t 
 
         load_int(e->elem_type, g->buf + e->off + i * type_sizes[e->elem_type], &sv, &uv, &neg);
         if (sv < INT32_MIN || sv > INT32_MAX)
-            return fail_msg(err, errlen, SG_ERANGE, g->name,
-                            "key '%s': element %zu (%lld) does not fit i32", key, i,
-                            (long long)sv);
+            return sg_errf(err, errlen, SG_ERANGE, g->name,
+                           "key '%s': element %zu (%lld) does not fit i32", key, i,
+                           (long long)sv);
         out[i] = (int32_t)sv;
     }
     return SG_OK;
@@ -1068,348 +1079,4 @@ const sg_gguf_tensor *sg_gguf_find_tensor(const sg_gguf *g, const char *name)
         if (strcmp(g->tensors[i].name, name) == 0)
             return &g->tensors[i];
     return NULL;
-}
-
-/* ---- the Gemma loader ----------------------------------------------------------------------- */
-
-/* llama.cpp's per-layer tensor names and their Hugging Face counterparts. */
-static const struct {
-    const char *gguf;
-    const char *hf;        /* Gemma 2 */
-    const char *hf_gemma1; /* Gemma 1 where it differs ("": absent there), else NULL */
-} layer_names[] = {
-    {"attn_q", "self_attn.q_proj", NULL},
-    {"attn_k", "self_attn.k_proj", NULL},
-    {"attn_v", "self_attn.v_proj", NULL},
-    {"attn_output", "self_attn.o_proj", NULL},
-    {"attn_norm", "input_layernorm", NULL},
-    /* Gemma 1 has no post-norms, and one norm before the MLP, which HF calls
-     * post_attention_layernorm ("" marks a tensor Gemma 1 does not have). */
-    {"post_attention_norm", "post_attention_layernorm", ""},
-    {"ffn_norm", "pre_feedforward_layernorm", "post_attention_layernorm"},
-    {"post_ffw_norm", "post_feedforward_layernorm", ""},
-    {"ffn_gate", "mlp.gate_proj", NULL},
-    {"ffn_up", "mlp.up_proj", NULL},
-    {"ffn_down", "mlp.down_proj", NULL},
-};
-
-/*
- * The Hugging Face name of GGUF tensor `name` into `out`; SG_EUNSUPPORTED for a tensor that is
- * not part of a Gemma model (or a layer index >= n_layer).
- */
-static int hf_name(const char *name, int gemma1, int n_layer, char *out, size_t cap)
-{
-    const char *rest;
-    char *end;
-    int n;
-
-    if (strcmp(name, "token_embd.weight") == 0)
-        n = snprintf(out, cap, "model.embed_tokens.weight");
-    else if (strcmp(name, "output_norm.weight") == 0)
-        n = snprintf(out, cap, "model.norm.weight");
-    else if (strcmp(name, "output.weight") == 0)
-        n = snprintf(out, cap, "lm_head.weight");
-    else if (strncmp(name, "blk.", 4) == 0 && name[4] >= '0' && name[4] <= '9') {
-        errno = 0;
-        unsigned long layer = strtoul(name + 4, &end, 10);
-        if (errno || *end != '.' || layer >= (unsigned long)n_layer ||
-            (name[4] == '0' && end != name + 5))
-            return SG_EUNSUPPORTED;
-        rest = end + 1;
-        size_t i;
-        for (i = 0; i < sizeof layer_names / sizeof layer_names[0]; i++) {
-            size_t k = strlen(layer_names[i].gguf);
-            if (strncmp(rest, layer_names[i].gguf, k) == 0 && strcmp(rest + k, ".weight") == 0)
-                break;
-        }
-        if (i == sizeof layer_names / sizeof layer_names[0])
-            return SG_EUNSUPPORTED;
-        const char *hf = gemma1 && layer_names[i].hf_gemma1 ? layer_names[i].hf_gemma1
-                                                              : layer_names[i].hf;
-        if (!*hf)
-            return SG_EUNSUPPORTED;
-        n = snprintf(out, cap, "model.layers.%lu.%s.weight", layer, hf);
-    } else
-        return SG_EUNSUPPORTED;
-    return n > 0 && (size_t)n < cap ? SG_OK : SG_EUNSUPPORTED;
-}
-
-/* A required or optional u32 hyper-parameter "ARCH.suffix", as an int in [1, INT32_MAX]. Arrays
- * (per-layer values, as llama.cpp allows for some keys) must hold one repeated value. */
-static int hparam_u32(const sg_gguf *g, const char *arch, const char *suffix, int required,
-                      int def, int *v, char *err, size_t errlen)
-{
-    char key[128];
-    uint32_t u = 0;
-    int rc;
-
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    int t = sg_gguf_key_type(g, key);
-    if (t < 0) {
-        if (required)
-            return fail_msg(err, errlen, SG_EFORMAT, g->name, "required key '%s' is absent",
-                            key);
-        *v = def;
-        return SG_OK;
-    }
-    if (t == SG_GGUF_ARRAY) {
-        const kv *e = &g->kvs[sg_gguf_find_key(g, key)];
-        if (!type_is_int(e->elem_type) || e->count == 0)
-            return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                            "key '%s': expected u32, found array of %llu %s", key,
-                            (unsigned long long)e->count, type_names[e->elem_type]);
-        int64_t first = 0;
-        for (uint64_t i = 0; i < e->count; i++) {
-            int64_t sv;
-            uint64_t uv;
-            int neg;
-            load_int(e->elem_type, g->buf + e->off + i * type_sizes[e->elem_type], &sv, &uv,
-                     &neg);
-            if (i == 0)
-                first = sv;
-            else if (sv != first)
-                return fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
-                                "key '%s': per-layer values differ (%lld, then %lld)", key,
-                                (long long)first, (long long)sv);
-        }
-        if (first < 1 || first > INT32_MAX)
-            return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                            "key '%s': %lld out of range (expected 1..%d)", key,
-                            (long long)first, INT32_MAX);
-        *v = (int)first;
-        return SG_OK;
-    }
-    rc = sg_gguf_get_u32(g, key, &u, err, errlen);
-    if (rc < 0)
-        return rc == SG_ERANGE ? SG_EFORMAT : rc;
-    if (u < 1 || u > INT32_MAX)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "key '%s': %u out of range (expected 1..%d)", key, u, INT32_MAX);
-    *v = (int)u;
-    return SG_OK;
-}
-
-/* An optional float "ARCH.suffix" (f32 or f64), finite and >= 0. */
-static int hparam_f32(const sg_gguf *g, const char *arch, const char *suffix, float def,
-                      float *v, char *err, size_t errlen)
-{
-    char key[128];
-    int rc;
-
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    if (sg_gguf_find_key(g, key) < 0) {
-        *v = def;
-        return SG_OK;
-    }
-    rc = sg_gguf_get_f32(g, key, v, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (!isfinite(*v) || *v < 0)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "key '%s': %g (expected a finite value >= 0)", key, (double)*v);
-    return SG_OK;
-}
-
-/* An optional token id "tokenizer.ggml.X" with a default. */
-static int token_id(const sg_gguf *g, const char *key, int def, int *v, char *err, size_t errlen)
-{
-    int32_t id = 0;
-    int rc;
-
-    if (sg_gguf_find_key(g, key) < 0) {
-        *v = def;
-        return SG_OK;
-    }
-    rc = sg_gguf_get_i32(g, key, &id, err, errlen);
-    if (rc < 0)
-        return rc == SG_ERANGE ? SG_EFORMAT : rc;
-    *v = id;
-    return SG_OK;
-}
-
-static int load_info(const sg_gguf *g, sg_model_info *info, char *err, size_t errlen)
-{
-    const char *arch = info->arch;
-    int gemma1 = strcmp(arch, "gemma") == 0;
-    int rc;
-
-    if ((rc = hparam_u32(g, arch, "context_length", 1, 0, &info->n_ctx, err, errlen)) < 0 ||
-        (rc = hparam_u32(g, arch, "embedding_length", 1, 0, &info->d_model, err, errlen)) < 0 ||
-        (rc = hparam_u32(g, arch, "block_count", 1, 0, &info->n_layer, err, errlen)) < 0 ||
-        (rc = hparam_u32(g, arch, "feed_forward_length", 1, 0, &info->d_ff, err, errlen)) < 0 ||
-        (rc = hparam_u32(g, arch, "attention.head_count", 1, 0, &info->n_head, err, errlen)) < 0)
-        return rc;
-    rc = hparam_u32(g, arch, "attention.head_count_kv", 0, info->n_head, &info->n_kv_head, err,
-                    errlen);
-    if (rc < 0)
-        return rc;
-    if (info->n_kv_head > info->n_head || info->n_head % info->n_kv_head != 0)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "key '%s.attention.head_count_kv': %d does not divide head_count %d",
-                        arch, info->n_kv_head, info->n_head);
-    rc = hparam_u32(g, arch, "attention.key_length", 0, info->d_model / info->n_head,
-                    &info->head_dim, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (info->head_dim < 1)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "head_dim: embedding_length %d / head_count %d is 0", info->d_model,
-                        info->n_head);
-    int vdim;
-    rc = hparam_u32(g, arch, "attention.value_length", 0, info->head_dim, &vdim, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (vdim != info->head_dim)
-        return fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
-                        "key '%s.attention.value_length': %d differs from key_length %d", arch,
-                        vdim, info->head_dim);
-
-    /* llama.cpp reads the epsilon as required; it must be positive. */
-    char key[128];
-    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
-    if (sg_gguf_find_key(g, key) < 0)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name, "required key '%s' is absent", key);
-    rc = hparam_f32(g, arch, "attention.layer_norm_rms_epsilon", 0, &info->rms_eps, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (!(info->rms_eps > 0))
-        return fail_msg(err, errlen, SG_EFORMAT, g->name, "key '%s': %g (expected > 0)", key,
-                        (double)info->rms_eps);
-
-    rc = hparam_f32(g, arch, "rope.freq_base", 10000.0f, &info->rope_theta, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (!(info->rope_theta > 0))
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "key '%s.rope.freq_base': %g (expected > 0)", arch,
-                        (double)info->rope_theta);
-    if (gemma1) {
-        /* Gemma 1: no sliding window, no soft-caps. */
-        info->sliding_window = 0;
-        info->attn_softcap = 0;
-        info->final_softcap = 0;
-    } else {
-        rc = hparam_u32(g, arch, "attention.sliding_window", 0, 4096, &info->sliding_window, err,
-                        errlen);
-        if (rc == SG_OK)
-            rc = hparam_f32(g, arch, "attn_logit_softcapping", 50.0f, &info->attn_softcap, err,
-                            errlen);
-        if (rc == SG_OK)
-            rc = hparam_f32(g, arch, "final_logit_softcapping", 30.0f, &info->final_softcap,
-                            err, errlen);
-        if (rc < 0)
-            return rc;
-    }
-    /* The query scale is not stored by llama.cpp's converter: it uses 1/sqrt(head_dim), except
-     * for the 46-layer Gemma 2 27B whose query_pre_attn_scalar is hidden/n_heads (144). A file
-     * that states ARCH.attention.scale is taken at its word. */
-    if (!gemma1 && info->n_layer == 46)
-        info->query_scale = 1.0f / sqrtf((float)(info->d_model / info->n_head));
-    else
-        info->query_scale = 1.0f / sqrtf((float)info->head_dim);
-    rc = hparam_f32(g, arch, "attention.scale", info->query_scale, &info->query_scale, err,
-                    errlen);
-    if (rc < 0)
-        return rc;
-    info->embed_scale = sqrtf((float)info->d_model);
-
-    if ((rc = token_id(g, "tokenizer.ggml.bos_token_id", 2, &info->bos_id, err, errlen)) < 0 ||
-        (rc = token_id(g, "tokenizer.ggml.eos_token_id", 1, &info->eos_id, err, errlen)) < 0)
-        return rc;
-    return SG_OK;
-}
-
-int sg_gguf_load_from(sg_gguf *g, sg_weights *w, char *err, size_t errlen)
-{
-    sg_model_info info;
-    sg_tensor *ts = NULL;
-    int rc;
-
-    memset(&info, 0, sizeof info);
-    if (sg_gguf_find_key(g, "general.architecture") < 0)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "required key 'general.architecture' is absent");
-    rc = sg_gguf_get_strz(g, "general.architecture", info.arch, sizeof info.arch, err, errlen);
-    if (rc < 0)
-        return rc == SG_ERANGE ? SG_EFORMAT : rc;
-    if (strcmp(info.arch, "gemma2") != 0 && strcmp(info.arch, "gemma") != 0)
-        return fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
-                        "architecture '%s' is not supported (expected gemma2 or gemma)",
-                        info.arch);
-    rc = load_info(g, &info, err, errlen);
-    if (rc < 0)
-        return rc;
-    snprintf(info.format, sizeof info.format, "gguf");
-    if (sg_gguf_get_strz(g, "general.name", info.name, sizeof info.name, NULL, 0) < 0 ||
-        info.name[0] == '\0') {
-        const char *base = strrchr(g->name, '/');
-        snprintf(info.name, sizeof info.name, "%s", base ? base + 1 : g->name);
-    }
-
-    const sg_gguf_tensor *emb = sg_gguf_find_tensor(g, "token_embd.weight");
-    if (!emb)
-        return fail_msg(err, errlen, SG_EFORMAT, g->name,
-                        "tensor 'token_embd.weight' is absent");
-    if (emb->n_dims != 2 || emb->ne[1] > INT32_MAX)
-        return fail_msg(err, errlen, SG_ESHAPE, g->name,
-                        "tensor 'token_embd.weight': expected 2 dimensions {d_model, n_vocab}, "
-                        "found %d with ne[1] = %llu",
-                        emb->n_dims, (unsigned long long)emb->ne[1]);
-    info.n_vocab = (int)emb->ne[1];
-
-    ts = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *ts);
-    if (!ts)
-        return fail_msg(err, errlen, SG_ENOMEM, g->name, "out of memory");
-    for (size_t i = 0; i < g->n_tensors; i++) {
-        const sg_gguf_tensor *gt = &g->tensors[i];
-        sg_tensor *t = &ts[i];
-
-        if (hf_name(gt->name, strcmp(info.arch, "gemma") == 0, info.n_layer, t->name,
-                    sizeof t->name) < 0) {
-            rc = fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
-                          "tensor '%s' is not part of a %s model with %d layers", gt->name,
-                          info.arch, info.n_layer);
-            goto fail;
-        }
-        if (gt->dtype < 0) {
-            rc = fail_msg(err, errlen, SG_EUNSUPPORTED, g->name,
-                          "tensor '%s' has type %s, which the engine cannot read (supported: "
-                          "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)",
-                          gt->name, sg_gguf_ggml_type_name(gt->ggml_type));
-            goto fail;
-        }
-        t->dtype = (sg_dtype)gt->dtype;
-        t->ndim = gt->n_dims;
-        for (int d = 0; d < gt->n_dims; d++)
-            t->shape[d] = (int64_t)gt->ne[gt->n_dims - 1 - d];
-        t->data = gt->data;
-        t->nbytes = gt->nbytes;
-    }
-
-    memset(w, 0, sizeof *w);
-    w->info = info;
-    w->tensors = ts;
-    w->n_tensors = g->n_tensors;
-    w->norm_plus_one = 1;
-    w->gguf = g;
-    return SG_OK;
-
-fail:
-    free(ts);
-    return rc;
-}
-
-int sg_gguf_load(const char *path, sg_weights *w, char *err, size_t errlen)
-{
-    sg_gguf *g;
-    int rc;
-
-    memset(w, 0, sizeof *w);
-    rc = sg_gguf_open(&g, path, err, errlen);
-    if (rc < 0)
-        return rc;
-    rc = sg_gguf_load_from(g, w, err, errlen);
-    if (rc < 0)
-        sg_gguf_close(g);
-    return rc;
 }

@@ -45,8 +45,8 @@ typedef struct sg_packcache sg_packcache;
 
 /*
  * Open the cache for one model at one precision: the file dir/<name>-<hash of key>.sgpack.
- * `key` identifies everything outside the tensors that changes packed bytes (sg_packcache_key
- * builds it). When a valid file is there, the cache is a hit and sg_packcache_find answers from
+ * `key` identifies everything outside the tensors that changes packed bytes (the model builds
+ * it: sg_model_pack_key; the cache only stores and compares it). When a valid file is there, the cache is a hit and sg_packcache_find answers from
  * the mapping; else (no file, or one that fails validation: logged as a warning) it is a miss
  * and collects packed weights for sg_packcache_commit. On a miss this process takes the folder's
  * lock for this key (waiting for another process that holds it, then looking again), released
@@ -88,14 +88,6 @@ int sg_packcache_commit(sg_packcache *pc, char *err, size_t errlen);
 /* Take / drop a reference; the last drop unmaps the file and releases the lock (NULL-safe). */
 void sg_packcache_ref(sg_packcache *pc);
 void sg_packcache_unref(sg_packcache *pc);
-
-/*
- * The key for model `path` (a folder or a file: the path, and the size and mtime of the weight
- * and config files it names) at `prec`: written to key (capacity cap). SG_OK; SG_EIO if the
- * path cannot be read; SG_ERANGE if the key does not fit.
- */
-int sg_packcache_key(const char *path, sg_precision prec, char *key, size_t cap, char *err,
-                     size_t errlen);
 
 /* A 64-bit checksum of n bytes (4 interleaved multiply-rotate lanes; not cryptographic). */
 uint64_t sg_packcache_hash(const void *p, size_t n, uint64_t seed);

@@ -1,7 +1,7 @@
 /*
- * config.c: Hugging Face config.json for Gemma 2 (and Gemma 1) -> sg_model_info (see config.h).
+ * hf_config.c: Hugging Face config.json for Gemma 2 (and Gemma 1) -> sg_model_info (see hf_config.h).
  */
-#include "config.h"
+#include "hf_config.h"
 
 #include <errno.h>
 #include <math.h>

@@ -8,8 +8,8 @@
  * [out, in], and a row (the innermost dimension, contiguous) has shape[ndim-1] elements.
  * GGUF stores ne[] innermost first; its reader reverses them into this order.
  *
- * Ownership: gguf.c owns tensor.c/quant.c (dtypes and conversion); safetensors.c, config.c and
- * model.c belong to the model loader.
+ * base/ is the lowest layer: it knows no file format. The readers in format/ fill an
+ * sg_weights; the model loader (model/) binds it.
  */
 
 #include <stddef.h>
@@ -64,9 +64,9 @@ uint16_t sg_f32_to_f16(float f);
 
 /*
  * A set of named tensors backed by read-only mappings, as a model file yields it: names are
- * Hugging Face names whatever the file format (gguf.c translates "blk.N.attn_q.weight" and
- * friends), and `info` holds the hyper-parameters (config.json, or GGUF metadata with
- * llama.cpp's defaults).
+ * Hugging Face names whatever the file format (model/gguf_gemma.c translates
+ * "blk.N.attn_q.weight" and friends), and `info` holds the hyper-parameters (config.json, or
+ * GGUF metadata with llama.cpp's defaults).
  */
 typedef struct sg_weights {
     sg_model_info info;
@@ -76,7 +76,8 @@ typedef struct sg_weights {
     void **maps;            /* owned read-only mappings, unmapped by sg_weights_free */
     size_t *map_sizes;
     size_t n_maps;
-    void *gguf;             /* the open GGUF (sg_gguf *) for tokenizer metadata, or NULL */
+    struct sg_gguf *gguf;   /* the open GGUF (format/gguf.h) for tokenizer metadata, or NULL */
+    void (*close_gguf)(struct sg_gguf *); /* how sg_weights_free closes it (set with gguf) */
 } sg_weights;
 
 /* Find a tensor by exact name; NULL if absent. */

@@ -51,6 +51,12 @@ int sg_avx2_available(void)
 #endif
 }
 
+void sg_avx2_layout(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "cpu avx2+fma %d\nlayout avx2-f32 %d avx2-bf16 %d", sg_avx2_available(),
+             SG_AVX2_LAYOUT_VERSION, SG_AVX2_LAYOUT_VERSION);
+}
+
 /* Position in a packed bf16 row of column c (0..15): see the layout above. */
 static int bf16_pos(int c)
 {

@@ -72,16 +72,27 @@ size_t sg_mat_scratch(const sg_mat *w, size_t m);
 /*
  * y[m, N] = x[m, K] W^T: row i of y is W applied to row i of x. x and y are row-major,
  * contiguous, and must not overlap. Work is split over `pool` (NULL: the calling thread).
- * Never allocates.
+ * Never allocates. SG_OK, or SG_ECOMPUTE when the kernel failed at run time (oneDNN could not
+ * run a primitive; logged): y is then undefined and must not be used.
  */
-void sg_mat_mul(const sg_mat *w, const float *x, size_t m, float *y, sg_pool *pool);
+int sg_mat_mul(const sg_mat *w, const float *x, size_t m, float *y, sg_pool *pool);
 
 /*
  * The same for a subset of W's rows: y[m, n_rows] where column j is row rows[j] of W (the tied
  * LM head reads only the logits asked for: "Yes" and "No", not the whole vocabulary).
- * Every rows[j] must be in 0..N-1 (checked by the caller).
+ * Every rows[j] must be in 0..N-1 (checked by the caller). Returns as sg_mat_mul.
  */
-void sg_mat_mul_rows(const sg_mat *w, const int32_t *rows, size_t n_rows, const float *x,
-                     size_t m, float *y, sg_pool *pool);
+int sg_mat_mul_rows(const sg_mat *w, const int32_t *rows, size_t n_rows, const float *x,
+                    size_t m, float *y, sg_pool *pool);
+
+/*
+ * Fault injection, for tests: from product number `first` on (counted from 0 in this process
+ * by sg_mat_mul and sg_mat_mul_rows together, starting now), every product fails with
+ * SG_ECOMPUTE as a failing kernel would; -1 turns it off. The environment variable
+ * SG_FAULT_MATMUL=N does the same for a whole process (read at its first product), so that a
+ * test can make a running daemon's kernels fail. Off unless asked for; costs one atomic load
+ * per product.
+ */
+void sg_mat_fault_inject(long first);
 
 #endif /* SG_MATMUL_H */

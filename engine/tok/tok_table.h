@@ -1,9 +1,9 @@
-#ifndef SG_TOK_INTERNAL_H
-#define SG_TOK_INTERNAL_H
+#ifndef SG_TOK_TABLE_H
+#define SG_TOK_TABLE_H
 /*
- * tok_internal.h: the tokenizer's in-memory tables and the builder API that the three loaders
- * (tok_json.c, tok_spm.c, tok_gguf.c) fill. Not a public header: only engine/tok*.c and the
- * tokenizer's tests include it.
+ * tok_table.h (internal to engine/tok/): the tokenizer's in-memory tables and the builder API
+ * that the loaders (tok_load.h) fill, and the small inline helpers the builder and the encoder
+ * share. It knows no loader: the loaders include it, never the other way round.
  *
  * A loader calls tok_new(), sets every piece with tok_set_piece(), then tok_index() (piece hash,
  * byte pieces), then adds merges (tok_add_merge) and added tokens (tok_add_added), and finally
@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sg_tok.h"
 
@@ -112,44 +113,6 @@ int tok_add_added(struct sg_tok *t, int32_t id, int special, int normalized);
 /* Build the matchers and check the tables (bos/eos/unk ids in range). */
 int tok_finish(struct sg_tok *t, char *err, size_t errlen);
 
-/* SentencePiece piece types (sentencepiece_model.proto; GGUF token_type uses the same). */
-enum { SPT_NORMAL = 1, SPT_UNKNOWN = 2, SPT_CONTROL = 3, SPT_USER = 4, SPT_UNUSED = 5, SPT_BYTE = 6 };
-
-struct tok_spm_piece {
-    const char *s;
-    size_t n;
-    float score;
-    int type;
-};
-
-struct tok_spm_opts {
-    int byte_fallback, add_dummy_prefix, remove_extra_ws, escape_ws;
-    int64_t unk_id, bos_id, eos_id;
-    int turn_markers_special; /* without a config: <start_of_turn>/<end_of_turn> are special */
-};
-
-/* Build a tokenizer from SentencePiece pieces (tok_spm.c; the GGUF loader uses it too). */
-int tok_build_spm(struct sg_tok **out, const struct tok_spm_piece *pieces, size_t n,
-                  const struct tok_spm_opts *o, const char *config_json, size_t config_len,
-                  const char *name, char *err, size_t errlen);
-
-/* Loaders: each reads `path` into a new tokenizer (caller frees with sg_tok_free). */
-int tok_load_json(struct sg_tok **out, const char *path, char *err, size_t errlen);
-int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char *name, char *err,
-                      size_t errlen);
-int tok_load_spm(struct sg_tok **out, const char *path, char *err, size_t errlen);
-int tok_load_spm_mem(struct sg_tok **out, const uint8_t *buf, size_t n, const char *name,
-                     const char *config_json, size_t config_len, char *err, size_t errlen);
-/* Mark the pieces a tokenizer_config.json flags special (tok_json.c). */
-int tok_json_config_specials(struct sg_tok *t, const char *buf, size_t n, const char *name,
-                             char *err, size_t errlen);
-int tok_load_gguf(struct sg_tok **out, const char *path, char *err, size_t errlen);
-struct sg_gguf;
-/* From an open GGUF reader (gguf.h), borrowed. */
-int tok_load_gguf_handle(struct sg_tok **out, const struct sg_gguf *g, char *err, size_t errlen);
-int tok_load_gguf_mem(struct sg_tok **out, const uint8_t *buf, size_t n, const char *name,
-                      char *err, size_t errlen);
-
 /* Read a whole file into a malloc'ed buffer (NUL-terminated); SG_EIO with a message. */
 int tok_read_file(const char *path, char **buf, size_t *n, char *err, size_t errlen);
 /* printf into err (if errlen > 0) and return `code`. */
@@ -159,4 +122,103 @@ int tok_fail(int code, char *err, size_t errlen, const char *fmt, ...)
 #endif
     ;
 
-#endif /* SG_TOK_INTERNAL_H */
+/* ---- Shared by the builder and the encoder ---------------------------------------------- */
+
+/* Length of the well-formed UTF-8 character at p (n bytes available), or 0 if the bytes there
+ * are not one (Unicode Table 3-7: no overlongs, no surrogates, nothing above U+10FFFF). */
+static inline size_t tok_utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2)
+        return 0;
+    if (c < 0xE0) {
+        if (n < 2 || (p[1] & 0xC0) != 0x80)
+            return 0;
+        return 2;
+    }
+    if (c < 0xF0) {
+        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xE0 && p[1] < 0xA0)
+            return 0;
+        if (c == 0xED && p[1] > 0x9F)
+            return 0;
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && p[1] < 0x90)
+            return 0;
+        if (c == 0xF4 && p[1] > 0x8F)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static inline uint64_t tok_hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+
+    /* 8 bytes at a time (pieces are short; this runs once per character when encoding) */
+    while (n >= 8) {
+        uint64_t w;
+
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
+    }
+    if (n > 0) {
+        uint64_t w = 0;
+
+        memcpy(&w, s, n);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    }
+    h ^= h >> 29;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 32);
+}
+
+static inline uint64_t tok_mix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return k;
+}
+
+static inline int tok_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static inline const struct tok_merge *tok_merge_find(const struct sg_tok *t, int32_t a, int32_t b)
+{
+    uint64_t key = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1;
+    uint32_t i;
+
+    if (!t->merges)
+        return NULL;
+    i = (uint32_t)tok_mix64(key) & t->merge_mask;
+    for (;;) {
+        const struct tok_merge *m = &t->merges[i];
+
+        if (m->key == key)
+            return m;
+        if (!m->key)
+            return NULL;
+        i = (i + 1) & t->merge_mask;
+    }
+}
+
+#endif /* SG_TOK_TABLE_H */

@@ -1,8 +1,8 @@
 #ifndef SG_GGUF_H
 #define SG_GGUF_H
 /*
- * gguf.h (internal to engine/): a GGUF (v2, v3) reader over a read-only buffer, and the loader
- * that turns a llama.cpp Gemma / Gemma 2 GGUF into an sg_weights with Hugging Face names.
+ * gguf.h (internal to engine/): a GGUF (v2, v3) reader over a read-only buffer. It reads the
+ * container only; model/gguf_gemma.h turns a llama.cpp Gemma GGUF into an sg_weights.
  *
  * Nothing in the file is trusted: sg_gguf_open() checks every count, length, type, dimension,
  * offset and the alignment before anything is used, so the accessors below never read outside
@@ -133,18 +133,11 @@ const sg_gguf_tensor *sg_gguf_find_tensor(const sg_gguf *g, const char *name);
 /* "Q4_K", "IQ2_XXS", ...; "?" for numbers ggml does not define. */
 const char *sg_gguf_ggml_type_name(uint32_t ggml_type);
 
-/*
- * Open the GGUF at `path` and fill `w` (which the caller zeroed): w->info from the
- * general.architecture ("gemma2" or "gemma") keys with llama.cpp's defaults where absent;
- * tensors renamed to Hugging Face names with shapes outermost first; w->norm_plus_one = 1;
- * w->gguf = the open reader (for the tokenizer), which sg_weights_free() closes. Tensors
- * whose type the engine cannot read give SG_EUNSUPPORTED naming the tensor and the type; a
- * missing or mistyped required key SG_EFORMAT naming the key. Shapes are NOT checked against
- * info here (the model loader does that). On failure `w` is left zeroed and `err` says why.
- */
-int sg_gguf_load(const char *path, sg_weights *w, char *err, size_t errlen);
-/* The same over a parsed handle; on success `w` takes ownership of `g`, on failure the caller
- * keeps it. */
-int sg_gguf_load_from(sg_gguf *g, sg_weights *w, char *err, size_t errlen);
+/* 1 if `type` (sg_gguf_type) is one of the integer types (not bool). */
+int sg_gguf_type_is_int(int type);
+/* Element i of an array of integers (any integer type), as int64 (u64 values above INT64_MAX
+ * read as INT64_MAX). SG_EFORMAT if the elements are not integers, SG_ERANGE past the end. */
+int sg_gguf_get_arr_int(const sg_gguf *g, const char *key, size_t i, int64_t *v, char *err,
+                        size_t errlen);
 
 #endif /* SG_GGUF_H */

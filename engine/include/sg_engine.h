@@ -40,7 +40,8 @@ typedef enum sg_err {
     SG_EUNSUPPORTED = -5, /* valid, but not something this engine handles */
     SG_EINVAL = -6,       /* a bad argument from the caller */
     SG_ERANGE = -7,       /* over a limit: context length, capacity, count */
-    SG_ERR_COUNT = 8
+    SG_ECOMPUTE = -8,     /* a compute kernel failed at run time (e.g. oneDNN); no result */
+    SG_ERR_COUNT = 9
 } sg_err;
 
 /* Static description of an error code; never NULL. */
@@ -186,6 +187,10 @@ void sg_ctx_free(sg_ctx *c);
 /* The message of the last failure on this context. Never NULL. */
 const char *sg_ctx_errmsg(const sg_ctx *c);
 
+/* The branch limits of `c` (its sg_ctx_opts with the defaults resolved): at most
+ * *max_branches branches and *max_branch_tokens tokens in all per sg_ctx_branches() call. */
+void sg_ctx_branch_limits(const sg_ctx *c, size_t *max_branches, size_t *max_branch_tokens);
+
 /* Tokens in the trunk and their count. Borrowed; valid until the next call on `c`. */
 size_t sg_ctx_len(const sg_ctx *c);
 const int32_t *sg_ctx_tokens(const sg_ctx *c);
@@ -195,7 +200,8 @@ int sg_ctx_truncate(sg_ctx *c, size_t n);
 /*
  * Append `n` tokens to the trunk (prefill at positions len..len+n-1) and, if `req` is not
  * NULL, compute the logits it asks for. SG_ERANGE if the trunk would exceed n_ctx; SG_EINVAL
- * for a token id outside the vocabulary. On failure the trunk is as before the call.
+ * for a token id outside the vocabulary; SG_ECOMPUTE if a compute kernel failed at run time
+ * (req->out is then undefined). On failure the trunk is as before the call.
  */
 int sg_ctx_append(sg_ctx *c, const int32_t *ids, size_t n, const sg_logits_req *req);
 
@@ -204,7 +210,8 @@ int sg_ctx_append(sg_ctx *c, const int32_t *ids, size_t n, const sg_logits_req *
  * at positions len..len+n[b]-1, attending to the trunk and to itself only. The trunk is not
  * changed. req->all_positions must be 0; req->out receives one row per branch (the logits at
  * its last token). Every n[b] must be >= 1. SG_ERANGE beyond max_branches branches or
- * max_branch_tokens tokens in all; SG_EINVAL for an empty branch or an id outside the vocabulary.
+ * max_branch_tokens tokens in all; SG_EINVAL for an empty branch or an id outside the vocabulary;
+ * SG_ECOMPUTE if a compute kernel failed at run time (req->out is then undefined).
  * With the portable f32 kernels a branch's logits are bit-identical to appending its tokens to
  * the trunk in a fresh context.
  */

@@ -1,26 +1,8 @@
-/* log.c: error strings and the library's log hook. */
+/* log.c: the library's log hook (sg_engine_set_log, sg_log). */
 #include "sg_engine.h"
 
 #include <stdarg.h>
 #include <stdio.h>
-
-static const char *const err_names[SG_ERR_COUNT] = {
-    "success",
-    "out of memory",
-    "input/output error",
-    "malformed file",
-    "tensor shape mismatch",
-    "unsupported",
-    "invalid argument",
-    "out of range",
-};
-
-const char *sg_engine_strerror(int err)
-{
-    if (err > 0 || -err >= SG_ERR_COUNT)
-        return "unknown error";
-    return err_names[-err];
-}
 
 static void default_log(sg_log_level level, const char *msg, void *ud)
 {

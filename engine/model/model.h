@@ -73,6 +73,15 @@ int sg_model_prepare_mats(const sg_model *m, sg_precision prec, sg_layer *layers
  * kernel for some of them (sg_mat_precision).
  */
 const char *sg_model_tally_kernels(const sg_layer *layers, int n_layer, sg_precision prec);
+/*
+ * The pack cache key (packcache.h) for model `path` (a folder or a file: the path, and the
+ * size and mtime of the weight and config files it names) at `prec`, with every fast kernel's
+ * layout tag (sg_fastmm_layouts): written to key (capacity cap). SG_OK; SG_EIO if the path
+ * cannot be read; SG_ERANGE if the key does not fit; SG_ENOMEM.
+ */
+int sg_model_pack_key(const char *path, sg_precision prec, char *key, size_t cap, char *err,
+                      size_t errlen);
+
 /* Free the matrices of `n_layer` layers and the LM head prepared above (NULL-safe). */
 void sg_model_free_mats(sg_layer *layers, int n_layer, sg_mat *embed);
 

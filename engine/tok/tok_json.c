@@ -13,7 +13,7 @@
  * The decoder and post_processor are not read: decoding is Gemma's (U+2581 -> ' ', byte
  * fallback, fuse) and BOS is added by the caller (sg_tok_bos).
  */
-#include "tok_internal.h"
+#include "tok_load.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -16,7 +16,7 @@
  * Refused (SG_EUNSUPPORTED): model types other than BPE, a precompiled normalization charsmap
  * (nmt_nfkc and friends), treat_whitespace_as_suffix.
  */
-#include "tok_internal.h"
+#include "tok_load.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -255,6 +255,12 @@ const char *sg_ctx_errmsg(const sg_ctx *c)
     return c->errmsg;
 }
 
+void sg_ctx_branch_limits(const sg_ctx *c, size_t *max_branches, size_t *max_branch_tokens)
+{
+    *max_branches = c->max_branches;
+    *max_branch_tokens = c->branch_cap;
+}
+
 size_t sg_ctx_len(const sg_ctx *c)
 {
     return c->len;
@@ -359,11 +365,38 @@ static void compact(float *buf, size_t width, const size_t *sel, size_t n_sel)
             memcpy(buf + s * width, buf + sel[s] * width, width * sizeof *buf);
 }
 
+/* y = x W^T for matrix `i` of layer `l` (SG_LM_COUNT: the LM head); a kernel failure becomes
+ * the context's error, naming where. */
+static int mat_mul(sg_ctx *c, int l, int i, const sg_mat *w, const float *x, size_t m, float *y)
+{
+    static const char *const names[SG_LM_COUNT + 1] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                       "gate_proj", "up_proj", "down_proj",
+                                                       "lm_head"};
+    int rc = sg_mat_mul(w, x, m, y, c->pool);
+
+    if (rc != SG_OK && i == SG_LM_COUNT)
+        return fail_msg(c, rc, "the LM head: the %s matrix product failed (%s)",
+                        sg_mat_kernel(w), sg_engine_strerror(rc));
+    if (rc != SG_OK)
+        return fail_msg(c, rc, "layer %d %s: the %s matrix product failed (%s)", l, names[i],
+                        sg_mat_kernel(w), sg_engine_strerror(rc));
+    return SG_OK;
+}
+
+/* The matrix products of a layer: run in order, stop at the first failure. */
+#define MAT(i, x, y)                                                                          \
+    do {                                                                                      \
+        int rc_ = mat_mul(c, l, (i), L->mat[(i)], (x), m, (y));                               \
+        if (rc_ != SG_OK)                                                                     \
+            return rc_;                                                                       \
+    } while (0)
+
 /*
  * One transformer layer over the `m` rows of the pass in c->x. For the last layer, `sel`
- * (n_sel rows) says which rows go past the key/value stage; the others end there.
+ * (n_sel rows) says which rows go past the key/value stage; the others end there. SG_OK, or
+ * the error of a failed matrix product (the context's message says which).
  */
-static void run_layer(sg_ctx *c, int l, size_t m, const size_t *sel, size_t n_sel)
+static int run_layer(sg_ctx *c, int l, size_t m, const size_t *sel, size_t n_sel)
 {
     const sg_model_info *hp = c->hp;
     const sg_layer *L = &c->layers[l];
@@ -374,8 +407,8 @@ static void run_layer(sg_ctx *c, int l, size_t m, const size_t *sel, size_t n_se
 
     /* Keys and values for every row, into the cache. */
     run_rows(c, ROWS_NORM, m, d, c->xn, c->x, L->norm[SG_LN_ATTN]);
-    sg_mat_mul(L->mat[SG_LM_K], c->xn, m, c->k, c->pool);
-    sg_mat_mul(L->mat[SG_LM_V], c->xn, m, c->v, c->pool);
+    MAT(SG_LM_K, c->xn, c->k);
+    MAT(SG_LM_V, c->xn, c->v);
     run_rows(c, ROWS_ROPE, m, c->kv_dim, c->k, NULL, NULL);
     for (size_t i = 0; i < m; i++) {
         memcpy(kv_at(c, c->kcache, l, c->rows[i].slot), c->k + i * c->kv_dim,
@@ -394,33 +427,39 @@ static void run_layer(sg_ctx *c, int l, size_t m, const size_t *sel, size_t n_se
             c->rows[s] = c->rows[sel[s]];
         m = n_sel;
         if (m == 0)
-            return;
+            return SG_OK;
     }
 
     /* Attention. */
-    sg_mat_mul(L->mat[SG_LM_Q], c->xn, m, c->q, c->pool);
+    MAT(SG_LM_Q, c->xn, c->q);
     run_rows(c, ROWS_ROPE, m, c->q_dim, c->q, NULL, NULL);
     sg_attn_run(c->attn, c->rows, m, c->q, c->q_dim, kv_at(c, c->kcache, l, 0),
                 kv_at(c, c->vcache, l, 0), c->kv_dim,
                 hp->sliding_window > 0 && l % 2 == 0 ? (size_t)hp->sliding_window : 0, c->att,
                 c->q_dim, c->pool);
-    sg_mat_mul(L->mat[SG_LM_O], c->att, m, c->o, c->pool);
+    MAT(SG_LM_O, c->att, c->o);
     run_rows(c, ROWS_NORM_ADD, m, d, c->o, c->x, post ? L->norm[SG_LN_POST_ATTN] : NULL);
 
     /* MLP. */
     run_rows(c, ROWS_NORM, m, d, c->xn, c->x, L->norm[SG_LN_PRE_FFN]);
-    sg_mat_mul(L->mat[SG_LM_GATE], c->xn, m, c->gate, c->pool);
-    sg_mat_mul(L->mat[SG_LM_UP], c->xn, m, c->up, c->pool);
+    MAT(SG_LM_GATE, c->xn, c->gate);
+    MAT(SG_LM_UP, c->xn, c->up);
     run_rows(c, ROWS_GELU, m, ff, c->gate, c->up, NULL);
-    sg_mat_mul(L->mat[SG_LM_DOWN], c->gate, m, c->o, c->pool);
+    MAT(SG_LM_DOWN, c->gate, c->o);
     run_rows(c, ROWS_NORM_ADD, m, d, c->o, c->x, post ? L->norm[SG_LN_POST_FFN] : NULL);
+    return SG_OK;
 }
+
+#undef MAT
 
 /*
  * Run one pass: `m` rows with tokens ids[0..m) described by c->rows[0..m). The rows
  * c->sel[0..n_sel) get logits, written as consecutive rows at `out` (n_out values each).
+ * SG_OK, or the error of a failed matrix product (in the context's message); then the rows'
+ * keys and values may have been written to their cache slots, which the caller does not count
+ * as held (c->len is unchanged), and `out` is undefined.
  */
-static void run_pass(sg_ctx *c, const int32_t *ids, size_t m, size_t n_sel,
+static int run_pass(sg_ctx *c, const int32_t *ids, size_t m, size_t n_sel,
                      const sg_logits_req *req, float *out)
 {
     const sg_model_info *hp = c->hp;
@@ -442,20 +481,32 @@ static void run_pass(sg_ctx *c, const int32_t *ids, size_t m, size_t n_sel,
     }
     for (int l = 0; l < hp->n_layer; l++) {
         int last = l == hp->n_layer - 1;
-        run_layer(c, l, m, last ? c->sel : NULL, n_sel);
+        int rc = run_layer(c, l, m, last ? c->sel : NULL, n_sel);
+
+        if (rc != SG_OK)
+            return rc;
     }
     c->computed += m;
     if (n_sel == 0 || !req)
-        return;
+        return SG_OK;
 
     /* z = softcap(rmsnorm(x) E^T) for the rows and ids asked for. */
     run_rows(c, ROWS_NORM, n_sel, d, c->xn, c->x, c->m->final_norm);
     size_t n_out = req->n_ids ? req->n_ids : (size_t)hp->n_vocab;
-    if (req->n_ids)
-        sg_mat_mul_rows(c->embed_mat, req->ids, req->n_ids, c->xn, n_sel, out, c->pool);
-    else
-        sg_mat_mul(c->embed_mat, c->xn, n_sel, out, c->pool);
+    if (req->n_ids) {
+        int rc = sg_mat_mul_rows(c->embed_mat, req->ids, req->n_ids, c->xn, n_sel, out, c->pool);
+
+        if (rc != SG_OK)
+            return fail_msg(c, rc, "the LM head: the %s matrix product failed (%s)",
+                            sg_mat_kernel(c->embed_mat), sg_engine_strerror(rc));
+    } else {
+        int rc = mat_mul(c, hp->n_layer, SG_LM_COUNT, c->embed_mat, c->xn, n_sel, out);
+
+        if (rc != SG_OK)
+            return rc;
+    }
     sg_softcap(out, n_sel * n_out, hp->final_softcap);
+    return SG_OK;
 }
 
 static int check_ids(sg_ctx *c, const int32_t *ids, size_t n, const char *what)
@@ -514,7 +565,8 @@ int sg_ctx_append(sg_ctx *c, const int32_t *ids, size_t n, const sg_logits_req *
             c->sel[n_sel++] = m - 1;
             out = req->out;
         }
-        run_pass(c, ids + c0, m, n_sel, req, out);
+        if ((rc = run_pass(c, ids + c0, m, n_sel, req, out)) != SG_OK)
+            return rc; /* the trunk is as before: c->len and c->tokens are unchanged */
     }
     memcpy(c->tokens + base, ids, n * sizeof *ids);
     c->len = base + n;
@@ -587,7 +639,9 @@ int sg_ctx_branches(sg_ctx *c, const int32_t *const *tokens, const size_t *n, si
                 local++;
             }
         }
-        run_pass(c, pass_ids, m, n_sel, req, req ? req->out + out_row0 * n_out : NULL);
+        rc = run_pass(c, pass_ids, m, n_sel, req, req ? req->out + out_row0 * n_out : NULL);
+        if (rc != SG_OK)
+            return rc;
         done += m;
     }
     return SG_OK;

@@ -1,5 +1,6 @@
 /*
- * matmul.c: the portable, exact f32 matrix product y = x W^T (see matmul.h).
+ * matmul.c: the seam of the matrix products (see matmul.h): a fast kernel when one runs the
+ * weight, else the portable, exact f32 product y = x W^T; and the test-only fault injection.
  *
  * Work is split over the pool by blocks of TILE_N weight rows (output columns). Within a task,
  * weight rows are converted to f32 TILE_K elements at a time into a stack tile (F32 weights are
@@ -10,11 +11,12 @@
  */
 #include "matmul.h"
 
-#include "fastmm.h"
-
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "fastmm.h"
 
 #define TILE_N 16  /* weight rows per task */
 #define TILE_K 512 /* elements of a row converted at a time (a multiple of every block size) */
@@ -289,29 +291,72 @@ static void mul_task(void *arg, size_t task, int thread)
     }
 }
 
-void sg_mat_mul(const sg_mat *w, const float *x, size_t m, float *y, sg_pool *pool)
+/*
+ * Fault injection (matmul.h): products numbered from 0 in this process; from number
+ * `fault_first` on (-1: never) each one fails as a kernel would. -2: not read from the
+ * environment yet.
+ */
+static atomic_long fault_first = -2;
+static atomic_long fault_count;
+
+void sg_mat_fault_inject(long first)
+{
+    atomic_store(&fault_count, 0);
+    atomic_store(&fault_first, first < 0 ? -1 : first);
+}
+
+/* 1 if this product is to fail (SG_FAULT_MATMUL=N in the environment, or sg_mat_fault_inject). */
+static int fault_now(void)
+{
+    long first = atomic_load_explicit(&fault_first, memory_order_relaxed);
+
+    if (first == -2) {
+        const char *e = getenv("SG_FAULT_MATMUL");
+        char *end = NULL;
+        long v = e != NULL && *e != '\0' ? strtol(e, &end, 10) : -1;
+
+        if (e != NULL && *e != '\0' && (*end != '\0' || v < 0)) {
+            sg_log(SG_LOG_WARN, "SG_FAULT_MATMUL='%s' is not a product number >= 0: ignored", e);
+            v = -1;
+        }
+        first = v;
+        atomic_store(&fault_first, first);
+    }
+    if (first < 0)
+        return 0;
+    if (atomic_fetch_add_explicit(&fault_count, 1, memory_order_relaxed) < first)
+        return 0;
+    sg_log(SG_LOG_ERROR, "matrix product failed (fault injected from product %ld on)", first);
+    return 1;
+}
+
+int sg_mat_mul(const sg_mat *w, const float *x, size_t m, float *y, sg_pool *pool)
 {
     struct mul_job j = {w, NULL, (size_t)w->n, x, m, y};
 
     if (m == 0)
-        return;
-    if (w->fast != NULL) {
-        sg_fastmat_mul(w->fast, x, m, y, pool);
-        return;
-    }
+        return SG_OK;
+    if (fault_now())
+        return SG_ECOMPUTE;
+    if (w->fast != NULL)
+        return sg_fastmat_mul(w->fast, x, m, y, pool);
     sg_pool_run(pool, mul_task, &j, (j.n_cols + TILE_N - 1) / TILE_N);
+    return SG_OK;
 }
 
-void sg_mat_mul_rows(const sg_mat *w, const int32_t *rows, size_t n_rows, const float *x,
-                     size_t m, float *y, sg_pool *pool)
+int sg_mat_mul_rows(const sg_mat *w, const int32_t *rows, size_t n_rows, const float *x,
+                    size_t m, float *y, sg_pool *pool)
 {
     struct mul_job j = {w, rows, n_rows, x, m, y};
 
     if (m == 0 || n_rows == 0)
-        return;
+        return SG_OK;
+    if (fault_now())
+        return SG_ECOMPUTE;
     /* The same values as sg_mat_mul's columns: the fast kernel's own arithmetic if it has a
      * row-subset form, else (int8) the exact portable product. */
     if (w->fast != NULL && sg_fastmat_mul_rows(w->fast, rows, n_rows, x, m, y, pool) == SG_OK)
-        return;
+        return SG_OK;
     sg_pool_run(pool, mul_task, &j, (n_rows + TILE_N - 1) / TILE_N);
+    return SG_OK;
 }

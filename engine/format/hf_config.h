@@ -1,7 +1,7 @@
-#ifndef SG_CONFIG_H
-#define SG_CONFIG_H
+#ifndef SG_HF_CONFIG_H
+#define SG_HF_CONFIG_H
 /*
- * config.h (internal to engine/): Hugging Face config.json -> sg_model_info.
+ * hf_config.h (internal to engine/): Hugging Face config.json -> sg_model_info.
  *
  * Accepted: model_type "gemma2" (Gemma 2) and "gemma" (Gemma 1 as a configuration: no soft-caps,
  * no post-norms, no sliding window). Every key is type- and range-checked; an error names the
@@ -26,4 +26,4 @@ int sg_config_parse(const char *json, size_t len, const char *fname, sg_model_in
 /* Read and parse the config.json at `path` (SG_EIO if it cannot be read). */
 int sg_config_load(const char *path, sg_model_info *info, char *err, size_t errlen);
 
-#endif /* SG_CONFIG_H */
+#endif /* SG_HF_CONFIG_H */
