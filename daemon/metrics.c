@@ -12,9 +12,11 @@
 static const double lat_le[METRICS_LAT_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
-/* The reason labels of model failures, by -sg_err (0: a code this table does not know). */
+/* The reason labels of model failures, by -sg_err (0: a code this table does not know; 8 is
+ * SG_ECOMPUTE, a compute kernel failing at run time). */
 static const char *const err_reasons[METRICS_ERR_REASONS] = {
-    "other", "out_of_memory", "io", "format", "shape", "unsupported", "invalid", "range"};
+    "other", "out_of_memory", "io", "format", "shape", "unsupported", "invalid", "range",
+    "compute"};
 
 void metrics_init(struct metrics *m)
 {

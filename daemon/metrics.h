@@ -18,7 +18,7 @@ struct evbuffer;
 #define METRICS_LAT_BUCKETS 15
 #define METRICS_MAX_KEYS 256    /* distinct API key names counted (more share the last) */
 #define METRICS_KEY_NAME 64     /* bytes of a key name, NUL included */
-#define METRICS_ERR_REASONS 8   /* model failures by sg_err: [0] other, [i] = code -i */
+#define METRICS_ERR_REASONS 9   /* model failures by sg_err: [0] other, [i] = code -i */
 
 /* What one caller (an API key's name) asked for. */
 struct metrics_key {
