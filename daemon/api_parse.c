@@ -10,6 +10,7 @@
 
 #include "api_job.h"
 #include "http.h"
+#include "sg_chat.h"
 #include "shieldd.h"
 
 /* Strict UTF-8 (no overlong forms, surrogates or values above U+10FFFF). Returns the offset of
@@ -225,148 +226,30 @@ static int only_keys(const json_t *obj, const char *const *allowed, const char *
     return 0;
 }
 
-/* Keep a text the job owns (joined chat parts); NULL when out of memory. */
-static char *job_keep(struct job *j, char *s)
+/* A chat conversation into `in` (sg_chat_map); the job keeps the joined texts. */
+static int parse_messages(struct job *j, const json_t *msgs, const char *where, struct input *in,
+                          char *err, size_t errlen)
 {
-    char **t = realloc(j->texts, (j->n_texts + 1) * sizeof *t);
+    sg_chat_input c;
+    char **t;
 
+    if (sg_chat_map(msgs, where, &c, err, errlen) < 0)
+        return -1;
+    t = realloc(j->texts, (j->n_texts + 2) * sizeof *t);
     if (t == NULL) {
-        free(s);
-        return NULL;
+        sg_chat_input_free(&c);
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
     j->texts = t;
-    j->texts[j->n_texts++] = s;
-    return s;
-}
-
-/*
- * The text of one chat message's `content`: a string, or an array of {"type": "text", "text"}
- * parts joined with "\n". Returns 0, or -1 with a message (an image or unknown part, empty).
- */
-static int chat_content(struct job *j, const json_t *c, const char *where, const char **s,
-                        size_t *len, char *err, size_t errlen)
-{
-    size_t i, total = 0;
-    json_t *p;
-    char *buf;
-
-    if (json_is_string(c)) {
-        *s = json_string_value(c);
-        *len = json_string_length(c);
-    } else if (json_is_array(c)) {
-        json_array_foreach(c, i, p)
-        {
-            const char *type = json_string_value(json_object_get(p, "type"));
-            const json_t *t = json_object_get(p, "text");
-
-            if (type == NULL) {
-                snprintf(err, errlen, "%s'content[%zu]' must be an object with a 'type'", where,
-                         i);
-                return -1;
-            }
-            if (strcmp(type, "text") != 0) {
-                snprintf(err, errlen,
-                         "%s'content[%zu]' is a '%.32s' part: only text parts can be "
-                         "classified",
-                         where, i, type);
-                return -1;
-            }
-            if (!json_is_string(t)) {
-                snprintf(err, errlen, "%s'content[%zu].text' must be a string", where, i);
-                return -1;
-            }
-            total += json_string_length(t) + 1;
-        }
-        if (json_array_size(c) == 1) {
-            *s = json_string_value(json_object_get(json_array_get(c, 0), "text"));
-            *len = json_string_length(json_object_get(json_array_get(c, 0), "text"));
-        } else {
-            buf = job_keep(j, malloc(total + 1));
-            if (buf == NULL) {
-                snprintf(err, errlen, "out of memory");
-                return -1;
-            }
-            *len = 0;
-            json_array_foreach(c, i, p)
-            {
-                const json_t *t = json_object_get(p, "text");
-
-                if (i > 0)
-                    buf[(*len)++] = '\n';
-                memcpy(buf + *len, json_string_value(t), json_string_length(t));
-                *len += json_string_length(t);
-            }
-            buf[*len] = '\0';
-            *s = buf;
-        }
-    } else {
-        snprintf(err, errlen, "%s'content' must be a string or an array of text parts, not %s",
-                 where, c ? json_type_name(c) : "missing");
-        return -1;
-    }
-    if (*len == 0) {
-        snprintf(err, errlen, "%s'content' is empty", where);
-        return -1;
-    }
+    for (int k = 0; k < 2; k++)
+        if (c.owned[k] != NULL)
+            j->texts[j->n_texts++] = c.owned[k];
+    in->text = c.text;
+    in->text_len = c.text_len;
+    in->response = c.response;
+    in->response_len = c.response_len;
     return 0;
-}
-
-/*
- * Map a chat conversation as ShieldGemma's chat template does: ending in a user turn, that
- * turn in prompt-only mode; ending in an assistant turn, the last user turn before it and that
- * reply in prompt-response mode. Earlier turns and system messages are not classified.
- */
-static int parse_messages(struct job *j, const json_t *msgs, const char *where, struct input *in,
-                       char *err, size_t errlen)
-{
-    size_t n, i, last_user = (size_t)-1;
-    char at[96];
-
-    if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
-        snprintf(err, errlen, "%s'messages' must be a non-empty array of {role, content}", where);
-        return -1;
-    }
-    n = json_array_size(msgs);
-    for (i = 0; i < n; i++) {
-        const json_t *m = json_array_get(msgs, i);
-        const char *role = json_string_value(json_object_get(m, "role"));
-
-        snprintf(at, sizeof at, "%smessages[%zu]: ", where, i);
-        if (!json_is_object(m) || role == NULL) {
-            snprintf(err, errlen, "%smust be an object with a string 'role'", at);
-            return -1;
-        }
-        if (strcmp(role, "user") == 0) {
-            last_user = i;
-        } else if (strcmp(role, "assistant") != 0 && strcmp(role, "system") != 0 &&
-                   strcmp(role, "developer") != 0) {
-            snprintf(err, errlen,
-                     "%sunknown role '%.32s' (system, developer, user or assistant)", at, role);
-            return -1;
-        }
-    }
-    if (last_user == (size_t)-1) {
-        snprintf(err, errlen, "%s'messages' has no user turn to classify", where);
-        return -1;
-    }
-    if (last_user + 1 < n) {
-        const json_t *m = json_array_get(msgs, n - 1);
-        const char *role = json_string_value(json_object_get(m, "role"));
-
-        if (strcmp(role, "assistant") != 0) {
-            snprintf(err, errlen,
-                     "%s'messages' must end with a user or an assistant turn, not '%.32s'",
-                     where, role);
-            return -1;
-        }
-        snprintf(at, sizeof at, "%smessages[%zu]: ", where, n - 1);
-        if (chat_content(j, json_object_get(m, "content"), at, &in->response, &in->response_len,
-                         err, errlen) < 0)
-            return -1;
-    }
-    snprintf(at, sizeof at, "%smessages[%zu]: ", where, last_user);
-    return chat_content(j, json_object_get(json_array_get(msgs, last_user), "content"), at,
-                        &in->text, &in->text_len, err, errlen);
 }
 
 /*
