@@ -137,8 +137,18 @@ class Gateway(unittest.TestCase):
         st, _, data = get("/metrics")
         self.assertEqual(st, 404)
         self.assertEqual(json.loads(data)["error"]["type"], "not_found")
-        st, _, _ = get("/v1/moderations")
+        st, _, data = get("/v1/moderations")
         self.assertEqual(st, 403)
+        self.assertEqual(json.loads(data)["error"]["type"], "forbidden")
+        c = http.client.HTTPConnection("127.0.0.1", _port, timeout=60 * SLOW)
+        try:
+            c.request("POST", "/v1/classify", body=b"x" * (2 << 20),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 413)
+            self.assertIn("too large", json.loads(r.read())["error"]["message"])
+        finally:
+            c.close()
 
     def test_zz_daemon_down(self):
         # Runs last (name order): stop the daemon, the gateway answers JSON 503.
