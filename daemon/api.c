@@ -154,8 +154,8 @@ static void handle_small(struct shieldd *sd, struct http_request *req, enum api_
                           sd->draining ? "shutting down" : "the model is not loaded yet");
             return;
         }
-        root = json_pack("{s:s, s:s, s:I}", "status", "ready", "model", sd->info->name,
-                         "policies", (json_int_t)sg_policy_count(sd->pset->set));
+        root = json_pack("{s:s, s:s, s:I}", "status", "ready", "model", sd->info->name, "policies",
+                         (json_int_t)sg_policy_count(sd->pset->set));
         api_reply_json(sd, req, ep, 200, NULL, root);
         json_decref(root);
         return;
@@ -225,8 +225,8 @@ void api_handle(struct http_request *req, void *ud)
         char list[512];
 
         route_list(list, sizeof list);
-        api_reply_err(sd, req, EP_OTHER, 404, NULL, "no such endpoint: %.200s (see %s)",
-                      req->path, list);
+        api_reply_err(sd, req, EP_OTHER, 404, NULL, "no such endpoint: %.200s (see %s)", req->path,
+                      list);
         return;
     }
     slot = authenticate(sd, req, r);

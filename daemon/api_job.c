@@ -161,7 +161,8 @@ static void cache_store(struct job *j, struct input *in)
     if (sd->cache == NULL || in->state != INPUT_DONE || in->dup || j->pset != sd->pset)
         return;
     c = result_dup(&in->res, &size);
-    if (c != NULL && cache_put(sd->cache, in->key, in->key_len, c, size + 64, free, sched_now()) < 0)
+    if (c != NULL &&
+        cache_put(sd->cache, in->key, in->key_len, c, size + 64, free, sched_now()) < 0)
         free(c);
 }
 
@@ -233,7 +234,10 @@ static int input_failed(struct job *j, size_t i)
 
     if (j->batch)
         snprintf(where, sizeof where, "%s[%zu]: ",
-                 j->ep == EP_MODERATIONS ? "input" : j->ep == EP_LITELLM ? "texts" : "inputs", i);
+                 j->ep == EP_MODERATIONS ? "input"
+                 : j->ep == EP_LITELLM   ? "texts"
+                                         : "inputs",
+                 i);
     if (in->state == INPUT_EXPIRED || in->state == INPUT_PENDING) {
         job_deadline(-1, 0, j);
         return 1;
@@ -373,8 +377,7 @@ static int job_submit(struct job *j, size_t cost)
     return 0;
 }
 
-void api_moderate(struct shieldd *sd, struct http_request *req, enum api_endpoint ep,
-                  int key_slot)
+void api_moderate(struct shieldd *sd, struct http_request *req, enum api_endpoint ep, int key_slot)
 {
     struct job *j;
     char err[1024];

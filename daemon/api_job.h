@@ -43,7 +43,7 @@ struct input {
     const char *const *policies; /* NULL: the set's enabled policies; borrowed */
     size_t n_policies;
     const char **own_policies; /* the input's own list (policies points here), owned */
-    unsigned char *key; /* the exact cache key */
+    unsigned char *key;        /* the exact cache key */
     size_t key_len;
     /* ---- worker (after submit) ---- */
     enum input_state state;
@@ -58,7 +58,7 @@ struct job {
     struct shieldd *sd;
     struct http_request *req; /* NULL once replied or aborted */
     enum api_endpoint ep;
-    int batch;  /* the reply is a list */
+    int batch; /* the reply is a list */
     json_t *body;
     struct pset *pset;
     struct input *in;
@@ -96,8 +96,7 @@ int api_parse(struct job *j, const struct http_request *req, char *err, size_t e
 /* ---- api_job.c ---- */
 
 /* Validate, answer from the cache or queue a moderation request of route `ep`. */
-void api_moderate(struct shieldd *sd, struct http_request *req, enum api_endpoint ep,
-                  int key_slot);
+void api_moderate(struct shieldd *sd, struct http_request *req, enum api_endpoint ep, int key_slot);
 
 /* ---- api_render.c ---- */
 

@@ -316,14 +316,13 @@ static int parse_classify_input(struct job *j, const json_t *obj, const char *wh
     } else {
         if (get_text(obj, "text", where, 1, &in->text, &in->text_len, err, errlen) < 0)
             return -1;
-        if (get_text(obj, "response", where, 0, &in->response, &in->response_len, err, errlen) <
-            0)
+        if (get_text(obj, "response", where, 0, &in->response, &in->response_len, err, errlen) < 0)
             return -1;
     }
     if (pol == NULL || obj == j->body)
         return 0; /* the request's list (already checked) */
-    if (parse_policies(j->pset->set, pol, where, &in->own_policies, &in->n_policies, err,
-                       errlen) < 0)
+    if (parse_policies(j->pset->set, pol, where, &in->own_policies, &in->n_policies, err, errlen) <
+        0)
         return -1;
     in->policies = in->own_policies;
     return 0;
@@ -331,8 +330,8 @@ static int parse_classify_input(struct job *j, const json_t *obj, const char *wh
 
 static int parse_classify(struct job *j, char *err, size_t errlen)
 {
-    static const char *const allowed[] = {"text",   "response", "messages",
-                                          "policies", "inputs", NULL};
+    static const char *const allowed[] = {"text",     "response", "messages",
+                                          "policies", "inputs",   NULL};
     const json_t *inputs = json_object_get(j->body, "inputs");
     size_t i;
     json_t *e;
@@ -350,8 +349,9 @@ static int parse_classify(struct job *j, char *err, size_t errlen)
     }
     if (json_object_get(j->body, "text") != NULL || json_object_get(j->body, "response") ||
         json_object_get(j->body, "messages")) {
-        snprintf(err, errlen, "give either one input ('text' or 'messages') or 'inputs' (a "
-                              "batch), not both");
+        snprintf(err, errlen,
+                 "give either one input ('text' or 'messages') or 'inputs' (a "
+                 "batch), not both");
         return 400;
     }
     if (!json_is_array(inputs)) {
@@ -385,15 +385,14 @@ static int parse_moderation_item(const json_t *e, const char *where, struct inpu
         const char *type = json_string_value(json_object_get(e, "type"));
 
         if (type == NULL || strcmp(type, "text") != 0) {
-            snprintf(err, errlen,
-                     "%sonly {\"type\": \"text\", \"text\": ...} items are supported", where);
+            snprintf(err, errlen, "%sonly {\"type\": \"text\", \"text\": ...} items are supported",
+                     where);
             return -1;
         }
         return get_text(e, "text", where, 1, &in->text, &in->text_len, err, errlen);
     }
     if (!json_is_string(e)) {
-        snprintf(err, errlen, "%s'input' items must be strings, not %s", where,
-                 json_type_name(e));
+        snprintf(err, errlen, "%s'input' items must be strings, not %s", where, json_type_name(e));
         return -1;
     }
     if (json_string_length(e) == 0) {
@@ -479,8 +478,7 @@ static int parse_litellm(struct job *j, char *err, size_t errlen)
         response = strcmp(t, "response") == 0;
     }
     if (texts != NULL && !json_is_null(texts) && !json_is_array(texts)) {
-        snprintf(err, errlen, "'texts' must be an array of strings, not %s",
-                 json_type_name(texts));
+        snprintf(err, errlen, "'texts' must be an array of strings, not %s", json_type_name(texts));
         return 400;
     }
     if (sm != NULL && json_is_null(sm))

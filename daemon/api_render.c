@@ -51,8 +51,8 @@ static json_t *render_classify(const struct job *j, const char *model)
  * (openai_categories in its YAML) gets the maximum probability of those policies and their
  * verdict OR-ed. A category no scored policy answers for is absent.
  */
-static void openai_categories(const sg_moderate_result *r, json_t *out_cats,
-                              json_t *out_scores, json_t *out_types)
+static void openai_categories(const sg_moderate_result *r, json_t *out_cats, json_t *out_scores,
+                              json_t *out_types)
 {
     json_t *cats = json_object(), *scores = json_object(), *types = json_object();
 

@@ -48,8 +48,7 @@ int listen_set_perms(const char *path, int mode, const char *group, char *err, s
         gid_t gid;
 
         if (resolve_group(group, &gid) < 0)
-            return fail_msg(err, errlen, "unix:%s: unknown group '%s' (socket_group)", path,
-                            group);
+            return fail_msg(err, errlen, "unix:%s: unknown group '%s' (socket_group)", path, group);
         if (chown(path, (uid_t)-1, gid) < 0)
             return fail_msg(err, errlen, "unix:%s: chown to group '%s': %s", path, group,
                             strerror(errno));

@@ -9,9 +9,9 @@
 
 struct listener {
     int fd;
-    const char *kind;  /* "unix" or "tcp" */
-    char name[160];    /* for logs: "unix:/run/shieldd/shieldd.sock", "tcp:127.0.0.1:8088" */
-    char *unlink_path; /* a Unix socket we created (removed at exit); malloc'd or NULL */
+    const char *kind;    /* "unix" or "tcp" */
+    char name[160];      /* for logs: "unix:/run/shieldd/shieldd.sock", "tcp:127.0.0.1:8088" */
+    char *unlink_path;   /* a Unix socket we created (removed at exit); malloc'd or NULL */
     char unix_path[108]; /* a Unix socket's path (ours or systemd's); "" for TCP */
 };
 

@@ -15,8 +15,8 @@ static const double lat_le[METRICS_LAT_BUCKETS] = {
 /* The reason labels of model failures, by -sg_err (0: a code this table does not know; 8 is
  * SG_ECOMPUTE, a compute kernel failing at run time). */
 static const char *const err_reasons[METRICS_ERR_REASONS] = {
-    "other", "out_of_memory", "io", "format", "shape", "unsupported", "invalid", "range",
-    "compute"};
+    "other",       "out_of_memory", "io",    "format", "shape",
+    "unsupported", "invalid",       "range", "compute"};
 
 void metrics_init(struct metrics *m)
 {
@@ -121,7 +121,8 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
             if (m->requests[e][s] > 0)
                 evbuffer_add_printf(out,
                                     "shieldd_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n",
-                                    route_name((enum api_endpoint)e), s + 100, (unsigned long long)m->requests[e][s]);
+                                    route_name((enum api_endpoint)e), s + 100,
+                                    (unsigned long long)m->requests[e][s]);
 
     evbuffer_add_printf(out, "# HELP shieldd_request_duration_seconds Time from a request's "
                              "arrival to its reply.\n"
@@ -133,7 +134,8 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
             evbuffer_add_printf(out,
                                 "shieldd_request_duration_seconds_bucket{endpoint=\"%s\","
                                 "le=\"%g\"} %llu\n",
-                                route_name((enum api_endpoint)e), lat_le[i], (unsigned long long)m->lat_hist[e][i]);
+                                route_name((enum api_endpoint)e), lat_le[i],
+                                (unsigned long long)m->lat_hist[e][i]);
         evbuffer_add_printf(out,
                             "shieldd_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"}"
                             " %llu\n",
@@ -166,8 +168,8 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
                              "the model failed at run time, by reason.\n"
                              "# TYPE shieldd_model_errors_total counter\n");
     for (int r = 0; r < METRICS_ERR_REASONS; r++)
-        evbuffer_add_printf(out, "shieldd_model_errors_total{reason=\"%s\"} %llu\n",
-                            err_reasons[r], (unsigned long long)m->model_errors[r]);
+        evbuffer_add_printf(out, "shieldd_model_errors_total{reason=\"%s\"} %llu\n", err_reasons[r],
+                            (unsigned long long)m->model_errors[r]);
     render_keys(m, out);
     counter(out, "shieldd_expired_in_queue_total", "Requests whose deadline passed in the queue.",
             v->sched.expired);

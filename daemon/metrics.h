@@ -16,9 +16,9 @@
 struct evbuffer;
 
 #define METRICS_LAT_BUCKETS 15
-#define METRICS_MAX_KEYS 256    /* distinct API key names counted (more share the last) */
-#define METRICS_KEY_NAME 64     /* bytes of a key name, NUL included */
-#define METRICS_ERR_REASONS 9   /* model failures by sg_err: [0] other, [i] = code -i */
+#define METRICS_MAX_KEYS 256  /* distinct API key names counted (more share the last) */
+#define METRICS_KEY_NAME 64   /* bytes of a key name, NUL included */
+#define METRICS_ERR_REASONS 9 /* model failures by sg_err: [0] other, [i] = code -i */
 
 /* What one caller (an API key's name) asked for. */
 struct metrics_key {
@@ -39,12 +39,12 @@ struct metrics {
     uint64_t connections_total;
     uint64_t connections_rejected;
     uint64_t reloads_ok, reloads_failed;
-    uint64_t cancelled;  /* requests whose client left before the reply */
-    uint64_t timeouts;   /* 504s */
-    uint64_t queue_full; /* 503s for a full queue */
+    uint64_t cancelled;                         /* requests whose client left before the reply */
+    uint64_t timeouts;                          /* 504s */
+    uint64_t queue_full;                        /* 503s for a full queue */
     uint64_t model_errors[METRICS_ERR_REASONS]; /* 500s: the engine failed at run time */
-    uint64_t unauthorized; /* 401s: no or a wrong API key */
-    uint64_t forbidden;    /* 403s: a local peer outside allow_uids / allow_gids */
+    uint64_t unauthorized;                      /* 401s: no or a wrong API key */
+    uint64_t forbidden; /* 403s: a local peer outside allow_uids / allow_gids */
     struct metrics_key keys[METRICS_MAX_KEYS];
     size_t n_keys;
 };

@@ -28,8 +28,7 @@ static const char *kind(const json_t *v)
 }
 
 /* Check the parts of an array content; *total receives the joined length. */
-static int check_parts(const json_t *c, const char *where, size_t *total, char *err,
-                       size_t errlen)
+static int check_parts(const json_t *c, const char *where, size_t *total, char *err, size_t errlen)
 {
     size_t i;
     json_t *p;
@@ -46,8 +45,8 @@ static int check_parts(const json_t *c, const char *where, size_t *total, char *
         }
         if (strcmp(type, "text") != 0) {
             snprintf(err, errlen,
-                     "%s'content[%zu]' is a '%.32s' part: only text parts can be classified",
-                     where, i, type);
+                     "%s'content[%zu]' is a '%.32s' part: only text parts can be classified", where,
+                     i, type);
             return -1;
         }
         if (!json_is_string(t)) {
@@ -60,8 +59,8 @@ static int check_parts(const json_t *c, const char *where, size_t *total, char *
 }
 
 /* The text of one message's `content` into *s (borrowed, or a joined copy in *owned). */
-static int content(const json_t *c, const char *where, const char **s, size_t *len,
-                   char **owned, char *err, size_t errlen)
+static int content(const json_t *c, const char *where, const char **s, size_t *len, char **owned,
+                   char *err, size_t errlen)
 {
     size_t i, total;
     json_t *p;
@@ -120,8 +119,8 @@ static int check_roles(const json_t *msgs, const char *where, size_t *last_user,
         const char *role = json_string_value(json_object_get(m, "role"));
 
         if (!json_is_object(m) || role == NULL) {
-            snprintf(err, errlen, "%smessages[%zu]: must be an object with a string 'role'",
-                     where, i);
+            snprintf(err, errlen, "%smessages[%zu]: must be an object with a string 'role'", where,
+                     i);
             return -1;
         }
         if (strcmp(role, "user") == 0)
@@ -142,8 +141,7 @@ static int check_roles(const json_t *msgs, const char *where, size_t *last_user,
     return 0;
 }
 
-int sg_chat_map(const json_t *msgs, const char *where, sg_chat_input *out, char *err,
-                size_t errlen)
+int sg_chat_map(const json_t *msgs, const char *where, sg_chat_input *out, char *err, size_t errlen)
 {
     size_t n, last_user;
     char at[128];
