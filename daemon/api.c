@@ -199,9 +199,13 @@ static int authenticate(struct shieldd *sd, struct http_request *req, const stru
     if (sd->keys == NULL || r->open || (r->ep == EP_METRICS && !sd->cfg.metrics_auth))
         return -1;
     name = keyring_match(sd->keys, http_request_header(req, "Authorization"));
+    if (name == NULL && http_request_header(req, "Authorization") == NULL)
+        name = keyring_match_key(sd->keys, http_request_header(req, "X-Api-Key"));
     if (name == NULL) {
         const char *h = http_request_header(req, "Authorization");
 
+        if (h == NULL)
+            h = http_request_header(req, "X-Api-Key");
         sd->metrics.unauthorized++;
         api_reply_err(sd, req, r->ep, 401, "WWW-Authenticate: Bearer realm=\"shieldd\"\r\n", "%s",
                       h == NULL ? "an API key is required: send 'Authorization: Bearer KEY'"

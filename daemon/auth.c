@@ -168,16 +168,22 @@ static int same_key(const struct key *key, const char *p, size_t plen)
 
 const char *keyring_match(const struct keyring *k, const char *authorization)
 {
-    const char *found = NULL;
     const char *p;
 
-    if (k == NULL || authorization == NULL)
-        return NULL;
-    if (strncasecmp(authorization, "Bearer ", 7) != 0)
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
         return NULL;
     p = authorization + 7;
     while (*p == ' ')
         p++;
+    return keyring_match_key(k, p);
+}
+
+const char *keyring_match_key(const struct keyring *k, const char *p)
+{
+    const char *found = NULL;
+
+    if (k == NULL || p == NULL)
+        return NULL;
     for (size_t i = 0; i < k->n; i++) {
         int m = same_key(&k->keys[i], p, strlen(p));
 

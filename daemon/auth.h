@@ -29,6 +29,9 @@ size_t keyring_count(const struct keyring *k);
  */
 const char *keyring_match(const struct keyring *k, const char *authorization);
 
+/* The same for the bare key (an "X-Api-Key: KEY" header, as LiteLLM's api_key sends it). */
+const char *keyring_match_key(const struct keyring *k, const char *key);
+
 /* A list of ids from "0, 1000, www-data" (numbers or user / group names when `groups`).
  * Returns 0 (*ids malloc'd, caller frees; NULL and 0 for an empty list) or -1 with a message. */
 int auth_parse_ids(const char *list, int groups, unsigned **ids, size_t *n, char *err,

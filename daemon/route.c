@@ -7,23 +7,28 @@
 #include <string.h>
 
 static const struct route routes[] = {
-    {"/v1/classify", EP_CLASSIFY, 1, 1, 0},
-    {"/v1/moderations", EP_MODERATIONS, 1, 1, 0},
-    {"/beta/litellm_basic_guardrail_api", EP_LITELLM, 1, 1, 0},
-    {"/v1/check/chat/completions", EP_CHECK_CHAT, 1, 1, 0},
-    {"/v1/policies", EP_POLICIES, 0, 0, 0},
-    {"/healthz", EP_HEALTHZ, 0, 0, 1},
-    {"/readyz", EP_READYZ, 0, 0, 1},
-    {"/metrics", EP_METRICS, 0, 0, 0},
+    {"/v1/classify", EP_CLASSIFY, 1, 1, 0, 0},
+    {"/v1/moderations", EP_MODERATIONS, 1, 1, 0, 0},
+    {"/beta/litellm_basic_guardrail_api", EP_LITELLM, 1, 1, 0, 0},
+    /* Envoy's ext_authz appends the client's path: /v1/check/chat/completions/v1/chat/... */
+    {"/v1/check/chat/completions", EP_CHECK_CHAT, 1, 1, 0, 1},
+    {"/v1/policies", EP_POLICIES, 0, 0, 0, 0},
+    {"/healthz", EP_HEALTHZ, 0, 0, 1, 0},
+    {"/readyz", EP_READYZ, 0, 0, 1, 0},
+    {"/metrics", EP_METRICS, 0, 0, 0, 0},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
 const struct route *route_find(const char *path)
 {
-    for (size_t i = 0; i < N_ROUTES; i++)
-        if (strcmp(path, routes[i].path) == 0)
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        size_t n = strlen(routes[i].path);
+
+        if (strcmp(path, routes[i].path) == 0 ||
+            (routes[i].prefix && strncmp(path, routes[i].path, n) == 0 && path[n] == '/'))
             return &routes[i];
+    }
     return NULL;
 }
 

@@ -27,9 +27,11 @@ struct route {
     int post;      /* 1: POST; 0: GET and HEAD */
     int moderates; /* 1: runs the model (a job); 0: answered on the loop at once */
     int open;      /* 1: served without an API key (health checks) */
+    int prefix;    /* 1: also matches PATH/anything (Envoy's ext_authz path_prefix) */
 };
 
-/* The route of `path` (exact match), or NULL. Borrowed from a static table. */
+/* The route of `path` (exact match, or under a prefix route), or NULL. Borrowed from a static
+ * table. */
 const struct route *route_find(const char *path);
 /* The metrics label of `ep` (its path, or "other"). Never NULL. */
 const char *route_name(enum api_endpoint ep);

@@ -44,6 +44,8 @@ START_TEST(keyring_file)
     ck_assert_ptr_null(keyring_match(k, "Bearer "));
     ck_assert_ptr_null(keyring_match(k, "Basic sk-aaaaaaaaaaaa"));
     ck_assert_ptr_null(keyring_match(k, NULL));
+    ck_assert_str_eq(keyring_match_key(k, "sk-aaaaaaaaaaaa"), "alice");
+    ck_assert_ptr_null(keyring_match_key(k, "Bearer sk-aaaaaaaaaaaa"));
     keyring_free(k);
     unlink(path);
 }

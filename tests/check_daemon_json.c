@@ -81,6 +81,10 @@ START_TEST(metrics_text)
     ck_assert_ptr_null(route_find("/v1/classify/"));
     ck_assert_int_eq(route_find("/healthz")->open, 1);
     ck_assert_int_eq(route_find("/v1/check/chat/completions")->post, 1);
+    ck_assert_int_eq(route_find("/v1/check/chat/completions/v1/chat/completions")->ep,
+                     EP_CHECK_CHAT);
+    ck_assert_ptr_null(route_find("/v1/check/chat/completionsX"));
+    ck_assert_ptr_null(route_find("/v1/classify/x"));
     ck_assert_str_eq(route_name(EP_READYZ), "/readyz");
     ck_assert_str_eq(route_name(EP_OTHER), "other");
     metrics_model_error(&m, -1);

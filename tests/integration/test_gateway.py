@@ -207,6 +207,12 @@ class AuthTest(unittest.TestCase):
                                            key=KEY_A + "x"))
             st, _, data = self.d.request("POST", "/v1/classify", body, kind=kind, key=KEY_A)
             self.assertEqual(st, 200, data)
+            # LiteLLM's api_key setting sends X-Api-Key.
+            st, _, data = self.d.request("POST", "/v1/classify", body, kind=kind,
+                                         headers={"X-Api-Key": KEY_B})
+            self.assertEqual(st, 200, data)
+            self.assert401(*self.d.request("POST", "/v1/classify", body, kind=kind,
+                                           headers={"X-Api-Key": "sk-wrong-000000000000"}))
             # Health checks stay open; everything else needs the key.
             self.assertEqual(self.d.request("GET", "/healthz", kind=kind)[0], 200)
             self.assertEqual(self.d.request("GET", "/readyz", kind=kind)[0], 200)
@@ -600,6 +606,10 @@ class ChatAndAdaptersTest(unittest.TestCase):
                 "messages": [{"role": "system", "content": "be nice"},
                              {"role": "user", "content": t}]})
             self.assertEqual(st, 403 if want else 200, data)
+            # Envoy's ext_authz appends the client's path to path_prefix.
+            st2, _, _ = self.d.request("POST", "/v1/check/chat/completions/v1/chat/completions", {
+                "messages": [{"role": "user", "content": t}]})
+            self.assertEqual(st2, st)
             if want:
                 err = json.loads(data)["error"]
                 self.assertEqual(err["type"], "policy_violation")
