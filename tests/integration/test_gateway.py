@@ -528,6 +528,42 @@ class ChatAndAdaptersTest(unittest.TestCase):
         want = self.classify({"text": u, "response": a, "policies": ["hate"]})
         self.assertEqual(got["results"][0]["results"], want["results"])
 
+    def test_scan_messages(self):
+        """shieldctl scan: a JSONL "messages" field scores as the equivalent text/response."""
+        d = tempfile.mkdtemp(dir=_tmp)
+        chat, plain = os.path.join(d, "chat.jsonl"), os.path.join(d, "plain.jsonl")
+        with open(chat, "w") as f, open(plain, "w") as g:
+            for i in range(20):
+                u, a = "question %d" % i, "answer %d" % i
+                msgs = [{"role": "system", "content": "sys"}, {"role": "user", "content": u}]
+                if i % 2:
+                    msgs.append({"role": "assistant", "content": [{"type": "text", "text": a}]})
+                f.write(json.dumps({"id": i, "messages": msgs}) + "\n")
+                g.write(json.dumps({"id": i, "text": u, "resp": a if i % 2 else None}) + "\n")
+            f.write(json.dumps({"id": 20, "messages": [{"role": "tool", "content": "x"}]}) + "\n")
+        env = dict(os.environ)
+        env.pop("SHIELDD_URL", None)
+        env.pop("SHIELDD_SOCKET", None)
+        outs = []
+        for src in (chat, plain):
+            out = src + ".out"
+            p = subprocess.run([SHIELDCTL, "scan", "--socket", self.d.sock, "--in", src,
+                                "--out", out], capture_output=True, env=env, timeout=300)
+            self.assertIn(p.returncode, (0, 1), p.stderr)  # 1: the refused line is an error
+            with open(out) as f:
+                outs.append([json.loads(line) for line in f])
+        chat_out, plain_out = outs
+        self.assertEqual(len(chat_out), 21)
+        self.assertIn("unknown role 'tool'", chat_out[20]["error"])
+        # The plain file has no response field for even ids: score them prompt-only.
+        for i in range(0, 20, 2):
+            self.assertEqual(chat_out[i], plain_out[i])
+        for i in range(1, 20, 2):
+            st, want = self.d.json("POST", "/v1/classify",
+                                   {"text": "question %d" % i, "response": "answer %d" % i})
+            self.assertEqual([r["probability"] for r in chat_out[i]["results"]],
+                             [r["probability"] for r in want["results"]])
+
     def test_unmappable_messages(self):
         bad = [
             ([], "non-empty array"),
