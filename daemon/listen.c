@@ -44,16 +44,21 @@ static int resolve_group(const char *group, gid_t *gid)
 
 int listen_set_perms(const char *path, int mode, const char *group, char *err, size_t errlen)
 {
+    struct stat st;
+    int have = stat(path, &st) == 0;
+
+    /* What is already so (e.g. systemd's SocketMode=/SocketGroup=) is left alone: changing a
+     * file needs owning it, and systemd's socket belongs to root. */
     if (group != NULL && group[0] != '\0') {
         gid_t gid;
 
         if (resolve_group(group, &gid) < 0)
             return fail_msg(err, errlen, "unix:%s: unknown group '%s' (socket_group)", path, group);
-        if (chown(path, (uid_t)-1, gid) < 0)
+        if (!(have && st.st_gid == gid) && chown(path, (uid_t)-1, gid) < 0)
             return fail_msg(err, errlen, "unix:%s: chown to group '%s': %s", path, group,
                             strerror(errno));
     }
-    if (chmod(path, (mode_t)mode) < 0)
+    if (!(have && (st.st_mode & 07777) == (mode_t)mode) && chmod(path, (mode_t)mode) < 0)
         return fail_msg(err, errlen, "unix:%s: chmod %04o: %s", path, (unsigned)mode,
                         strerror(errno));
     return 0;
