@@ -11,6 +11,7 @@
 #include "api_job.h"
 #include "http.h"
 #include "sg_chat.h"
+#include "sg_moderate_json.h"
 #include "shieldd.h"
 
 /* Strict UTF-8 (no overlong forms, surrogates or values above U+10FFFF). Returns the offset of
@@ -83,28 +84,6 @@ static int parse_body(struct job *j, const struct http_request *req, char *err, 
     return 0;
 }
 
-static const char *json_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "a value";
-}
-
 /* The comma-separated names of the loaded policies (for error messages). */
 static void policy_names(const sg_policy_set *set, char *buf, size_t cap)
 {
@@ -135,7 +114,7 @@ static int parse_policies(const sg_policy_set *set, const json_t *v, const char 
         return 0;
     if (!json_is_array(v)) {
         snprintf(err, errlen, "%s'policies' must be an array of policy names, not %s", where,
-                 json_type_name(v));
+                 sg_json_type_name(v));
         return -1;
     }
     if (json_array_size(v) == 0) {
@@ -154,7 +133,7 @@ static int parse_policies(const sg_policy_set *set, const json_t *v, const char 
 
         if (name == NULL) {
             snprintf(err, errlen, "%s'policies[%zu]' must be a string, not %s", where, i,
-                     json_type_name(e));
+                     sg_json_type_name(e));
             goto fail;
         }
         if (sg_policy_find(set, name) == NULL) {
@@ -193,7 +172,7 @@ static int get_text(const json_t *obj, const char *key, const char *where, int r
         return required ? -1 : 0;
     }
     if (!json_is_string(v)) {
-        snprintf(err, errlen, "%s'%s' must be a string, not %s", where, key, json_type_name(v));
+        snprintf(err, errlen, "%s'%s' must be a string, not %s", where, key, sg_json_type_name(v));
         return -1;
     }
     if (json_string_length(v) == 0) {
@@ -300,7 +279,7 @@ static int parse_classify_input(struct job *j, const json_t *obj, const char *wh
 
     if (!json_is_object(obj)) {
         snprintf(err, errlen, "%smust be an object with 'text' or 'messages', not %s", where,
-                 json_type_name(obj));
+                 sg_json_type_name(obj));
         return -1;
     }
     if (only_keys(obj, allowed, where, err, errlen) < 0)
@@ -356,7 +335,7 @@ static int parse_classify(struct job *j, char *err, size_t errlen)
     }
     if (!json_is_array(inputs)) {
         snprintf(err, errlen, "'inputs' must be an array of objects, not %s",
-                 json_type_name(inputs));
+                 sg_json_type_name(inputs));
         return 400;
     }
     if (json_array_size(inputs) == 0) {
@@ -392,7 +371,7 @@ static int parse_moderation_item(const json_t *e, const char *where, struct inpu
         return get_text(e, "text", where, 1, &in->text, &in->text_len, err, errlen);
     }
     if (!json_is_string(e)) {
-        snprintf(err, errlen, "%s'input' items must be strings, not %s", where, json_type_name(e));
+        snprintf(err, errlen, "%s'input' items must be strings, not %s", where, sg_json_type_name(e));
         return -1;
     }
     if (json_string_length(e) == 0) {
@@ -414,7 +393,7 @@ static int parse_moderations(struct job *j, char *err, size_t errlen)
     if (only_keys(j->body, allowed, "", err, errlen) < 0)
         return 400;
     if (model != NULL && !json_is_string(model) && !json_is_null(model)) {
-        snprintf(err, errlen, "'model' must be a string, not %s", json_type_name(model));
+        snprintf(err, errlen, "'model' must be a string, not %s", sg_json_type_name(model));
         return 400;
     }
     if (input == NULL) {
@@ -427,7 +406,7 @@ static int parse_moderations(struct job *j, char *err, size_t errlen)
     }
     if (!json_is_string(input) && !json_is_array(input)) {
         snprintf(err, errlen, "'input' must be a string or an array of strings, not %s",
-                 json_type_name(input));
+                 sg_json_type_name(input));
         return 400;
     }
     rc = json_is_string(input) ? new_inputs(j, 1, 0, err, errlen)
@@ -478,7 +457,7 @@ static int parse_litellm(struct job *j, char *err, size_t errlen)
         response = strcmp(t, "response") == 0;
     }
     if (texts != NULL && !json_is_null(texts) && !json_is_array(texts)) {
-        snprintf(err, errlen, "'texts' must be an array of strings, not %s", json_type_name(texts));
+        snprintf(err, errlen, "'texts' must be an array of strings, not %s", sg_json_type_name(texts));
         return 400;
     }
     if (sm != NULL && json_is_null(sm))

@@ -7,25 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kind(const json_t *v)
-{
-    switch (v ? json_typeof(v) : JSON_NULL) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return v ? "null" : "missing";
-    }
-}
+#include "sg_moderate_json.h"
 
 /* Check the parts of an array content; *total receives the joined length. */
 static int check_parts(const json_t *c, const char *where, size_t *total, char *err, size_t errlen)
@@ -99,7 +81,7 @@ static int content(const json_t *c, const char *where, const char **s, size_t *l
         }
     } else {
         snprintf(err, errlen, "%s'content' must be a string or an array of text parts, not %s",
-                 where, kind(c));
+                 where, sg_json_type_name(c));
         return -1;
     }
     if (*len == 0) {

@@ -17,9 +17,9 @@ import threading
 import time
 import unittest
 
-from clients_common import TOP, POLICIES, SHIELDD, Daemon, free_port, make_model, rmtree, SLOW
+from clients_common import (NGINX, POLICIES, SHIELDD, TOP, Daemon, free_port, make_model, rmtree,
+                            start_nginx, stop_nginx, SLOW)
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 CONF = os.path.join(TOP, "clients", "gateway", "nginx-check.conf")
 
 _tmp = _daemon = _nginx = _llm = _port = _pdir = None
@@ -64,8 +64,6 @@ def set_thresholds(value):
 
 def setUpModule():
     global _tmp, _daemon, _nginx, _llm, _port, _pdir
-    if not NGINX:
-        raise AssertionError("nginx is not installed (tools/setup.sh installs nginx-light)")
     _tmp = tempfile.mkdtemp(prefix="nginx-check-")
     _pdir = os.path.join(_tmp, "policies")
     shutil.copytree(POLICIES, _pdir)
@@ -74,8 +72,6 @@ def setUpModule():
     _llm = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LLM)
     threading.Thread(target=_llm.serve_forever, daemon=True).start()
     _port = free_port()
-    ng = os.path.join(_tmp, "nginx")
-    os.makedirs(ng)
     with open(CONF) as f:
         site = f.read()
     # The shipped file, with only the deployment-specific addresses replaced.
@@ -85,38 +81,12 @@ def setUpModule():
     site = site.replace("unix:/run/shieldd/shieldd.sock", "unix:" + _daemon.sock)
     site = site.replace("listen 127.0.0.1:8090", "listen 127.0.0.1:%d" % _port)
     site = site.replace("server 127.0.0.1:8000", "server 127.0.0.1:%d" % _llm.server_address[1])
-    with open(os.path.join(ng, "check.conf"), "w") as f:
-        f.write(site)
-    temps = "".join("    %s_temp_path %s/%s;\n" % (k, ng, k)
-                    for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    with open(os.path.join(ng, "main.conf"), "w") as f:
-        f.write("daemon off;\n%spid %s/nginx.pid;\nerror_log %s/error.log;\n"
-                "events { worker_connections 64; }\n"
-                "http {\n    access_log %s/access.log;\n%s    include %s/check.conf;\n}\n"
-                % ("user root;\n" if os.geteuid() == 0 else "", ng, ng, ng, temps, ng))
-    args = [NGINX, "-p", ng, "-c", os.path.join(ng, "main.conf")]
-    t = subprocess.run(args + ["-t"], capture_output=True)
-    if t.returncode != 0:
-        raise AssertionError("nginx -t: " + t.stderr.decode())
-    _nginx = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 30 * SLOW
-    while time.time() < deadline:
-        try:
-            request("GET", "/nothing-here")
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("nginx did not come up")
+    _nginx = start_nginx(site, os.path.join(_tmp, "nginx"),
+                         lambda: request("GET", "/nothing-here")[0] == 404)
 
 
 def tearDownModule():
-    if _nginx:
-        _nginx.terminate()
-        try:
-            _nginx.wait(10)
-        except subprocess.TimeoutExpired:
-            _nginx.kill()
-            _nginx.wait()
+    stop_nginx(_nginx)
     if _llm:
         _llm.shutdown()
         _llm.server_close()
