@@ -10,6 +10,7 @@
 
 #include "api_job.h"
 #include "http.h"
+#include "log.h"
 #include "sg_chat.h"
 #include "sg_moderate_json.h"
 #include "shieldd.h"
@@ -371,7 +372,8 @@ static int parse_moderation_item(const json_t *e, const char *where, struct inpu
         return get_text(e, "text", where, 1, &in->text, &in->text_len, err, errlen);
     }
     if (!json_is_string(e)) {
-        snprintf(err, errlen, "%s'input' items must be strings, not %s", where, sg_json_type_name(e));
+        snprintf(err, errlen, "%s'input' items must be strings, not %s", where,
+                 sg_json_type_name(e));
         return -1;
     }
     if (json_string_length(e) == 0) {
@@ -457,15 +459,23 @@ static int parse_litellm(struct job *j, char *err, size_t errlen)
         response = strcmp(t, "response") == 0;
     }
     if (texts != NULL && !json_is_null(texts) && !json_is_array(texts)) {
-        snprintf(err, errlen, "'texts' must be an array of strings, not %s", sg_json_type_name(texts));
+        snprintf(err, errlen, "'texts' must be an array of strings, not %s",
+                 sg_json_type_name(texts));
         return 400;
     }
     if (sm != NULL && json_is_null(sm))
         sm = NULL;
     memset(&conv, 0, sizeof conv);
-    if (sm != NULL && parse_messages(j, sm, "structured_messages: ", &conv, err, errlen) < 0)
-        return 400;
     n = texts ? json_array_size(texts) : 0;
+    /* structured_messages come in the shape of whatever API LiteLLM fronts: one we cannot map
+     * falls back to the texts LiteLLM extracted (a 400 would block the call). */
+    if (sm != NULL && parse_messages(j, sm, "structured_messages: ", &conv, err, errlen) < 0) {
+        if (n == 0)
+            return 400;
+        log_debug("litellm: structured_messages not mapped (%s); classifying 'texts'", err);
+        sm = NULL;
+        memset(&conv, 0, sizeof conv);
+    }
     if (!response && sm != NULL) {
         rc = new_inputs(j, 1, 0, err, errlen);
         if (rc == 0) {
