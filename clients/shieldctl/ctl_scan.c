@@ -975,7 +975,12 @@ static int scan_all(struct job *j, struct scan *s, size_t window, struct summary
         if (write_window(j, s, sm) < 0)
             return -1;
         if (now_s() - last_sync >= 1.0) {
-            fsync(j->out_fd);
+            if (fsync(j->out_fd) < 0 && errno != EINVAL) {
+                fprintf(stderr, "shieldctl scan: %s: fsync: %s (run the same command again "
+                                "to resume)\n",
+                        j->out_path, strerror(errno));
+                return -1;
+            }
             last_sync = now_s();
         }
         if (tty && now_s() - last_bar >= 0.2) {
