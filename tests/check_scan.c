@@ -2,6 +2,7 @@
  * check_scan.c: the scan input readers (JSONL, CSV, text), the output line and resume.
  */
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -438,6 +439,25 @@ static char *tmp_dir(void)
     return strdup(d);
 }
 
+/* Remove the flat folder made by tmp_dir() and free its name. */
+static void rm_dir(char *d)
+{
+    DIR *dh = opendir(d);
+    struct dirent *e;
+    char p[512];
+
+    while (dh && (e = readdir(dh)) != NULL) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", d, e->d_name);
+            unlink(p);
+        }
+    }
+    if (dh)
+        closedir(dh);
+    rmdir(d);
+    free(d);
+}
+
 static void put(const char *dir, const char *name, const char *data)
 {
     char p[512];
@@ -512,7 +532,7 @@ START_TEST(meta_roundtrip_and_mismatch)
     snprintf(out, sizeof out, "%s/nope.jsonl", d);
     ck_assert_ptr_null(sg_scan_input_identity(out, err, sizeof err));
     ck_assert_msg(strstr(err, "nope.jsonl: No such file") != NULL, "%s", err);
-    free(d);
+    rm_dir(d);
 }
 END_TEST
 
@@ -543,7 +563,7 @@ START_TEST(input_globs)
     ck_assert_int_eq(sg_scan_paths_expand(names, 1, &p, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "no file matches") && strstr(err, "*.csv"), "%s", err);
     ck_assert_uint_eq(p.n, 0);
-    free(d);
+    rm_dir(d);
 }
 END_TEST
 

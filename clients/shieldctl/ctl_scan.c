@@ -48,7 +48,8 @@ static void usage(FILE *f)
             "usage: shieldctl scan --in FILE... --out FILE [--format jsonl|csv|text]\n"
             "                      [--field text] [--response-field F] [--id-field id]\n"
             "                      [--policy NAME]... [--model PATH [--policies DIR]\n"
-            "                      [--threads N] [--precision P] | --socket PATH | --url URL]\n"
+            "                      [--threads N] [--precision P] [--pack-cache DIR]\n"
+            "                      | --socket PATH | --url URL]\n"
             "                      [--concurrency N] [--timeout MS] [--retry-for S]\n"
             "                      [--shard I/N | --shard auto [--shards N]] [--shard-by file]\n"
             "\n"
@@ -65,6 +66,8 @@ static void usage(FILE *f)
             "--out continues where the last run stopped, and refuses an output of another scan.\n"
             "\n"
             "  --model PATH        in-process, no daemon (all cores; --threads N to limit)\n"
+            "  --pack-cache DIR    with --model: share the packed weights through a cache file\n"
+            "                      in DIR (tasks on one node then hold one copy)\n"
             "  --socket/--url      the daemon (default: $SHIELDD_SOCKET, $SHIELDD_URL,\n"
             "                      /run/shieldd/shieldd.sock)\n"
             "  --concurrency N     requests in flight to the daemon (default 4)\n"
@@ -516,6 +519,7 @@ static int parse_args(int argc, char **argv, struct job *j, struct scan *s)
         {"model", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},
         {"precision", required_argument, NULL, 'x'},
+        {"pack-cache", required_argument, NULL, 'C'},
         {"socket", required_argument, NULL, 'S'},
         {"url", required_argument, NULL, 'U'},
         {"concurrency", required_argument, NULL, 'c'},
@@ -577,6 +581,9 @@ static int parse_args(int argc, char **argv, struct job *j, struct scan *s)
                 fprintf(stderr, "shieldctl scan: --precision wants f32, bf16 or int8\n");
                 return -1;
             }
+            break;
+        case 'C':
+            j->mo.pack_cache = optarg;
             break;
         case 'S':
             j->sock = optarg;

@@ -222,7 +222,8 @@ class ArrayJob(unittest.TestCase):
         ref, ref_meta = reference()
         outdir = os.path.join(_tmp, "run1")
         os.makedirs(outdir)
-        env = dict(_slurm.env, **scan_env(outdir))
+        cache = os.path.join(_tmp, "pack-cache")   # one packed copy for the node's 4 tasks
+        env = dict(_slurm.env, **scan_env(outdir), SHIELD_PACK_CACHE=cache)
         r = subprocess.run([os.path.join(DEPLOY, "submit.sh"), str(SHARDS)], env=env,
                            capture_output=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
@@ -244,6 +245,7 @@ class ArrayJob(unittest.TestCase):
         self.assertEqual(slurp(os.path.join(outdir, "result.jsonl")), ref)
         self.assertEqual(json.loads(slurp(os.path.join(outdir, "result.jsonl.meta.json"))),
                          ref_meta)
+        self.assertEqual(len([f for f in os.listdir(cache) if f.endswith(".sgpack")]), 1)
 
     def test_killed_task_resubmitted_resumes_its_shard_only(self):
         ref, _ = reference()
