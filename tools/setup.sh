@@ -12,7 +12,9 @@ cache="$top/.cache"
 # for the gateway test).
 PKGS="build-essential pkg-config libevent-dev libjansson-dev libyaml-dev check libdnnl-dev
 libsystemd-dev clang valgrind python3 python3-numpy python3-sentencepiece curl nginx-light nodejs
-npm slurm-wlm munge haproxy"
+npm
+python3-sklearn librsvg2-bin
+slurm-wlm munge haproxy"
 
 missing=""
 for p in $PKGS; do
