@@ -80,6 +80,10 @@ static void usage(FILE *f)
             "  --shards N          the shard count for --shard auto (else $SHIELDCTL_SHARDS;\n"
             "                      required for Kubernetes); the index is then the task id\n"
             "  --shard-by file     shard whole input files (file k goes to shard k mod N)\n"
+            "  --output-without-sidecar adopt\n"
+            "                      resume an --out that has no OUT.meta.json (written by hand\n"
+            "                      or an older shieldctl) by counting its lines, unchecked, and\n"
+            "                      write no sidecar for it (default: refuse)\n"
             "`shieldctl merge` puts the shard outputs back together.\n");
 }
 
@@ -488,6 +492,8 @@ struct job {
     const char *shard_arg;
     long shards;                   /* --shards N, 0 if not given */
     int by_file;                   /* --shard-by file */
+    int adopt;                     /* --output-without-sidecar adopt */
+    int adopted;                   /* it did: this run writes no sidecar either */
     sg_scan_shard shard;
     json_t *meta;                  /* the sidecar being written */
     json_t *file_items;            /* items per input file (null: not this shard's file) */
@@ -528,6 +534,7 @@ static int parse_args(int argc, char **argv, struct job *j, struct scan *s)
         {"shard-by", required_argument, NULL, 'B'},
         {"timeout", required_argument, NULL, 'T'},
         {"retry-for", required_argument, NULL, 'R'},
+        {"output-without-sidecar", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -620,6 +627,15 @@ static int parse_args(int argc, char **argv, struct job *j, struct scan *s)
             if (ctl_parse_int("scan", "--retry-for", optarg, 0, 86400, &n) < 0)
                 return -1;
             s->retry_for_ms = n * 1000L;
+            break;
+        case 'W':
+            if (strcmp(optarg, "refuse") && strcmp(optarg, "adopt")) {
+                fprintf(stderr, "shieldctl scan: --output-without-sidecar wants refuse or "
+                                "adopt, not '%s'\n",
+                        optarg);
+                return -1;
+            }
+            j->adopt = strcmp(optarg, "adopt") == 0;
             break;
         case 'h':
             usage(stdout);
@@ -739,7 +755,11 @@ static int open_output(struct job *j)
         fprintf(stderr, "shieldctl scan: %s\n", err);
         return -1;
     }
-    if (e == 1 && st.st_size > 0) {
+    if (e == 1 && st.st_size > 0 && j->adopt) {
+        /* Whoever asked vouches for the lines (eval checks their ids); a sidecar written now
+         * would claim an identity nobody checked. */
+        j->adopted = 1;
+    } else if (e == 1 && st.st_size > 0) {
         fprintf(stderr, "shieldctl scan: %s holds %lld bytes but has no %s.meta.json, so it "
                         "cannot be resumed (was it written by another scan?): give a new --out "
                         "or remove it\n",
@@ -759,7 +779,7 @@ static int open_output(struct job *j)
         fprintf(stderr, "shieldctl scan: %s: %s\n", j->out_path, strerror(-e));
         return -1;
     }
-    if (sg_scan_meta_save(j->out_path, j->meta, err, sizeof err) < 0) {
+    if (!j->adopted && sg_scan_meta_save(j->out_path, j->meta, err, sizeof err) < 0) {
         fprintf(stderr, "shieldctl scan: %s\n", err);
         return -1;
     }
@@ -934,7 +954,7 @@ static int finish(struct job *j, long long lines)
         fprintf(stderr, "shieldctl scan: out of memory\n");
         return -1;
     }
-    if (sg_scan_meta_save(j->out_path, j->meta, err, sizeof err) < 0) {
+    if (!j->adopted && sg_scan_meta_save(j->out_path, j->meta, err, sizeof err) < 0) {
         fprintf(stderr, "shieldctl scan: %s (the output is complete: run the same command "
                         "again to mark it so)\n",
                 err);

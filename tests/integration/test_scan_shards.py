@@ -186,6 +186,14 @@ class Refusals(unittest.TestCase):
         r = scan(a, out, "--shard", "1/3")
         self.assertEqual(r.returncode, 1)
         self.assertIn("has no %s.meta.json" % out, r.stderr.decode())
+        # ... unless asked to adopt it (eval does, for a --scores file made elsewhere): then
+        # its lines count, unchecked, and no sidecar vouches for them afterwards.
+        r = scan(a, out, "--shard", "1/3", "--output-without-sidecar", "adopt")
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertIn("0 items (4 resumed", r.stderr.decode())
+        self.assertFalse(os.path.exists(out + ".meta.json"))
+        r = scan(a, out, "--output-without-sidecar", "keep")
+        self.assertIn("--output-without-sidecar wants refuse or adopt", r.stderr.decode())
         # A sidecar that is not one.
         with open(out + ".meta.json", "w") as f:
             f.write("[1, 2]\n")
