@@ -354,25 +354,30 @@ out:
     return rc;
 }
 
-/* Drop the sidecars a glob brought along with their outputs. */
-static size_t drop_sidecars(sg_scan_paths *p)
+/* Drop the sidecars a glob brought along with their outputs. The new count, or -1 (no memory). */
+static long drop_sidecars(sg_scan_paths *p)
 {
+    char *side = calloc(p->n ? p->n : 1, 1);
     size_t w = 0;
 
+    if (!side)
+        return -1;
     for (size_t i = 0; i < p->n; i++) {
         size_t len = strlen(p->v[i]);
-        int side = 0;
 
         if (len > 10 && strcmp(p->v[i] + len - 10, ".meta.json") == 0)
             for (size_t k = 0; k < p->n; k++)
-                side |= strlen(p->v[k]) == len - 10 && !strncmp(p->v[k], p->v[i], len - 10);
-        if (side)
+                side[i] |= strlen(p->v[k]) == len - 10 && !strncmp(p->v[k], p->v[i], len - 10);
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        if (side[i])
             free(p->v[i]);
         else
             p->v[w++] = p->v[i];
     }
+    free(side);
     p->n = w;
-    return w;
+    return (long)w;
 }
 
 /* OUT must not be one of the shard files. */
@@ -411,10 +416,16 @@ int ctl_merge(int argc, char **argv)
         fprintf(stderr, "shieldctl merge: %s\n", err);
         return 2;
     }
-    if (drop_sidecars(&p) == 0 || out_is_input(m.out, &p)) {
-        fprintf(stderr, "shieldctl merge: %s\n",
-                p.n ? "OUT is one of the shard files" : "no shard files");
-        goto out;
+    {
+        long n = drop_sidecars(&p);
+
+        if (n <= 0 || out_is_input(m.out, &p)) {
+            fprintf(stderr, "shieldctl merge: %s\n",
+                    n < 0    ? "out of memory"
+                    : n == 0 ? "no shard files"
+                             : "OUT is one of the shard files");
+            goto out;
+        }
     }
     in = calloc(p.n, sizeof *in);
     if (!in) {
