@@ -223,6 +223,12 @@ class Failover(unittest.TestCase):
         retries = sum(int(st[s]["wretr"] or 0) for s in st if s.startswith("shieldd"))
         redisp = sum(int(st[s]["wredis"] or 0) for s in st if s.startswith("shieldd"))
         self.assertGreater(retries + redisp, 0, "the kill -9 cost no retry: did it hit?")
+        # Both out of rotation (by live traffic at once, or by the checks: fall 2 x inter 1 s).
+        deadline = time.time() + 5 * SLOW
+        while time.time() < deadline and not all(
+                _haproxy.stat()[n]["status"].startswith("DOWN") for n in ("shieldd1", "shieldd2")):
+            time.sleep(0.1)
+        st = _haproxy.stat()
         self.assertEqual(st["shieldd1"]["status"].split()[0], "DOWN")
         self.assertEqual(st["shieldd2"]["status"].split()[0], "DOWN")
         served = {s: sum(1 for r in res if r[2] == s) for s in ("shieldd1", "shieldd2",
