@@ -9,7 +9,7 @@
  * a JSON endpoint must be a JSON object.
  *
  * Input: the first byte picks the endpoint and method from `routes` (every endpoint of
- * api.c; add new ones there), the rest is the body, sent with a Content-Length. With the
+ * daemon/route.c; add new ones there), the rest is the body, sent with a Content-Length. With the
  * selector's high bit set, the rest goes as raw client bytes instead.
  * Seeds: tests/fuzz/seeds/fuzz_api/.
  */
@@ -50,6 +50,9 @@ static const struct {
     {"GET", "/healthz"},      {"GET", "/readyz"},          {"GET", "/metrics"},
     {"HEAD", "/healthz"},     {"PUT", "/v1/classify"},     {"POST", "/v1/nothing"},
     {"POST", "/v1/classify?x=1"},
+    {"POST", "/beta/litellm_basic_guardrail_api"},
+    {"POST", "/v1/check/chat/completions"},
+    {"POST", "/v1/check/chat/completions/v1/chat/completions"},
 };
 
 static char stub_err[128];
