@@ -123,6 +123,7 @@ static void handle_metrics(struct shieldd *sd, struct http_request *req, enum ap
     v.started = sd->started;
     sd->metrics.connections_total = http_server_accepted(sd->http);
     sd->metrics.connections_rejected = http_server_rejected(sd->http);
+    sd->metrics.connections_shed = http_server_shed(sd->http);
     /* Count this request before rendering, so a scrape sees itself. */
     metrics_request(&sd->metrics, ep, 200, sched_now() - req->arrived);
     if (buf == NULL || metrics_render(&sd->metrics, &v, buf) < 0) {

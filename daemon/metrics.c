@@ -198,6 +198,9 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
     counter(out, "shieldd_connections_total", "Client connections accepted.", m->connections_total);
     counter(out, "shieldd_connections_rejected_total",
             "Connections refused over the connection limit.", m->connections_rejected);
+    counter(out, "shieldd_connections_shed_total",
+            "Idle or silent connections closed at the connection limit to admit another.",
+            m->connections_shed);
     counter(out, "shieldd_policy_reloads_total", "Successful policy reloads (SIGHUP).",
             m->reloads_ok);
     counter(out, "shieldd_policy_reload_failures_total",

@@ -38,6 +38,7 @@ struct metrics {
     uint64_t computed_tokens; /* tokens run through the model */
     uint64_t connections_total;
     uint64_t connections_rejected;
+    uint64_t connections_shed; /* idle or silent ones closed at the limit to admit another */
     uint64_t reloads_ok, reloads_failed;
     uint64_t cancelled;                         /* requests whose client left before the reply */
     uint64_t timeouts;                          /* 504s */

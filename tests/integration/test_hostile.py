@@ -222,6 +222,7 @@ class ConnectionsTest(unittest.TestCase):
             time.sleep(0.2)
             # A talking client gets in: the oldest silent connection makes room.
             self.assertEqual(d.request("GET", "/healthz")[0], 200)
+            self.assertGreaterEqual(d.metric("shieldd_connections_shed_total"), 1)
             # The rest are closed after read_timeout (2 s), not idle_timeout (60 s).
             t0 = time.time()
             for s in silent:
