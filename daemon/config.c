@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "log.h"
+#include "sg_engine.h"
 
 enum key_type { K_STRING, K_INT, K_LONG_SIZE, K_DURATION, K_BOOL, K_MODE, K_LISTEN };
 
@@ -253,8 +254,7 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
             return fail_msg(err, errlen, "%s: out of memory", key);
         free(*(char **)p);
         *(char **)p = d;
-        if (strcmp(key, "precision") == 0 && strcmp(d, "f32") != 0 && strcmp(d, "bf16") != 0 &&
-            strcmp(d, "int8") != 0)
+        if (strcmp(key, "precision") == 0 && sg_precision_parse(d, &(sg_precision){0}) != SG_OK)
             return fail_msg(err, errlen, "precision: '%s' is not one of f32, bf16, int8", value);
         if (strcmp(key, "pack_cache") == 0 && d[0] == '\0')
             return fail_msg(err, errlen, "pack_cache: empty (a folder, 'auto' or 'off')");

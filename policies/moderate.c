@@ -126,11 +126,8 @@ int sg_moderator_new(sg_moderator **out, sg_model *m, const sg_moderate_opts *op
     mod->max_tokens = o.max_tokens > 0 ? o.max_tokens : info->n_ctx;
     co.n_ctx = mod->max_tokens;
     co.precision = o.precision;
-    rc = sg_ctx_new(&mod->ctx, m, &co);
+    rc = sg_ctx_new(&mod->ctx, m, &co, err, errlen);
     if (rc < 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "cannot create an engine context: %s",
-                     sg_engine_strerror(rc));
         free(mod);
         return rc;
     }

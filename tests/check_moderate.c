@@ -136,7 +136,7 @@ static void separate_pass(fixture *fx, const sg_policy *p, const char *text, con
     ck_assert_int_eq(sg_moderate_tokenize(fx->tok, fx->set, p, text, strlen(text), resp,
                                           resp ? strlen(resp) : 0, &ids, &n),
                      SG_OK);
-    ck_assert_int_eq(sg_ctx_new(&c, fx->model, &co), SG_OK);
+    ck_assert_int_eq(sg_ctx_new(&c, fx->model, &co, NULL, 0), SG_OK);
     ck_assert_int_eq(sg_ctx_append(c, ids, n, &rq), SG_OK);
     ck_assert_uint_eq(sg_ctx_computed_tokens(c), n);
     sg_ctx_free(c);
@@ -785,7 +785,7 @@ START_TEST(kernel_failure_is_an_error)
         const int32_t *bt[1] = {ids + 4};
         size_t bn[1] = {4};
 
-        ck_assert_int_eq(sg_ctx_new(&c, fx.model, &co), SG_OK);
+        ck_assert_int_eq(sg_ctx_new(&c, fx.model, &co, NULL, 0), SG_OK);
         ck_assert_int_eq(sg_ctx_append(c, ids, 4, NULL), SG_OK);
         sg_mat_fault_inject(3);
         ck_assert_int_eq(sg_ctx_append(c, ids + 4, 4, &rq), SG_ECOMPUTE);
@@ -799,7 +799,7 @@ START_TEST(kernel_failure_is_an_error)
         sg_ctx_free(c);
         /* The same logits as a context that never saw a fault. */
         rq.out = z0;
-        ck_assert_int_eq(sg_ctx_new(&c, fx.model, &co), SG_OK);
+        ck_assert_int_eq(sg_ctx_new(&c, fx.model, &co, NULL, 0), SG_OK);
         ck_assert_int_eq(sg_ctx_append(c, ids, 8, &rq), SG_OK);
         sg_ctx_free(c);
         ck_assert_float_eq_tol(z[0], z0[0], 1e-5f);

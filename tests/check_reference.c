@@ -187,7 +187,7 @@ static float *engine_logits(const char *path, const int32_t *ids, int n, int voc
     ck_assert_msg(sg_model_open(&m, path, &mo, err, sizeof err) == SG_OK, "%s", err);
     sg_ctx_opts co = sg_ctx_opts_default();
     co.n_ctx = n;
-    ck_assert_int_eq(sg_ctx_new(&c, m, &co), SG_OK);
+    ck_assert_int_eq(sg_ctx_new(&c, m, &co, NULL, 0), SG_OK);
     float *out = malloc((size_t)n * vocab * sizeof *out);
     sg_logits_req rq = {NULL, 0, 1, out};
     ck_assert_int_eq(sg_ctx_append(c, ids, (size_t)n, &rq), SG_OK);

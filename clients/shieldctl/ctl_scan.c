@@ -504,7 +504,7 @@ int ctl_scan(int argc, char **argv)
                 return 2;
             break;
         case 'x':
-            if (ctl_parse_precision(optarg, &mo.precision) < 0) {
+            if (sg_precision_parse(optarg, &mo.precision) != SG_OK) {
                 fprintf(stderr, "shieldctl scan: --precision wants f32, bf16 or int8\n");
                 return 2;
             }

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "sg_engine.h"
 #include "vmath.h"
 
@@ -424,12 +425,7 @@ static void task_port(void *arg, size_t task, int thread)
 
 static int cpu_avx2(void)
 {
-#if SG_ATTN_AVX2
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
+    return SG_ATTN_AVX2 && sg_cpu_has(SG_CPU_AVX2_FMA);
 }
 
 int sg_attn_plan_new(sg_attn_plan **out, const sg_attn_shape *shape, size_t max_rows,

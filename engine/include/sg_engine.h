@@ -12,7 +12,7 @@
  *     const sg_tok *tok = sg_model_tok(m);              // tokenizer from the same path
  *     sg_ctx *c;
  *     sg_ctx_opts co = sg_ctx_opts_default();
- *     sg_ctx_new(&c, m, &co);
+ *     sg_ctx_new(&c, m, &co, err, sizeof err);
  *     int32_t want[2] = {3553, 1294};                   // "Yes", "No"
  *     float z[2];
  *     sg_logits_req rq = {want, 2, 0, z};
@@ -151,6 +151,9 @@ const sg_model_info *sg_model_get_info(const sg_model *m);
 const char *sg_model_kernel(const sg_model *m);
 /* "f32", "bf16" or "int8". Static string ("?" for a value outside sg_precision). */
 const char *sg_precision_name(sg_precision p);
+/* The precision named "f32", "bf16" or "int8" (exactly) into *out: SG_OK, else SG_EINVAL
+ * (*out unchanged). The one parser of these names, for configs and command lines. */
+int sg_precision_parse(const char *name, sg_precision *out);
 /* The tokenizer loaded with the model, or NULL if none was found or asked for. Borrowed. */
 const sg_tok *sg_model_tok(const sg_model *m);
 
@@ -181,8 +184,10 @@ typedef struct sg_logits_req {
 } sg_logits_req;
 
 /* A context owns the KV cache and scratch for one sequence (the trunk) and its branches.
- * Allocates everything once; nothing is allocated per token. Not thread-safe: one per thread. */
-int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts);
+ * Allocates everything once; nothing is allocated per token. Not thread-safe: one per thread.
+ * `opts` NULL: the defaults. SG_OK; SG_EINVAL (bad option), SG_ENOMEM, or the error of
+ * preparing the matrices at another precision; `err` (capacity errlen, may be NULL) says why. */
+int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts, char *err, size_t errlen);
 void sg_ctx_free(sg_ctx *c);
 /* The message of the last failure on this context. Never NULL. */
 const char *sg_ctx_errmsg(const sg_ctx *c);
