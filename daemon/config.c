@@ -46,7 +46,7 @@ static const struct config_key keys[] = {
      "tokens per rendered prompt (413; 0: the model's context)"},
     {"max_inputs", K_INT, OFF(max_inputs), 1, 1 << 16, "inputs in one batch request"},
     {"queue_depth", K_INT, OFF(queue_depth), 1, 1 << 20, "queued requests before 503"},
-    {"batch_tokens", K_INT, OFF(batch_tokens), 1, 1 << 26, "token budget of one worker batch"},
+    {"batch_tokens", K_INT, OFF(batch_tokens), 1, 1 << 26, "bytes of input per worker round (>= its tokens)"},
     {"request_timeout", K_DURATION, OFF(request_timeout), 0.001, 86400,
      "deadline from arrival to reply (504)"},
     {"read_timeout", K_DURATION, OFF(read_timeout), 0.001, 86400,

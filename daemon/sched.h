@@ -28,7 +28,7 @@ enum sched_status {
 struct sched_job {
     struct sched_job *prev, *next; /* queue links (private) */
     double deadline;               /* monotonic seconds (sched_now); 0: none */
-    size_t cost;                   /* estimated tokens */
+    size_t cost;                   /* budget units: bytes of input (an upper bound on tokens) */
     int state;                     /* private */
     volatile int cancelled;        /* set by sched_cancel; the run function may poll it */
     enum sched_status status;      /* valid in `done` */

@@ -25,9 +25,8 @@ const char *sg_engine_strerror(int err)
     return err_names[-err];
 }
 
-int sg_errf(char *err, size_t errlen, int code, const char *where, const char *fmt, ...)
+int sg_verrf(char *err, size_t errlen, int code, const char *where, const char *fmt, va_list ap)
 {
-    va_list ap;
     int n = 0;
 
     if (err == NULL || errlen == 0)
@@ -37,8 +36,16 @@ int sg_errf(char *err, size_t errlen, int code, const char *where, const char *f
         if (n < 0 || (size_t)n >= errlen)
             return code;
     }
-    va_start(ap, fmt);
     vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    return code;
+}
+
+int sg_errf(char *err, size_t errlen, int code, const char *where, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    sg_verrf(err, errlen, code, where, fmt, ap);
     va_end(ap);
     return code;
 }

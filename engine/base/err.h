@@ -5,6 +5,7 @@
  * (sg_engine_strerror) are public, in sg_engine.h; err.c holds both.
  */
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /*
@@ -15,6 +16,13 @@
 int sg_errf(char *err, size_t errlen, int code, const char *where, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* The same with a va_list, for functions that write into their own handle's message. */
+int sg_verrf(char *err, size_t errlen, int code, const char *where, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 0)))
 #endif
     ;
 

@@ -106,7 +106,7 @@ static int fail_msg(sg_ctx *c, int rc, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+    sg_verrf(c->errmsg, sizeof c->errmsg, rc, NULL, fmt, ap);
     va_end(ap);
     return rc;
 }

@@ -157,6 +157,18 @@ int sg_precision_parse(const char *name, sg_precision *out);
 /* The tokenizer loaded with the model, or NULL if none was found or asked for. Borrowed. */
 const sg_tok *sg_model_tok(const sg_model *m);
 
+/* ---- Text ---------------------------------------------------------------------------------- */
+
+/*
+ * Check that s[0..len) is well-formed UTF-8 (no overlong forms, no surrogates, nothing above
+ * U+10FFFF, no truncated sequence). Returns 1 if it is; else 0 and, if `bad` is not NULL, the
+ * byte offset of the first invalid sequence in *bad. The one validator of the project.
+ */
+int sg_utf8_valid(const char *s, size_t len, size_t *bad);
+
+/* The largest n <= len such that s[0..n) ends on a character boundary of valid UTF-8 `s`. */
+size_t sg_utf8_floor(const char *s, size_t len);
+
 /* ---- Contexts: KV cache, prefill, shared-prefix branches ---------------------------------- */
 
 typedef struct sg_ctx sg_ctx;

@@ -39,8 +39,8 @@ static int js_error(struct js *j, int code, const char *what)
     for (const char *q = j->start; q < j->p && q < j->end; q++)
         if (*q == '\n')
             line++;
-    return tok_fail(code, j->err, j->errlen, "%s: line %zu (byte %zu): %s", j->name, line,
-                    (size_t)(j->p - j->start), what);
+    return sg_errf(j->err, j->errlen, code, NULL, "%s: line %zu (byte %zu): %s", j->name, line,
+                   (size_t)(j->p - j->start), what);
 }
 
 static void ws(struct js *j)
@@ -896,7 +896,7 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
         goto fail;
     }
     if (!sp.model) {
-        rc = tok_fail(SG_EFORMAT, err, errlen, "%s: no \"model\"", name);
+        rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: no \"model\"", name);
         goto fail;
     }
     if (sp.pre_tokenizer) {
@@ -938,12 +938,12 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
         if (added[i].id > max_id)
             max_id = added[i].id;
     if (max_id < 0) {
-        rc = tok_fail(SG_EFORMAT, err, errlen, "%s: empty vocabulary", name);
+        rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: empty vocabulary", name);
         goto fail;
     }
     t = tok_new(max_id + 1);
     if (!t) {
-        rc = tok_fail(SG_ENOMEM, err, errlen, "%s: out of memory", name);
+        rc = sg_errf(err, errlen, SG_ENOMEM, NULL, "%s: out of memory", name);
         goto fail;
     }
     t->opts = opts;
@@ -960,9 +960,9 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
         if (t->flags[id] & TOKF_SET) {
             if (t->len[id] != added[i].len ||
                 memcmp(t->str + t->off[id], pool.s + added[i].off, added[i].len) != 0) {
-                rc = tok_fail(SG_EFORMAT, err, errlen,
-                              "%s: added token %ld differs from the vocab's piece", name,
-                              (long)id);
+                rc = sg_errf(err, errlen, SG_EFORMAT, NULL,
+                             "%s: added token %ld differs from the vocab's piece", name,
+                             (long)id);
                 goto fail;
             }
             continue;
@@ -986,8 +986,8 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
     for (size_t i = 0; i < n_added; i++) {
         rc = tok_add_added(t, added[i].id, added[i].special, added[i].normalized);
         if (rc != SG_OK) {
-            rc = tok_fail(SG_EFORMAT, err, errlen, "%s: bad added token %ld", name,
-                          (long)added[i].id);
+            rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: bad added token %ld", name,
+                         (long)added[i].id);
             goto fail;
         }
         if (added[i].special)
@@ -996,8 +996,8 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
     if (sp.has_unk) {
         t->unk = tok_lookup(t, sp.unk, strlen(sp.unk));
         if (t->unk < 0) {
-            rc = tok_fail(SG_EFORMAT, err, errlen, "%s: unk_token '%s' is not in the vocab", name,
-                          sp.unk);
+            rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: unk_token '%s' is not in the vocab",
+                         name, sp.unk);
             goto fail;
         }
     }
