@@ -249,6 +249,25 @@ SG_AVX2 static void value_tile_avx2(const float *const *vp, size_t nk, const flo
 
 /* ---- One block --------------------------------------------------------------------------- */
 
+/* st[k][lane] = exp(st[k][lane] - mx[lane]) for nk keys of nv vectors of 8 lanes, and
+ * sum[lane] += each, keys in position order (inlined into block_body, like it). */
+static inline __attribute__((always_inline)) void exp_and_sum(float *st, size_t nk, size_t nv,
+                                                              const sg_v8f mx[2], double *sum)
+{
+    for (size_t kk = 0; kk < nk; kk++)
+        for (size_t v = 0; v < nv; v++) {
+            float *sp = st + kk * QW + v * 8;
+            sg_v8f s;
+
+            memcpy(&s, sp, sizeof s);
+            s = s - mx[v];
+            s = sg_v8_exp(&s);
+            memcpy(sp, &s, sizeof s);
+            for (int l = 0; l < 8; l++)
+                sum[v * 8 + l] += (double)sp[l];
+        }
+}
+
 /*
  * The task body, inlined into an AVX2 function (avx2 = 1: AVX2 micro-kernels, the
  * element-wise steps compiled for AVX2) and a portable one. vmath.h keeps the element-wise
@@ -357,18 +376,7 @@ static inline __attribute__((always_inline)) void block_body(const struct job *j
 
     /* exp(s - max) and its sum per query vector, keys in position order. */
     double sum[QW] = {0};
-    for (size_t kk = 0; kk < nk; kk++)
-        for (size_t v = 0; v < nv; v++) {
-            float *sp = st + kk * QW + v * 8;
-            sg_v8f s;
-
-            memcpy(&s, sp, sizeof s);
-            s = s - mx[v];
-            s = sg_v8_exp(&s);
-            memcpy(sp, &s, sizeof s);
-            for (int l = 0; l < 8; l++)
-                sum[v * 8 + l] += (double)sp[l];
-        }
+    exp_and_sum(st, nk, nv, mx, sum);
 
     /* out = sum_k e_k v_k, keys in blocks of KB, then / sum. */
     for (size_t i = 0; i < na; i++)
