@@ -1042,7 +1042,7 @@ int tok_load_json(struct sg_tok **out, const char *path, char *err, size_t errle
     int rc;
 
     *out = NULL;
-    rc = tok_read_file(path, &buf, &n, err, errlen);
+    rc = sg_read_file(path, TOK_FILE_MAX, &buf, &n, err, errlen);
     if (rc != SG_OK)
         return rc;
     rc = tok_load_json_mem(out, buf, n, path, err, errlen);

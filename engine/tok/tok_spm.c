@@ -466,7 +466,7 @@ int tok_load_spm(struct sg_tok **out, const char *path, char *err, size_t errlen
     int rc;
 
     *out = NULL;
-    rc = tok_read_file(path, &buf, &n, err, errlen);
+    rc = sg_read_file(path, TOK_FILE_MAX, &buf, &n, err, errlen);
     if (rc != SG_OK)
         return rc;
     /* tokenizer_config.json beside the model names the special user-defined pieces. */
@@ -475,7 +475,7 @@ int tok_load_spm(struct sg_tok **out, const char *path, char *err, size_t errlen
                          slash ? (int)(slash - path + 1) : 0, path) < sizeof cpath) {
         char e2[8];
 
-        if (tok_read_file(cpath, &cfg, &cfg_n, e2, sizeof e2) != SG_OK)
+        if (sg_read_file(cpath, TOK_FILE_MAX, &cfg, &cfg_n, e2, sizeof e2) != SG_OK)
             cfg = NULL;
     }
     rc = tok_load_spm_mem(out, (const uint8_t *)buf, n, path, cfg, cfg_n, err, errlen);

@@ -15,44 +15,6 @@
 
 /* ---- Small helpers ------------------------------------------------------------------------ */
 
-int tok_read_file(const char *path, char **buf, size_t *n, char *err, size_t errlen)
-{
-    FILE *f = NULL;
-    char *b = NULL;
-    struct stat st;
-    size_t got;
-
-    *buf = NULL;
-    *n = 0;
-    f = fopen(path, "rb");
-    if (!f)
-        return sg_errf(err, errlen, SG_EIO, NULL, "%s: %s", path, strerror(errno));
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return sg_errf(err, errlen, SG_EIO, NULL, "%s: not a regular file", path);
-    }
-    if ((unsigned long long)st.st_size > (1ull << 31)) {
-        fclose(f);
-        return sg_errf(err, errlen, SG_ERANGE, NULL, "%s: file too large for a tokenizer", path);
-    }
-    b = malloc((size_t)st.st_size + 1);
-    if (!b) {
-        fclose(f);
-        return sg_errf(err, errlen, SG_ENOMEM, NULL, "%s: out of memory", path);
-    }
-    got = fread(b, 1, (size_t)st.st_size, f);
-    if (got != (size_t)st.st_size || ferror(f)) {
-        free(b);
-        fclose(f);
-        return sg_errf(err, errlen, SG_EIO, NULL, "%s: read error", path);
-    }
-    fclose(f);
-    b[got] = '\0';
-    *buf = b;
-    *n = got;
-    return SG_OK;
-}
-
 /* ---- Construction ------------------------------------------------------------------------- */
 
 static int trie_init(struct tok_trie *tr)

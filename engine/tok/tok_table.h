@@ -115,8 +115,6 @@ int tok_add_added(struct sg_tok *t, int32_t id, int special, int normalized);
 /* Build the matchers and check the tables (bos/eos/unk ids in range). */
 int tok_finish(struct sg_tok *t, char *err, size_t errlen);
 
-/* Read a whole file into a malloc'ed buffer (NUL-terminated); SG_EIO with a message. */
-int tok_read_file(const char *path, char **buf, size_t *n, char *err, size_t errlen);
 
 /* ---- Shared by the builder and the encoder ---------------------------------------------- */
 
