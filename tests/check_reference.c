@@ -1,6 +1,6 @@
 /*
  * check_reference.c: the engine against a naive float64 forward pass written here from the
- * formulas of shared/GEMMA2-NUMERICS.md, for configurations the goldens do not cover:
+ * formulas of docs/ENGINE.md ("Numerics contract"), for configurations the goldens do not cover:
  * Gemma 1 (multi-query attention, no soft-caps, no post-norms, no sliding window) and Gemma 2
  * with GQA groups of 4 and an odd layer count. The reference is first checked against the
  * tiny-a goldens so that it is known to be right.

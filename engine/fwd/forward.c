@@ -1,7 +1,11 @@
 /*
  * forward.c: the Gemma 2 (and Gemma 1) forward pass in f32, with a KV cache for one sequence
- * (the trunk) and shared-prefix branches (see sg_engine.h). Numerics follow
- * shared/GEMMA2-NUMERICS.md, i.e. Hugging Face Gemma2ForCausalLM, float32, eager attention:
+ * (the trunk) and shared-prefix branches (see sg_engine.h). Numerics are those of Hugging Face
+ * Gemma2ForCausalLM, float32, eager attention (docs/ENGINE.md, "Numerics contract"). The
+ * executable specification is the naive float64 forward pass of the tests, which shares no
+ * code with this file: ref_forward() in tests/check_reference.c (Gemma 1 and 2, checked
+ * against the tiny-a goldens) and GemmaRef in tests/integration/gemma_ref.py (numpy). When
+ * this file and they disagree, this file is wrong. The pass, as formulas:
  *
  *   x = E[ids] * sqrt(d_model)
  *   for each layer l:
