@@ -21,6 +21,7 @@
  */
 #include "attn.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -493,6 +494,9 @@ void sg_attn_run(sg_attn_plan *p, const sg_attn_row *rows, size_t m, const float
 
     if (m == 0)
         return;
+    /* The plan's scratch (blocks, scores) is sized for max_rows rows: nothing is allocated here,
+     * and a caller that passes more is a programmer error. */
+    assert(m <= p->max_rows);
     /* Runs of rows of one segment, cut into blocks of QW query vectors. */
     for (size_t r0 = 0, r1; r0 < m; r0 = r1) {
         size_t total;
