@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errf.h"
 
 struct sg_moderator {
     sg_model *model;
@@ -67,7 +66,7 @@ static int set_err(sg_moderator *mod, int code, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    sg_policy_verrf(mod->errmsg, sizeof mod->errmsg, code, NULL, fmt, ap);
+    sg_verrf(mod->errmsg, sizeof mod->errmsg, code, NULL, fmt, ap);
     va_end(ap);
     return code;
 }

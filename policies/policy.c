@@ -20,7 +20,6 @@
 
 #include <yaml.h>
 
-#include "errf.h"
 #include "sg_engine.h"
 
 
@@ -82,7 +81,7 @@ static int fail(loader *L, int code, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    sg_policy_verrf(L->err, L->errlen, code, NULL, fmt, ap);
+    sg_verrf(L->err, L->errlen, code, NULL, fmt, ap);
     va_end(ap);
     return code;
 }
@@ -98,7 +97,7 @@ static int fail_at(loader *L, yaml_mark_t m, int code, const char *fmt, ...)
 
     snprintf(where, sizeof where, "%s:%zu:%zu", L->path, m.line + 1, m.column + 1);
     va_start(ap, fmt);
-    sg_policy_verrf(L->err, L->errlen, code, where, fmt, ap);
+    sg_verrf(L->err, L->errlen, code, where, fmt, ap);
     va_end(ap);
     return code;
 }

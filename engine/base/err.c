@@ -1,6 +1,4 @@
-/* err.c: the error names (sg_engine_strerror) and the one error formatter (sg_errf). */
-#include "err.h"
-
+/* err.c: the error names (sg_engine_strerror) and the one error formatter (sg_errf, sg_verrf). */
 #include <stdarg.h>
 #include <stdio.h>
 

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "err.h"
 #include "sg_engine.h"
 
 int sg_read_file(const char *path, size_t max, char **buf, size_t *len, char *err,

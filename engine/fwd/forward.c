@@ -37,7 +37,6 @@
 #include <string.h>
 
 #include "attn.h"
-#include "err.h"
 #include "matmul.h"
 #include "model.h"
 #include "ops.h"

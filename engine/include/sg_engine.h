@@ -28,6 +28,7 @@
  * sg_engine_set_log() (default: stderr for warnings and errors).
  */
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,25 @@ typedef enum sg_err {
 
 /* Static description of an error code; never NULL. */
 const char *sg_engine_strerror(int err);
+
+/*
+ * The one error formatter of the engine and of the policies library built on it (base/err.c).
+ * Write "WHERE: message" (just "message" when `where` is NULL) into err (capacity errlen; err
+ * may be NULL or errlen 0: nothing is written) and return `code`, so that a failure reads
+ * `return sg_errf(err, errlen, SG_EFORMAT, file, "key '%s': ...", key);`.
+ */
+int sg_errf(char *err, size_t errlen, int code, const char *where, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* The same with a va_list, for functions that write into their own handle's message. */
+int sg_verrf(char *err, size_t errlen, int code, const char *where, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 0)))
+#endif
+    ;
 
 typedef enum sg_log_level {
     SG_LOG_ERROR = 0,

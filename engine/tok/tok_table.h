@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "err.h"
+#include "sg_engine.h"
 #include "sg_tok.h"
 #include "utf8.h"
 
