@@ -476,7 +476,8 @@ static int pool_add(struct pool *p, const char *s, size_t n, uint32_t *off)
         p->s = b;
         p->cap = cap;
     }
-    memcpy(p->s + p->n, s, n);
+    if (n > 0) /* an empty string with an empty pool: no pointer arithmetic on NULL */
+        memcpy(p->s + p->n, s, n);
     *off = (uint32_t)p->n;
     p->n += n;
     return SG_OK;
