@@ -464,8 +464,9 @@ struct pool {
 
 static int pool_add(struct pool *p, const char *s, size_t n, uint32_t *off)
 {
-    if (p->n + n > p->cap) {
-        size_t cap = (p->cap + n) * 2;
+    /* Allocated even for an empty first string: callers take p->s + offset, never NULL + 0. */
+    if (p->n + n > p->cap || p->s == NULL) {
+        size_t cap = (p->cap + n) * 2 + 16;
         char *b;
 
         if (cap > UINT32_MAX)
@@ -476,8 +477,7 @@ static int pool_add(struct pool *p, const char *s, size_t n, uint32_t *off)
         p->s = b;
         p->cap = cap;
     }
-    if (n > 0) /* an empty string with an empty pool: no pointer arithmetic on NULL */
-        memcpy(p->s + p->n, s, n);
+    memcpy(p->s + p->n, s, n);
     *off = (uint32_t)p->n;
     p->n += n;
     return SG_OK;
