@@ -58,11 +58,11 @@ typedef struct sg_moderate_result {
     int flagged;             /* any violation */
     size_t prompt_tokens;    /* tokens of all rendered prompts together */
     size_t computed_tokens;  /* tokens actually run through the model for this request */
-    size_t cached_tokens;    /* tokens of the shared prefix not computed: rows reused from
-                                earlier requests (the context's trunk or the prefix cache) */
     int truncated;           /* 1 if the input was cut to fit */
     size_t text_bytes;       /* bytes of the text classified (fewer than given when cut) */
     size_t response_bytes;   /* the same for the response (0 in prompt-only mode) */
+    size_t cached_tokens;    /* tokens of the shared prefix not computed: rows reused from
+                                earlier requests (the context's trunk or the prefix cache) */
 } sg_moderate_result;
 
 typedef struct sg_moderator sg_moderator;
