@@ -524,7 +524,7 @@ static void job_reply(struct job *j)
         json_object_update(root, j->in[0].obj);
     } else {
         json_t *results = json_array();
-        json_int_t prompt = 0, computed = 0;
+        json_int_t prompt = 0, computed = 0, cached = 0;
         int flagged = 0;
 
         json_object_set_new(root, "model", json_string(model));
@@ -536,11 +536,13 @@ static void job_reply(struct job *j)
             flagged |= json_is_true(json_object_get(j->in[i].obj, "flagged"));
             prompt += json_integer_value(json_object_get(usage, "prompt_tokens"));
             computed += json_integer_value(json_object_get(usage, "computed_tokens"));
+            cached += json_integer_value(json_object_get(usage, "cached_tokens"));
         }
         json_object_set_new(root, "flagged", json_boolean(flagged));
         json_object_set_new(
             root, "usage",
-            json_pack("{s:I, s:I}", "prompt_tokens", prompt, "computed_tokens", computed));
+            json_pack("{s:I, s:I, s:I}", "prompt_tokens", prompt, "computed_tokens", computed,
+                      "cached_tokens", cached));
     }
 done:
     reply_json(sd, j->req, j->ep, 200, root);
@@ -1025,6 +1027,9 @@ static void handle_metrics(struct shieldd *sd, struct http_request *req, enum me
     if (sd->cache)
         cache_get_stats(sd->cache, &v.cache);
     v.cache_enabled = sd->cache != NULL;
+    if (sd->prefix != NULL)
+        sg_prefix_cache_get_stats(sd->prefix, &v.prefix);
+    v.prefix_enabled = sd->prefix != NULL;
     v.connections = http_server_connections(sd->http);
     v.ready = sd->ready && !sd->draining;
     v.model_name = sd->info ? sd->info->name : "";
