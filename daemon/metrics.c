@@ -152,6 +152,9 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
     gauge(out, "shieldd_prefix_cache_capacity_bytes",
           "Bytes of all the prefix cache's blocks (<= prefix_cache_bytes).",
           (double)v->prefix.capacity_bytes);
+    gauge(out, "shieldd_prefix_cache_block_bytes",
+          "Bytes of one prefix cache block (16 tokens' rows, ids and bookkeeping).",
+          (double)v->prefix.block_bytes);
     gauge(out, "shieldd_prefix_cache_tokens", "Tokens whose key/value rows the prefix cache "
           "holds.", (double)v->prefix.tokens);
     counter(out, "shieldd_prefix_cache_hits_total",

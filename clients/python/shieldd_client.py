@@ -73,6 +73,8 @@ class ClassifyResult:
     flagged: bool
     prompt_tokens: int
     truncated: bool = False
+    computed_tokens: int = 0  # tokens the daemon ran through the model for this request
+    cached_tokens: int = 0    # tokens of the shared prefix reused from earlier requests
 
     def score(self, policy):
         """The PolicyScore of `policy` (KeyError if it was not evaluated)."""
@@ -239,7 +241,9 @@ class Client:
             usage = doc.get("usage") or {}
             return ClassifyResult(doc.get("model", model), scores, bool(doc["flagged"]),
                                   int(usage.get("prompt_tokens", 0)),
-                                  bool(doc.get("truncated", False)))
+                                  bool(doc.get("truncated", False)),
+                                  int(usage.get("computed_tokens", 0)),
+                                  int(usage.get("cached_tokens", 0)))
         except (KeyError, TypeError, ValueError) as e:
             raise ProtocolError("%s: unexpected classify reply: %r" % (self.endpoint, e)) from e
 
