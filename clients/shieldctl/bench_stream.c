@@ -129,8 +129,9 @@ done:
 
 /* One run: n_conv conversations interleaved, with a fresh cache (cache = 1) or none. */
 static int run_one(sg_model *model, const sg_policy_set *set, const char *const *names,
-                   size_t n_names, conv *cv, int n_conv, int cache, run_result *rr)
+                   size_t n_names, conv *cv, int n_conv, size_t cache_bytes, run_result *rr)
 {
+    const int cache = cache_bytes > 0;
     sg_prefix_cache *pc = NULL;
     sg_moderator *mod = NULL;
     sg_moderate_opts mo = sg_moderate_opts_default();
@@ -142,8 +143,7 @@ static int run_one(sg_model *model, const sg_policy_set *set, const char *const 
     memset(rr, 0, sizeof *rr);
     rr->n_conv = n_conv;
     rr->cache = cache;
-    if (cache && sg_prefix_cache_new(&pc, model, -1, sg_prefix_cache_default_bytes(model), err,
-                                     sizeof err) != SG_OK)
+    if (cache && sg_prefix_cache_new(&pc, model, -1, cache_bytes, err, sizeof err) != SG_OK)
         return fail(err);
     mo.prefix_cache = pc;
     if (sg_moderator_new(&mod, model, &mo, err, sizeof err) != SG_OK) {
@@ -249,6 +249,7 @@ int bench_stream(sg_model *model, const sg_policy_set *set, const char *const *n
     int32_t *ids = malloc(IDS_CAP * sizeof *ids);
     run_result rr[2 * BENCH_STREAM_MAX_CONVS];
     long floor_tokens;
+    size_t cache_bytes = sg_prefix_cache_default_bytes(model);
     int rc = -1;
 
     for (int i = 0; i < o->n_convs; i++)
@@ -262,20 +263,25 @@ int bench_stream(sg_model *model, const sg_policy_set *set, const char *const *n
     if (make_convs(tok, o, cv, max_conv, ids) < 0)
         goto out;
     floor_tokens = suffix_floor(tok, set, names, n_names, &cv[0]);
+    if (o->cache_tokens > 0) /* the default is 6144 tokens' blocks: scale it */
+        cache_bytes = cache_bytes / 6144 * (size_t)o->cache_tokens;
     for (int i = 0; i < o->n_convs; i++)
         for (int cache = 1; cache >= 0; cache--) {
             run_result *r = &rr[2 * i + (1 - cache)];
 
-            if (run_one(model, set, names, n_names, cv, o->convs[i], cache, r) < 0)
+            if (run_one(model, set, names, n_names, cv, o->convs[i], cache ? cache_bytes : 0,
+                        r) < 0)
                 goto out;
             fprintf(stderr, "bench: stream %d conversation(s), cache %s: %.1f tokens and %.1f ms "
                     "per later check\n", r->n_conv, cache ? "on" : "off", r->later_tokens,
                     r->later_ms);
         }
     if (as_json) {
-        json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:I}", "user_tokens", o->user_tokens,
-                                 "reply_tokens", o->reply_tokens, "every", o->every, "policies",
-                                 (int)n_names, "suffix_tokens", (json_int_t)floor_tokens);
+        json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:I, s:I}", "user_tokens",
+                                 o->user_tokens, "reply_tokens", o->reply_tokens, "every",
+                                 o->every, "policies", (int)n_names, "suffix_tokens",
+                                 (json_int_t)floor_tokens, "cache_bytes",
+                                 (json_int_t)cache_bytes);
         json_t *runs = json_array();
         json_t *top;
 
@@ -289,8 +295,8 @@ int bench_stream(sg_model *model, const sg_policy_set *set, const char *const *n
         json_decref(top);
     } else {
         printf("stream     %d-token message, %d-token reply checked every %d tokens, %zu "
-               "policies; suffixes after the reply: %ld tokens\n", o->user_tokens,
-               o->reply_tokens, o->every, n_names, floor_tokens);
+               "policies; suffixes after the reply: %ld tokens; cache %zu bytes\n",
+               o->user_tokens, o->reply_tokens, o->every, n_names, floor_tokens, cache_bytes);
         for (int i = 0; i < 2 * o->n_convs; i++)
             printf("stream     %d conv, cache %-3s: first check %.0f tokens %.1f ms; later "
                    "checks %.1f tokens (%.1f new) %.1f ms; total %zu tokens %.2f s; "

@@ -24,11 +24,13 @@ typedef struct bench_stream_opts {
     int every;        /* tokens between checks (32); the last check is at the end */
     int convs[BENCH_STREAM_MAX_CONVS]; /* conversation counts to run (1 and 8) */
     int n_convs;
+    long cache_tokens; /* the prefix cache holds this many tokens' blocks; 0: the default */
 } bench_stream_opts;
 
 /*
  * Run the scenario on `model` against the four policies `names` of `set`: for each count of
- * conversations, once with a prefix cache of the default size and once without. Progress and
+ * conversations, once with a prefix cache (the default size, or cache_tokens tokens) and once
+ * without. Progress and
  * the table go to stderr/stdout; with as_json, one JSON object to stdout. Returns 0, or -1
  * after printing "shieldctl bench: MESSAGE".
  */

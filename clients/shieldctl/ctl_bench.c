@@ -69,7 +69,9 @@ static void usage(FILE *f)
             "  --stream-user N    tokens of the user's message (default 64)\n"
             "  --stream-reply N   tokens of the reply (default 320)\n"
             "  --stream-every N   tokens between checks (default 32; one more at the end)\n"
-            "  --stream-convs L   conversation counts, e.g. 1,8 (default; at most 4 counts)\n");
+            "  --stream-convs L   conversation counts, e.g. 1,8 (default; at most 4 counts)\n"
+            "  --stream-cache-tokens N  the prefix cache's size in tokens of the model\n"
+            "                     (default 6144, the daemon's prefix_cache_bytes: auto)\n");
 }
 
 static double now(void)
@@ -258,6 +260,15 @@ static int stream_option(const char *a, const char *v, int *i, bench_stream_opts
         dst = &so->reply_tokens;
     else if (strcmp(a, "--stream-every") == 0)
         dst = &so->every;
+    else if (strcmp(a, "--stream-cache-tokens") == 0) {
+        int t;
+
+        if (ctl_parse_int("bench", a, v, 16, 1 << 24, &t) < 0)
+            return -1;
+        so->cache_tokens = t;
+        (*i)++;
+        return 1;
+    }
     if (dst == NULL)
         return 0;
     if (ctl_parse_int("bench", a, v, 1, 8192, dst) < 0)
@@ -281,7 +292,7 @@ int ctl_bench(int argc, char **argv)
     int as_json = 0;
     int classify = 1;
     int stream = 0;
-    bench_stream_opts so = {64, 320, 32, {1, 8}, 2};
+    bench_stream_opts so = {64, 320, 32, {1, 8}, 2, 0};
     sg_model_opts mo = sg_model_opts_default();
     sg_model *model = NULL;
     sg_ctx *ctx = NULL;

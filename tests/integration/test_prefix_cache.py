@@ -255,5 +255,37 @@ class StreamGuardTest(unittest.TestCase):
         self.assertIn("a data line is not JSON", r.stderr.decode())
 
 
+class BenchStream(unittest.TestCase):
+    def test_targets_in_tokens(self):
+        """shieldctl bench --stream on the test model: with the cache, each check after the
+        first computes at most its new tokens + the suffixes + 2, and 3 interleaved
+        conversations cost what one does; without it they cost more."""
+        from clients_common import SHIELDCTL
+        r = subprocess.run([SHIELDCTL, "bench", "--model", _model, "--threads", "1",
+                            "--precision", "f32", "--policies", POLICIES, "--stream",
+                            "--stream-user", "16", "--stream-reply", "64", "--stream-every",
+                            "16", "--stream-convs", "1,3", "--json"],
+                           capture_output=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        doc = json.loads(r.stdout)["stream"]
+        runs = {(x["conversations"], x["cache"]): x for x in doc["runs"]}
+        floor = doc["suffix_tokens"]
+        self.assertGreater(floor, 100)
+        for n in (1, 3):
+            on = runs[(n, True)]
+            self.assertEqual(on["checks"], 4 * n)
+            self.assertLessEqual(on["later_check_computed"],
+                                 on["later_check_new_tokens"] + floor + 2)
+            self.assertEqual(on["prefix_cache"]["evictions"], 0)
+        self.assertAlmostEqual(runs[(3, True)]["later_check_computed"],
+                               runs[(1, True)]["later_check_computed"], delta=2)
+        self.assertGreater(runs[(3, False)]["later_check_computed"],
+                           runs[(3, True)]["later_check_computed"] + 16)
+        bad = subprocess.run([SHIELDCTL, "bench", "--model", _model, "--stream",
+                              "--stream-every", "0"], capture_output=True, timeout=60)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--stream-every", bad.stderr.decode())
+
+
 if __name__ == "__main__":
     unittest.main()
