@@ -73,8 +73,11 @@ class ClassifyResult:
     flagged: bool
     prompt_tokens: int
     truncated: bool = False
-    computed_tokens: int = 0  # tokens the daemon ran through the model for this request
-    cached_tokens: int = 0    # tokens of the shared prefix reused from earlier requests
+    # What the request cost: tokens run through the model, and tokens of the shared prefix
+    # reused from earlier requests. They depend on what the daemon had cached, not on the
+    # result, so equality ignores them.
+    computed_tokens: int = dataclasses.field(default=0, compare=False)
+    cached_tokens: int = dataclasses.field(default=0, compare=False)
 
     def score(self, policy):
         """The PolicyScore of `policy` (KeyError if it was not evaluated)."""
