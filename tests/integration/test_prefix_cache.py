@@ -160,6 +160,20 @@ class PrefixCache(unittest.TestCase):
             self.assertEqual([s.probability for s in a.results],
                              [s.probability for s in b.results], reply)
 
+    def test_e_config_errors(self):
+        """A bound under one block, and a value that is not a size, are refused by name."""
+        from clients_common import SHIELDD
+        for value, msg in (("100", "prefix_cache_bytes: prefix cache: 100 bytes hold no block"),
+                           ("lots", "prefix_cache_bytes: 'lots' is not a size")):
+            r = subprocess.run([SHIELDD, "-n", "-m", _model, "-p", _policies,
+                                "--prefix-cache-bytes", value], capture_output=True, timeout=120)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(msg, r.stderr.decode())
+        for value in ("auto", "0", "1M"):
+            r = subprocess.run([SHIELDD, "-n", "-m", _model, "-p", _policies,
+                                "--prefix-cache-bytes", value], capture_output=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+
     def test_d_cached_tokens(self):
         """A check that adds a few tokens to the reply reuses the whole earlier prefix."""
         user = "Tell me a story about a lighthouse keeper."
