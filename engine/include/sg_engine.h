@@ -268,7 +268,7 @@ void sg_prefix_cache_get_stats(sg_prefix_cache *pc, sg_prefix_cache_stats *out);
  * longest further prefix the cache `pc` holds (NULL: no cache), compute the rest, and store the
  * trunk's new rows in the cache. *reused (may be NULL) receives the tokens not computed. On
  * failure (the errors of sg_ctx_append; SG_EINVAL for a cache of another model or precision)
- * the trunk holds a prefix of ids and the cache is unchanged by this call.
+ * the trunk holds a prefix of ids and nothing of this call is stored in the cache.
  */
 int sg_ctx_sync_prefix(sg_ctx *c, sg_prefix_cache *pc, const int32_t *ids, size_t n,
                        size_t *reused);
