@@ -227,9 +227,10 @@ static sg_ctx *new_ctx(sg_model *m)
 {
     sg_ctx *c = NULL;
     sg_ctx_opts co = sg_ctx_opts_default();
+    char err[256] = "";
 
     co.n_ctx = 512;
-    ck_assert_int_eq(sg_ctx_new(&c, m, &co), SG_OK);
+    ck_assert_msg(sg_ctx_new(&c, m, &co, err, sizeof err) == SG_OK, "%s", err);
     return c;
 }
 
