@@ -144,6 +144,8 @@ static int get_token_id(struct cfg *c, const char *key, int def, int n_vocab, in
     char exp[96];
 
     snprintf(exp, sizeof exp, "a token id in 0..%d (or a list of them)", n_vocab - 1);
+    if (!v && c->root != c->top) /* the multimodal file states them at its top level */
+        v = json_object_get(c->top, key);
     if (!v || json_is_null(v)) {
         char val[32];
 
