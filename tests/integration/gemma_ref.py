@@ -104,6 +104,14 @@ class GemmaRef:
             # (base, linear factor) of full and sliding layers
             self.rope_kind = {False: (self.theta, _linear_factor(c.get("rope_scaling"))),
                               True: (c["rope_local_base_freq"], 1.0)}
+            # transformers 5 writes RoPE per layer type: rope_parameters[type] = {rope_type,
+            # rope_theta, factor}
+            rp = c.get("rope_parameters") or {}
+            for kind, name in ((False, "full_attention"), (True, "sliding_attention")):
+                if name in rp:
+                    e = rp[name]
+                    self.rope_kind[kind] = (e.get("rope_theta", self.rope_kind[kind][0]),
+                                            _linear_factor(e))
         else:
             self.sliding = [l % 2 == 0 for l in range(self.n_layer)]
             f = _linear_factor(c.get("rope_scaling"))
