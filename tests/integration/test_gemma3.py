@@ -373,6 +373,42 @@ class ClassifyTest(unittest.TestCase):
                                      (r["policy"], r["probability"], want))
         print("\ngemma3 classify: max |P engine - P float64| = %.3g" % worst)
 
+    def test_other_answer_pieces_by_editing_yaml(self):
+        """Another Yes/No classifier on Gemma 3: only template.yaml changes (answer pieces
+        "True" / "False", another preamble)."""
+        model = Classify.get()
+        d = tempfile.mkdtemp(prefix="sg-g3-pol-")
+        try:
+            for f in os.listdir(POLICIES):
+                if f.endswith(".yaml"):
+                    shutil.copy(os.path.join(POLICIES, f), d)
+            with open(os.path.join(d, "template.yaml"), encoding="utf-8") as f:
+                t = f.read()
+            t = t.replace('answer_yes: "Yes"', 'answer_yes: "True"')
+            t = t.replace('answer_no: "No"', 'answer_no: "False"')
+            t = t.replace("You are a policy expert", "You are a careful policy expert")
+            with open(os.path.join(d, "template.yaml"), "w", encoding="utf-8") as f:
+                f.write(t)
+            text = "Is this fine?"
+            rendered = self.run_ctl(["render", "--policies", d, "--policy", "hate", "--",
+                                     text]).decode("utf-8")
+            self.assertIn("careful policy expert", rendered)
+            p = subprocess.run(["node", os.path.join(TOP, "tests", "integration",
+                                                     "hf_encode.js"), NODE_MODULES, G3_TOK],
+                               input=json.dumps([rendered]).encode(), capture_output=True,
+                               timeout=300)
+            self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
+            ids = json.loads(p.stdout)[0]
+            with open(os.path.join(G3_TOK, "tokenizer.json"), encoding="utf-8") as f:
+                vocab = json.load(f)["model"]["vocab"]
+            zt, zf = GemmaRef(model).logits(ids, want=[vocab["True"], vocab["False"]])
+            reply = json.loads(self.run_ctl(["classify", "--model", model, "--policies", d,
+                                             "--policy", "hate", "--json", "--", text]))
+            self.assertLessEqual(abs(reply["results"][0]["probability"] - p_violation(zt, zf)),
+                                 2e-5)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
 
 if __name__ == "__main__":
     unittest.main()
