@@ -95,6 +95,8 @@ static int hparam_u32(const sg_gguf *g, const char *arch, const char *suffix, in
         if (required)
             return sg_errf(err, errlen, SG_EFORMAT, sg_gguf_name(g), "required key '%s' is absent",
                            key);
+        sg_log(SG_LOG_INFO, "%s: key '%s' absent: %d (llama.cpp's default)", sg_gguf_name(g),
+               key, def);
         *v = def;
         return SG_OK;
     }
@@ -149,6 +151,8 @@ static int hparam_f32(const sg_gguf *g, const char *arch, const char *suffix, fl
 
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     if (sg_gguf_find_key(g, key) < 0) {
+        sg_log(SG_LOG_INFO, "%s: key '%s' absent: %g (llama.cpp's default)", sg_gguf_name(g),
+               key, (double)def);
         *v = def;
         return SG_OK;
     }
@@ -168,6 +172,8 @@ static int token_id(const sg_gguf *g, const char *key, int def, int *v, char *er
     int rc;
 
     if (sg_gguf_find_key(g, key) < 0) {
+        sg_log(SG_LOG_INFO, "%s: key '%s' absent: %d (llama.cpp's default)", sg_gguf_name(g),
+               key, def);
         *v = def;
         return SG_OK;
     }
@@ -302,6 +308,8 @@ static int load_info(const sg_gguf *g, sg_model_info *info, char *err, size_t er
         info->qk_norm = 1;
         for (int l = 0; l < info->n_layer; l++)
             info->layer_sliding[l] = l % 6 < 5;
+        sg_log(SG_LOG_INFO, "%s: gemma3: llama.cpp's fixed layer pattern, every 6th layer full",
+               sg_gguf_name(g));
     } else if (gemma1) {
         /* Gemma 1: no sliding window, no soft-caps. */
         info->sliding_window = 0;

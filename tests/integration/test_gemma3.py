@@ -160,6 +160,11 @@ class LogitsTest(unittest.TestCase):
         self.assertIn("layers (S sliding, F full): SSSSSFSS", err)
         self.assertIn("rope full layers: theta 1e+06, linear factor 4; sliding layers: theta "
                       "10000, factor 1", err)
+        _, err = logits(os.path.join(self.dir, "bf16.gguf"), extra=["--verbose"])
+        self.assertIn("key 'gemma3.rope.freq_base_swa' absent: 10000 (llama.cpp's default)", err)
+        self.assertIn("llama.cpp's fixed layer pattern, every 6th layer full", err)
+        self.assertIn("query_scale 0.204124", err)  # gemma3.attention.scale = 24^-0.5
+        self.assertIn("layers (S sliding, F full): SSSSSFSS", err)
 
 
 def edit_config(src, dst, change):
