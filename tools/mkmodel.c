@@ -583,6 +583,49 @@ static void usage(FILE *f)
             DEFAULT_TOKENIZER);
 }
 
+/* Copy tokenizer.json (and a tokenizer_config.json beside it) into `out`; NULL: remove the
+ * tokenizer files of an earlier run in the same folder, which would not match. */
+static void write_tokenizer(const char *out, const char *tokenizer)
+{
+    if (tokenizer == NULL) {
+        /* Drop the tokenizer of an earlier run in the same folder: it would not match. */
+        char old[4200];
+
+        join(old, sizeof old, out, "tokenizer.json");
+        unlink(old);
+        join(old, sizeof old, out, "tokenizer_config.json");
+        unlink(old);
+    } else {
+        char dst[4200];
+        char src_cfg[4200];
+        const char *slash = strrchr(tokenizer, '/');
+        const size_t dlen = slash != NULL ? (size_t)(slash - tokenizer) + 1 : 0;
+
+        join(dst, sizeof dst, out, "tokenizer.json");
+        copy_file(tokenizer, dst);
+        if (dlen + sizeof "tokenizer_config.json" <= sizeof src_cfg) {
+            memcpy(src_cfg, tokenizer, dlen);
+            memcpy(src_cfg + dlen, "tokenizer_config.json", sizeof "tokenizer_config.json");
+            if (access(src_cfg, R_OK) == 0) {
+                join(dst, sizeof dst, out, "tokenizer_config.json");
+                copy_file(src_cfg, dst);
+            }
+        }
+    }
+}
+
+/* The shapes of preset `name` (dies on an unknown name). */
+static shape_cfg find_preset(const char *name)
+{
+    for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++)
+        if (strcmp(presets[p].name, name) == 0)
+            return presets[p].s;
+    die("--preset: unknown preset '%s' (gemma2-2b, gemma2-9b, gemma2-27b, gemma3-1b, "
+        "gemma3-4b, gemma3-12b, gemma3-27b, demo, tiny)",
+        name);
+    return presets[0].s;
+}
+
 int main(int argc, char **argv)
 {
     const char *out = NULL;
@@ -595,26 +638,16 @@ int main(int argc, char **argv)
     double gain = 1.0;
     int qs_set = 0;
     int vocab = 0;
-    shape_cfg s = presets[0].s;
+    shape_cfg s;
     tensor_spec *t;
     size_t nt;
-    int found = 0;
 
     /* First pass: the preset, so that the other flags override its values. */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc)
             preset_name = argv[i + 1];
     }
-    for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++) {
-        if (strcmp(presets[p].name, preset_name) == 0) {
-            s = presets[p].s;
-            found = 1;
-        }
-    }
-    if (!found)
-        die("--preset: unknown preset '%s' (gemma2-2b, gemma2-9b, gemma2-27b, gemma3-1b, "
-            "gemma3-4b, gemma3-12b, gemma3-27b, demo, tiny)",
-            preset_name);
+    s = find_preset(preset_name);
     if (s.gemma3)
         tokenizer = GEMMA3_TOKENIZER;
 
@@ -730,31 +763,7 @@ int main(int argc, char **argv)
     mkdirs(out);
     write_safetensors(out, t, nt, bf16, seed, quiet);
     write_config(out, &s, bf16 ? "bfloat16" : "float32");
-    if (no_tokenizer) {
-        /* Drop the tokenizer of an earlier run in the same folder: it would not match. */
-        char old[4200];
-
-        join(old, sizeof old, out, "tokenizer.json");
-        unlink(old);
-        join(old, sizeof old, out, "tokenizer_config.json");
-        unlink(old);
-    } else {
-        char dst[4200];
-        char src_cfg[4200];
-        const char *slash = strrchr(tokenizer, '/');
-        const size_t dlen = slash != NULL ? (size_t)(slash - tokenizer) + 1 : 0;
-
-        join(dst, sizeof dst, out, "tokenizer.json");
-        copy_file(tokenizer, dst);
-        if (dlen + sizeof "tokenizer_config.json" <= sizeof src_cfg) {
-            memcpy(src_cfg, tokenizer, dlen);
-            memcpy(src_cfg + dlen, "tokenizer_config.json", sizeof "tokenizer_config.json");
-            if (access(src_cfg, R_OK) == 0) {
-                join(dst, sizeof dst, out, "tokenizer_config.json");
-                copy_file(src_cfg, dst);
-            }
-        }
-    }
+    write_tokenizer(out, no_tokenizer ? NULL : tokenizer);
     if (!quiet)
         fprintf(stderr,
                 "mkmodel: wrote %s (vocab %d, d_model %d, %d layers, %d heads / %d kv x %d, "
