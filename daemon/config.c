@@ -33,6 +33,17 @@ static const struct config_key keys[] = {
      "listener, repeatable: unix:/path/to.sock or tcp:HOST:PORT"},
     {"socket_mode", K_MODE, OFF(socket_mode), 0, 0777, "permissions of Unix sockets (octal)"},
     {"socket_group", K_STRING, OFF(socket_group), 0, 0, "group of Unix sockets (name or id)"},
+    {"api_keys", K_STRING, OFF(api_keys), 0, 0,
+     "file of API keys, one 'KEY [name]' a line: every endpoint but /healthz and /readyz then "
+     "needs 'Authorization: Bearer KEY' (reloaded on SIGHUP)"},
+    {"metrics_auth", K_BOOL, OFF(metrics_auth), 0, 1,
+     "with api_keys, /metrics needs a key too (--no-metrics-auth leaves it open)"},
+    {"allow_uids", K_STRING, OFF(allow_uids), 0, 0,
+     "Unix socket peers allowed, by user (comma-separated names or ids; empty: any)"},
+    {"allow_gids", K_STRING, OFF(allow_gids), 0, 0,
+     "Unix socket peers allowed, by primary group (comma-separated names or ids; empty: any)"},
+    {"allow_unauthenticated_tcp", K_BOOL, OFF(allow_unauthenticated_tcp), 0, 1,
+     "allow a non-loopback TCP listener without api_keys"},
     {"threads", K_INT, OFF(threads), 0, 1024, "engine threads (0: all cores)"},
     {"precision", K_STRING, OFF(precision), 0, 0, "matrix precision: f32, bf16 or int8"},
     {"pack_cache", K_STRING, OFF(pack_cache), 0, 0,
@@ -83,6 +94,10 @@ void shieldd_defaults(struct shieldd_config *c)
     c->listen[c->n_listen++] = xstrdup("tcp:127.0.0.1:8088");
     c->socket_mode = 0660;
     c->socket_group = xstrdup("");
+    c->api_keys = xstrdup("");
+    c->metrics_auth = 1;
+    c->allow_uids = xstrdup("");
+    c->allow_gids = xstrdup("");
     c->threads = 0;
     c->precision = xstrdup("f32");
     c->pack_cache = xstrdup("auto");
@@ -114,6 +129,9 @@ void config_free(struct shieldd_config *c)
     for (size_t i = 0; i < c->n_listen; i++)
         free(c->listen[i]);
     free(c->socket_group);
+    free(c->api_keys);
+    free(c->allow_uids);
+    free(c->allow_gids);
     free(c->precision);
     free(c->pack_cache);
     memset(c, 0, sizeof *c);
@@ -245,6 +263,8 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
 
     if (k == NULL)
         return fail_msg(err, errlen, "unknown key '%s'", key);
+    if (strcmp(key, "socket_mode") == 0 || strcmp(key, "socket_group") == 0)
+        c->socket_perms_set = 1;
     switch (k->type) {
     case K_STRING: {
         char *d = xstrdup(value);

@@ -108,6 +108,35 @@ START_TEST(jsonl_basic_and_errors)
 }
 END_TEST
 
+/* A "messages" conversation instead of the text field, mapped as the daemon maps it. */
+START_TEST(jsonl_messages)
+{
+    const char *data =
+        "{\"id\": 1, \"messages\": [{\"role\": \"system\", \"content\": \"sys\"}, "
+        "{\"role\": \"user\", \"content\": \"question\"}]}\n"
+        "{\"id\": 2, \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", "
+        "\"text\": \"a\"}, {\"type\": \"text\", \"text\": \"b\"}]}, {\"role\": \"assistant\", "
+        "\"content\": \"reply\"}]}\n"
+        "{\"id\": 3, \"messages\": [{\"role\": \"assistant\", \"content\": \"alone\"}]}\n"
+        "{\"id\": 4, \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": "
+        "\"image_url\"}]}]}\n"
+        "{\"id\": 5, \"text\": \"plain\", \"messages\": []}\n";
+    sg_scan_item it[8];
+    char err[256];
+    int n = read_all(data, SG_SCAN_JSONL, NULL, NULL, it, 8, err, sizeof err);
+
+    ck_assert_int_eq(n, 5);
+    ck_assert_str_eq(it[0].text, "question");
+    ck_assert_ptr_null(it[0].response);
+    ck_assert_str_eq(it[1].text, "a\nb");
+    ck_assert_str_eq(it[1].response, "reply");
+    ck_assert_ptr_nonnull(strstr(it[2].error, "line 3: 'messages' has no user turn"));
+    ck_assert_ptr_nonnull(strstr(it[3].error, "only text parts"));
+    ck_assert_str_eq(it[4].text, "plain"); /* the text field wins */
+    clear_all(it, n);
+}
+END_TEST
+
 START_TEST(jsonl_custom_field_unicode)
 {
     const char *data = "{\"msg\": \"caf\\u00e9 \\n two lines\"}\n";
@@ -620,6 +649,7 @@ Suite *scan_suite(void)
 
     tcase_add_test(tc, jsonl_basic_and_errors);
     tcase_add_test(tc, jsonl_custom_field_unicode);
+    tcase_add_test(tc, jsonl_messages);
     tcase_add_test(tc, empty_inputs);
     tcase_add_test(tc, csv_quoting);
     tcase_add_test(tc, csv_header_errors);

@@ -14,7 +14,8 @@ PKGS="build-essential pkg-config libevent-dev libjansson-dev libyaml-dev check l
 libsystemd-dev clang valgrind python3 python3-numpy python3-sentencepiece curl nginx-light nodejs
 npm
 python3-sklearn librsvg2-bin
-slurm-wlm munge haproxy"
+slurm-wlm munge haproxy
+systemd"
 
 missing=""
 for p in $PKGS; do

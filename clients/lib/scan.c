@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sg_chat.h"
+
 #define MAX_COLUMNS 4096
 
 struct sg_scan_reader {
@@ -627,6 +629,38 @@ oom:
     return -1;
 }
 
+/*
+ * A record with "messages" (a chat conversation) instead of the text field: mapped as the
+ * daemon maps it (sg_chat.h) into the item's text and response. 1, or -1 when out of memory.
+ */
+static int item_messages(sg_scan_reader *r, sg_scan_item *it, const json_t *msgs)
+{
+    sg_chat_input c;
+    char err[512];
+    int has_response;
+
+    if (sg_chat_map(msgs, "", &c, err, sizeof err) < 0)
+        return item_error(it, r->line, "%s", err) < 0 ? -1 : 1;
+    if (memchr(c.text, '\0', c.text_len) ||
+        (c.response && memchr(c.response, '\0', c.response_len))) {
+        sg_chat_input_free(&c);
+        return item_error(it, r->line, "'messages' contains a NUL character") < 0 ? -1 : 1;
+    }
+    it->text = strndup(c.text, c.text_len);
+    it->text_len = c.text_len;
+    has_response = c.response != NULL;
+    if (has_response) {
+        it->response = strndup(c.response, c.response_len);
+        it->response_len = c.response_len;
+    }
+    sg_chat_input_free(&c);
+    if (it->text == NULL || (has_response && it->response == NULL)) {
+        snprintf(r->errmsg, sizeof r->errmsg, "out of memory");
+        return -1;
+    }
+    return 1;
+}
+
 static int next_jsonl(sg_scan_reader *r, sg_scan_item *it)
 {
     size_t n;
@@ -674,6 +708,11 @@ static int next_jsonl(sg_scan_reader *r, sg_scan_item *it)
             goto oom;
     }
     v = json_object_get(obj, r->field);
+    if (!v && json_object_get(obj, "messages") != NULL) {
+        rc = item_messages(r, it, json_object_get(obj, "messages"));
+        json_decref(obj);
+        return rc;
+    }
     if (!v) {
         json_decref(obj);
         return item_error(it, r->line, "missing field \"%s\"", r->field) < 0 ? -1 : 1;
