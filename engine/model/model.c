@@ -486,6 +486,32 @@ static int load_safetensors(sg_model *m, const char *path, int is_dir, char *err
 }
 
 /*
+ * The tokenizer's pieces must fit the model's vocabulary, except special tokens past its end:
+ * Gemma 3's tokenizer.json carries <image_soft_token> = 262144 while the 1B's vocab_size is
+ * 262144. Those are kept (they are never the answer pieces; a prompt that produces one is
+ * refused by the context, naming the id) and logged.
+ */
+static int check_tok_vocab(const sg_model *m, const char *src, char *err, size_t errlen)
+{
+    const size_t n = sg_tok_n_vocab(m->tok);
+    const int32_t v = m->info.n_vocab;
+
+    for (size_t id = (size_t)v; id < n; id++) {
+        if (!sg_tok_is_special(m->tok, (int32_t)id)) {
+            snprintf(err, errlen, "%s: the tokenizer has %zu pieces, expected at most the "
+                     "model's vocab_size %d (piece %zu '%.40s' is not a special token)",
+                     src, n, (int)v, id, sg_tok_piece(m->tok, (int32_t)id));
+            return SG_EFORMAT;
+        }
+    }
+    if (n > (size_t)v)
+        sg_log(SG_LOG_INFO, "%s: the tokenizer has %zu pieces, the model %d: the special "
+               "token(s) from id %d ('%.40s') are outside the model and refused if a prompt "
+               "produces them", src, n, (int)v, (int)v, sg_tok_piece(m->tok, v));
+    return SG_OK;
+}
+
+/*
  * The tokenizer at the same path: a folder's tokenizer.json or tokenizer.model, the files beside
  * a single .safetensors, or a GGUF's metadata. A folder without tokenizer files is fine (no
  * tokenizer); a tokenizer that is there but broken, or bigger than the model's vocabulary, is an
@@ -524,12 +550,7 @@ static int load_tokenizer(sg_model *m, const char *path, int is_dir, char *err, 
         snprintf(err, errlen, "%s", sub);
         return rc;
     }
-    if (sg_tok_n_vocab(m->tok) > (size_t)m->info.n_vocab) {
-        snprintf(err, errlen, "%s: the tokenizer has %zu pieces, expected at most the model's "
-                 "vocab_size %d", src, sg_tok_n_vocab(m->tok), m->info.n_vocab);
-        return SG_EFORMAT;
-    }
-    return SG_OK;
+    return check_tok_vocab(m, src, err, errlen);
 }
 
 int sg_model_open(sg_model **out, const char *path, const sg_model_opts *opts, char *err,

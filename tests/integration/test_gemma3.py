@@ -275,6 +275,37 @@ class ConfigErrorTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("missing tensor 'model.language_model.embed_tokens.weight'", err)
 
+    def test_tokenizer_past_the_vocabulary(self):
+        """Gemma 3's tokenizer.json has <image_soft_token> = 262144 while the 1B's vocab_size is
+        262144: special pieces past the model's vocabulary are accepted, others refused."""
+        for special in (True, False):
+            d = os.path.join(tempfile.mkdtemp(dir=self.dir), "m")
+            shutil.copytree(os.path.join(self.dir, "hf_f32"), d)
+            vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3}
+            vocab.update({"<0x%02X>" % b: 4 + b for b in range(256)})
+            vocab.update({"t%d" % i: i for i in range(260, 300)})
+            added = [{"id": i, "content": p, "special": True, "normalized": False}
+                     for p, i in list(vocab.items())[:4]]
+            added.append({"id": 300, "content": "<image_soft_token>", "special": special,
+                          "normalized": False})
+            tok = {"added_tokens": added,
+                   "normalizer": {"type": "Replace", "pattern": {"String": " "},
+                                  "content": "\u2581"},
+                   "model": {"type": "BPE", "vocab": dict(vocab, **{"<image_soft_token>": 300}),
+                             "merges": [], "byte_fallback": True, "unk_token": "<unk>"}}
+            with open(os.path.join(d, "tokenizer.json"), "w") as f:
+                json.dump(tok, f)
+            p = subprocess.run([SHIELDCTL, "bench", "--model", d, "--no-classify", "--tokens",
+                                "8", "--reps", "1", "--threads", "1", "--precision", "f32"],
+                               capture_output=True, text=True, timeout=120)
+            if special:
+                self.assertEqual(p.returncode, 0, p.stderr)
+            else:
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn("the tokenizer has 301 pieces, expected at most the model's "
+                              "vocab_size 300 (piece 300 '<image_soft_token>' is not a special "
+                              "token)", p.stderr)
+
     def test_gguf(self):
         import gguf_quantize as gq
         kvs, tensors, align = gq.read_gguf(os.path.join(self.dir, "f32.gguf"))
