@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "log.h"
+#include "sg_engine.h"
 
 enum key_type { K_STRING, K_INT, K_LONG_SIZE, K_DURATION, K_BOOL, K_MODE, K_LISTEN };
 
@@ -56,7 +57,8 @@ static const struct config_key keys[] = {
      "tokens per rendered prompt (413; 0: the model's context)"},
     {"max_inputs", K_INT, OFF(max_inputs), 1, 1 << 16, "inputs in one batch request"},
     {"queue_depth", K_INT, OFF(queue_depth), 1, 1 << 20, "queued requests before 503"},
-    {"batch_tokens", K_INT, OFF(batch_tokens), 1, 1 << 26, "token budget of one worker batch"},
+    {"batch_tokens", K_INT, OFF(batch_tokens), 1, 1 << 26,
+     "bytes of input per worker round (>= its tokens)"},
     {"request_timeout", K_DURATION, OFF(request_timeout), 0.001, 86400,
      "deadline from arrival to reply (504)"},
     {"read_timeout", K_DURATION, OFF(read_timeout), 0.001, 86400,
@@ -273,8 +275,7 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
             return fail_msg(err, errlen, "%s: out of memory", key);
         free(*(char **)p);
         *(char **)p = d;
-        if (strcmp(key, "precision") == 0 && strcmp(d, "f32") != 0 && strcmp(d, "bf16") != 0 &&
-            strcmp(d, "int8") != 0)
+        if (strcmp(key, "precision") == 0 && sg_precision_parse(d, &(sg_precision){0}) != SG_OK)
             return fail_msg(err, errlen, "precision: '%s' is not one of f32, bf16, int8", value);
         if (strcmp(key, "pack_cache") == 0 && d[0] == '\0')
             return fail_msg(err, errlen, "pack_cache: empty (a folder, 'auto' or 'off')");

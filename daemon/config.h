@@ -39,7 +39,7 @@ struct shieldd_config {
     int max_tokens;                /* per rendered prompt; 0: the model's context */
     int max_inputs;                /* inputs per batch request */
     int queue_depth;               /* queued requests before 503 */
-    int batch_tokens;              /* token budget of one worker batch */
+    int batch_tokens;              /* bytes of input per worker round (>= its tokens) */
     double request_timeout;        /* seconds from arrival to reply (504) */
     double read_timeout;           /* seconds to receive a whole request (408) */
     double idle_timeout;           /* seconds a keep-alive connection may idle */

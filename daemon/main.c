@@ -110,12 +110,8 @@ static int load_model(struct shieldd *sd, char *err, size_t errlen)
     char pack_dir[4096];
 
     mo.n_threads = sd->cfg.threads;
-    if (strcmp(sd->cfg.precision, "bf16") == 0)
-        mo.precision = SG_PREC_BF16;
-    else if (strcmp(sd->cfg.precision, "int8") == 0)
-        mo.precision = SG_PREC_INT8;
-    else
-        mo.precision = SG_PREC_F32;
+    if (sg_precision_parse(sd->cfg.precision, &mo.precision) != SG_OK)
+        mo.precision = SG_PREC_F32; /* not reached: config.c accepts only these names */
     mo.load_tokenizer = 1;
     mo.pack_cache = pack_cache_dir(&sd->cfg, pack_dir, sizeof pack_dir);
     if (mo.pack_cache != NULL)

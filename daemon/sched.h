@@ -33,7 +33,7 @@ enum sched_status {
 struct sched_job {
     struct sched_job *prev, *next; /* queue links (private) */
     double deadline;               /* monotonic seconds (sched_now); 0: none */
-    size_t cost;                   /* a bound on its tokens (its bytes) */
+    size_t cost;                   /* budget units: bytes of input (an upper bound on tokens) */
     unsigned tenant;               /* whose job it is (round-robin); 0 for everyone unnamed */
     int state;                     /* private */
     atomic_int cancelled;          /* set by sched_cancel (loop); the run function polls it */

@@ -20,7 +20,8 @@
 
 #include <yaml.h>
 
-#include "utf8.h"
+#include "sg_engine.h"
+
 
 #define TEMPLATE_FILE "template.yaml"
 #define MAX_FILE_BYTES (1u << 20) /* a policy file is a few hundred bytes */
@@ -72,12 +73,6 @@ typedef struct loader {
     size_t errlen;
 } loader;
 
-static void vset_err(loader *L, const char *fmt, va_list ap)
-{
-    if (L->err && L->errlen > 0)
-        vsnprintf(L->err, L->errlen, fmt, ap);
-}
-
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
@@ -86,7 +81,7 @@ static int fail(loader *L, int code, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vset_err(L, fmt, ap);
+    sg_verrf(L->err, L->errlen, code, NULL, fmt, ap);
     va_end(ap);
     return code;
 }
@@ -97,13 +92,14 @@ __attribute__((format(printf, 4, 5)))
 #endif
 static int fail_at(loader *L, yaml_mark_t m, int code, const char *fmt, ...)
 {
-    char msg[512];
+    char where[4200];
     va_list ap;
 
+    snprintf(where, sizeof where, "%s:%zu:%zu", L->path, m.line + 1, m.column + 1);
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    sg_verrf(L->err, L->errlen, code, where, fmt, ap);
     va_end(ap);
-    return fail(L, code, "%s:%zu:%zu: %s", L->path, m.line + 1, m.column + 1, msg);
+    return code;
 }
 
 /* The mark (line, column in characters) of byte `off` of the file. */

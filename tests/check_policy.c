@@ -1,7 +1,8 @@
 /*
  * check_policy.c: the policy loader (every validation error with its file:line:column), the
  * shipped policies, and byte-exact rendering of both modes for every shipped policy against
- * tests/fixtures/render/ (made from SHIELDGEMMA-PROMPTS.md independently of the YAML files).
+ * tests/fixtures/render/ (made from the model card's prompts independently of the YAML files:
+ * tests/fixtures/render/README.md).
  */
 #include <check.h>
 #include <stdio.h>

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sg_chat.h"
+#include "sg_engine.h"
 
 #define MAX_COLUMNS 4096
 
@@ -86,45 +87,7 @@ void sg_scan_item_clear(sg_scan_item *it)
  * byte (the texts are C strings from here on). */
 static int utf8_valid(const char *s, size_t n)
 {
-    if (memchr(s, '\0', n))
-        return 0;
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned c = p[i];
-        size_t k;
-        uint32_t cp;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + k >= n)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i + j] & 0x3f);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
+    return memchr(s, '\0', n) == NULL && sg_utf8_valid(s, n, NULL);
 }
 
 #if defined(__GNUC__)

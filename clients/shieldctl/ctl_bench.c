@@ -198,11 +198,6 @@ static int make_message(const sg_tok *tok, uint32_t seed, size_t tokens, char *b
     return len > 0 ? 0 : -1;
 }
 
-static const char *prec_name(sg_precision p)
-{
-    return p == SG_PREC_F32 ? "f32" : p == SG_PREC_BF16 ? "bf16" : "int8";
-}
-
 int ctl_bench(int argc, char **argv)
 {
     const char *model_path = NULL;
@@ -286,7 +281,7 @@ int ctl_bench(int argc, char **argv)
             }
             i++;
         } else if (v != NULL && strcmp(a, "--precision") == 0) {
-            if (ctl_parse_precision(v, &mo.precision) < 0) {
+            if (sg_precision_parse(v, &mo.precision) != SG_OK) {
                 fprintf(stderr, "shieldctl bench: --precision: expected f32, bf16 or int8, "
                                 "found '%s'\n", v);
                 return 2;
@@ -339,11 +334,11 @@ int ctl_bench(int argc, char **argv)
             want[1] = 0;
         }
         co.n_ctx = max_len;
-        rc = sg_ctx_new(&ctx, model, &co);
+        rc = sg_ctx_new(&ctx, model, &co, err, sizeof err);
         ids = malloc((size_t)max_len * sizeof *ids);
         if (rc < 0 || ids == NULL) {
             fprintf(stderr, "shieldctl bench: cannot create a %d-token context (%s)\n", max_len,
-                    sg_engine_strerror(rc < 0 ? rc : SG_ENOMEM));
+                    rc < 0 ? err : "out of memory");
             goto out;
         }
         ids[0] = info->bos_id >= 0 && info->bos_id < info->n_vocab ? info->bos_id : 0;
@@ -489,7 +484,7 @@ int ctl_bench(int argc, char **argv)
         json_object_set_new(o, "model", json_string(info->name));
         json_object_set_new(o, "d_model", json_integer(info->d_model));
         json_object_set_new(o, "n_layer", json_integer(info->n_layer));
-        json_object_set_new(o, "precision", json_string(prec_name(mo.precision)));
+        json_object_set_new(o, "precision", json_string(sg_precision_name(mo.precision)));
         json_object_set_new(o, "threads", json_integer(mo.n_threads));
         json_object_set_new(o, "load_s", json_real(load_s));
         json_object_set_new(o, "prefill_tokens_per_s", pf);
@@ -520,7 +515,7 @@ int ctl_bench(int argc, char **argv)
         json_decref(o);
     } else {
         printf("model      %s (%s, %d layers, d_model %d), precision %s, threads %d\n",
-               info->name, info->format, info->n_layer, info->d_model, prec_name(mo.precision),
+               info->name, info->format, info->n_layer, info->d_model, sg_precision_name(mo.precision),
                mo.n_threads);
         printf("load       %.2f s\n", load_s);
         for (int l = 0; l < n_lens; l++)

@@ -584,7 +584,7 @@ static int parse_args(int argc, char **argv, struct job *j, struct scan *s)
                 return -1;
             break;
         case 'x':
-            if (ctl_parse_precision(optarg, &j->mo.precision) < 0) {
+            if (sg_precision_parse(optarg, &j->mo.precision) != SG_OK) {
                 fprintf(stderr, "shieldctl scan: --precision wants f32, bf16 or int8\n");
                 return -1;
             }
