@@ -3,7 +3,7 @@
 
     make bench-compare LLAMA_CPP_BIN=DIR      # DIR: llama-bench, llama-server, llama-quantize
     /usr/bin/python3 tools/bench_compare.py --llama-bin DIR [--threads 2] [--rounds 2]
-        [--items 200] [--types bf16,q8_0,q4_0] [--skip prefill,check,bulk]
+        [--items 200] [--types bf16,q8_0,q4_0] [--skip prefill,check,bulk] [--preset P]
 
 Nothing of llama.cpp is built here: DIR holds the user's own build. Steps, each printed:
   files    .cache/cmp/2b-bf16.gguf from `mkmodel --preset gemma2-2b --seed 1 --gguf` (random
@@ -79,21 +79,23 @@ def message(rng, words=45):
 def make_files(a):
     d = os.path.join(TOP, ".cache", "cmp")
     os.makedirs(d, exist_ok=True)
-    files = {"bf16": os.path.join(d, "2b-bf16.gguf")}
-    stamp = os.path.join(d, "2b-bf16.stamp")
+    base = "2b" if a.preset == "gemma2-2b" else a.preset
+    files = {"bf16": os.path.join(d, "%s-bf16.gguf" % base)}
+    stamp = os.path.join(d, "%s-bf16.stamp" % base)
     version = run([a.mkmodel, "--version"]).strip()
     if not os.path.exists(files["bf16"]) or not os.path.exists(stamp) or \
             open(stamp).read().strip() != version:
-        log("writing %s (mkmodel --preset gemma2-2b --seed 1 --gguf, 5.2 GB)" % files["bf16"])
-        run([a.mkmodel, "--preset", "gemma2-2b", "--seed", "1", "--gguf", files["bf16"],
-             "--quiet"])
+        log("writing %s (mkmodel --preset %s --seed 1 --gguf)" % (files["bf16"], a.preset))
+        # llama.cpp runs a gemma2 of 26, 42 or 46 layers only (its query scale depends on it).
+        run([a.mkmodel, "--preset", a.preset, "--seed", "1", "--gguf", files["bf16"],
+             "--quiet"] + ([] if a.preset.startswith("gemma2-") else ["--layers", "26"]))
         open(stamp, "w").write(version + "\n")
         for t in ("q8_0", "q4_0"):
-            p = os.path.join(d, "2b-%s.gguf" % t)
+            p = os.path.join(d, "%s-%s.gguf" % (base, t))
             if os.path.exists(p):
                 os.unlink(p)
     for t in ("q8_0", "q4_0"):
-        p = os.path.join(d, "2b-%s.gguf" % t)
+        p = os.path.join(d, "%s-%s.gguf" % (base, t))
         if not os.path.exists(p):
             log("llama-quantize %s %s %s" % (files["bf16"], p, t.upper()))
             run([os.path.join(a.llama_bin, "llama-quantize"), files["bf16"], p + ".tmp",
@@ -396,6 +398,8 @@ def main():
     ap.add_argument("--llama-bin", required=True)
     ap.add_argument("--build", default=os.path.join(TOP, "build"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--preset", default="gemma2-2b",
+                    help="mkmodel preset of the model (demo: a quick check of this script)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--items", type=int, default=200)
     ap.add_argument("--check-reps", type=int, default=2)
@@ -421,7 +425,7 @@ def main():
     a.out = os.path.join(a.build, "bench-compare")
     os.makedirs(a.out, exist_ok=True)
     res = {"threads": a.threads, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-           "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "),
+           "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].split(":", 1)[1].strip(),
            "load_at_start": open("/proc/loadavg").read().split()[:3]}
     files = make_files(a)
     p0 = peak(a)
