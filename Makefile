@@ -10,7 +10,8 @@
 #   make WERROR=1   warnings are errors (CI)
 #
 # Sources are discovered by folder, so a new module is a new file, not a Makefile edit:
-#   engine/*.c            -> build/libsgengine.a   (transformer core, tokenizer, model files)
+#   engine/*/*.c          -> build/libsgengine.a   (transformer core, tokenizer, model files);
+#                            engine/include/ holds its public headers, sg_engine.h and sg_tok.h
 #   policies/*.c          -> build/libsgpolicy.a   (policy YAML, prompt rendering, moderation)
 #   daemon/*.c but main.c -> build/libshieldd.a    (so unit tests can link daemon modules)
 #   clients/lib/*.c       -> build/libshieldclient.a
@@ -36,8 +37,9 @@ PYTHON   ?= /usr/bin/python3
 
 WARN      = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wformat=2 -Wundef -Wvla
-CPPFLAGS += -MMD -MP -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iengine -Ipolicies -Idaemon \
-            -Iclients/lib -I$(BUILD)/gen
+CPPFLAGS += -MMD -MP -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I$(BUILD)/gen
+# Include paths by area (set per object below): the libraries see only what is below them.
+INC       = -Iengine/include -Ipolicies -Idaemon -Iclients/lib
 PKGS      = libevent libevent_pthreads jansson yaml-0.1
 HAVE_SYSTEMD := $(shell pkg-config --exists libsystemd 2>/dev/null && echo 1)
 ifeq ($(HAVE_SYSTEMD),1)
@@ -66,7 +68,7 @@ Q = @
 msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
-ENGINE_SRC  := $(sort $(wildcard engine/*.c))
+ENGINE_SRC  := $(sort $(wildcard engine/*/*.c))
 POLICY_SRC  := $(sort $(wildcard policies/*.c))
 DAEMON_SRC  := $(sort $(filter-out daemon/main.c,$(wildcard daemon/*.c)))
 CLIENT_SRC  := $(sort $(wildcard clients/lib/*.c))
@@ -79,6 +81,22 @@ TOOL_SRC    := $(sort $(wildcard tools/*.c))
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+# The engine's layers, lowest first (docs/ENGINE.md). A folder's sources see only its own
+# headers, the public ones (engine/include) and those of the folders it is built on, so an
+# include that climbs a layer does not compile. Tests, tools and fuzz targets see every folder.
+ENGINE_LAYERS   = base format tok mm model fwd
+ENGINE_BELOW_base   =
+ENGINE_BELOW_format = base
+ENGINE_BELOW_tok    = base format
+ENGINE_BELOW_mm     = base
+ENGINE_BELOW_model  = base format tok mm
+ENGINE_BELOW_fwd    = base mm model
+ENGINE_ALL_INC  = $(foreach d,$(ENGINE_LAYERS),-Iengine/$(d))
+$(foreach d,$(ENGINE_LAYERS),$(eval $(call obj,$(wildcard engine/$(d)/*.c)): \
+    INC = -Iengine/include $(foreach x,$(d) $(ENGINE_BELOW_$(d)),-Iengine/$(x))))
+$(call obj,$(POLICY_SRC)): INC = -Iengine/include -Ipolicies
+$(call obj,$(TEST_SRC) $(TESTLIB_SRC) $(TOOL_SRC)): INC += $(ENGINE_ALL_INC)
 
 LIB_ENGINE  = $(BUILD)/libsgengine.a
 LIB_POLICY  = $(BUILD)/libsgpolicy.a
@@ -107,7 +125,7 @@ endif
 $(BUILD)/obj/%.o: %.c | $(GEN)
 	$(call msg,CC,$<)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(INC) $(ALL_CFLAGS) -c $< -o $@
 
 # Generated dispatch tables: one line per discovered command or suite.
 $(BUILD)/gen/ctl_cmds.h: $(wildcard clients/shieldctl/ctl_*.c) Makefile
@@ -196,7 +214,7 @@ fuzz: setup
 	$(Q)for f in $(FUZZ_SRC); do \
 	    n=$$(basename $$f .c); \
 	    echo "  FUZZ   $$n ($(FUZZ_SECONDS)s)"; \
-	    clang $(CPPFLAGS) -DSG_FUZZING=1 $(FUZZ_CFLAGS) -o $(BUILD)/fuzz/$$n $$f $(ENGINE_SRC) \
+	    clang $(CPPFLAGS) $(INC) $(ENGINE_ALL_INC) -DSG_FUZZING=1 $(FUZZ_CFLAGS) -o $(BUILD)/fuzz/$$n $$f $(ENGINE_SRC) \
 	        $(POLICY_SRC) $(LIBS) || exit 1; \
 	    mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	    seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
@@ -219,7 +237,7 @@ install: all
 
 # fmt: format the C sources with the pinned .clang-format
 fmt:
-	clang-format -i $(wildcard engine/*.[ch] policies/*.[ch] daemon/*.[ch] clients/*/*.[ch] tests/*.[ch] tools/*.c)
+	clang-format -i $(wildcard engine/*/*.[ch] policies/*.[ch] daemon/*.[ch] clients/*/*.[ch] tests/*.[ch] tools/*.c)
 
 # clean: remove build outputs (not the .cache of npm packages and generated models)
 clean:

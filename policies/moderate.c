@@ -1,12 +1,20 @@
 /*
- * moderate.c: the moderation step shared by the daemon and shieldctl.
+ * moderate.c: the moderation step shared by the daemon and shieldctl. sg_moderate() runs it in
+ * named steps:
  *
- *   request -> one prompt per policy (sg_policy_render) -> token ids (template text in template
- *   mode, user and response text in user mode, BPE across the seams) -> the longest common token
- *   prefix of all prompts, run once into the trunk of the moderator's engine context (reusing
- *   whatever prefix the trunk already holds from earlier requests: at least the template's
- *   preamble) -> every policy's remaining tokens as one batch of branches -> the "Yes"/"No"
- *   logits at each branch's last position -> P(violation) per policy.
+ *   read_request   the texts (non-empty, valid UTF-8) and the answer pieces' ids
+ *   fit_prompts    one prompt per policy (sg_policy_render) -> token ids (template text in
+ *                  template mode, user and response text in user mode, BPE across the seams);
+ *                  cut the input to fit when truncation is on
+ *   common_prefix  the longest common token prefix of all prompts
+ *   sync_trunk     the trunk of the moderator's context made to hold that prefix, reusing
+ *                  whatever it already holds from earlier requests (at least the preamble)
+ *   run_branches   every policy's remaining tokens as batches of branches, within the limits
+ *                  the context reports (sg_ctx_branch_limits)
+ *   score          the "Yes"/"No" logits at each branch's last position -> P(violation)
+ *
+ * Any engine failure (a kernel that fails at run time included: SG_ECOMPUTE) fails the whole
+ * request with its code and message; it never becomes a probability.
  *
  * Allocation happens per request (token buffers), never per token.
  */
@@ -20,16 +28,13 @@
 
 #include "utf8.h"
 
-#define DEFAULT_MAX_BRANCHES 16        /* sg_ctx_opts: "0: 16" */
-#define DEFAULT_MAX_BRANCH_TOKENS 4096 /* sg_ctx_opts: "0: 4096" */
-
 struct sg_moderator {
     sg_model *model;
     const sg_tok *tok;
     sg_ctx *ctx;             /* its trunk keeps the last request's shared prefix */
     sg_moderate_opts opts;
     int max_tokens;          /* per prompt, resolved */
-    size_t max_branches;     /* per sg_ctx_branches() call */
+    size_t max_branches;     /* per sg_ctx_branches() call (the context's limits) */
     size_t max_branch_tokens;
     char errmsg[512];
 };
@@ -121,9 +126,6 @@ int sg_moderator_new(sg_moderator **out, sg_model *m, const sg_moderate_opts *op
     mod->max_tokens = o.max_tokens > 0 ? o.max_tokens : info->n_ctx;
     co.n_ctx = mod->max_tokens;
     co.precision = o.precision;
-    mod->max_branches = co.max_branches > 0 ? (size_t)co.max_branches : DEFAULT_MAX_BRANCHES;
-    mod->max_branch_tokens =
-        co.max_branch_tokens > 0 ? (size_t)co.max_branch_tokens : DEFAULT_MAX_BRANCH_TOKENS;
     rc = sg_ctx_new(&mod->ctx, m, &co);
     if (rc < 0) {
         if (err && errlen)
@@ -132,6 +134,7 @@ int sg_moderator_new(sg_moderator **out, sg_model *m, const sg_moderate_opts *op
         free(mod);
         return rc;
     }
+    sg_ctx_branch_limits(mod->ctx, &mod->max_branches, &mod->max_branch_tokens);
     *out = mod;
     return SG_OK;
 }
@@ -398,97 +401,84 @@ static int eval_on_trunk(sg_moderator *mod, const int32_t *ids, size_t n, const 
     return SG_OK;
 }
 
-int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_req *req,
-                sg_moderate_result *res)
-{
-    prompt *pr = NULL;
-    size_t n = 0;
+/* The request's texts, checked, and the vocabulary ids of the two answers. */
+typedef struct input {
     const char *text;
-    const char *resp;
     size_t text_len;
-    size_t resp_len = 0;
-    size_t longest;
+    const char *resp; /* NULL: prompt-only mode */
+    size_t resp_len;
+    int32_t want[2];  /* "Yes", "No" */
+} input;
+
+/* Step 0: read and check the request (non-empty valid UTF-8, answers in the vocabulary). */
+static int read_request(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_req *req,
+                        input *in)
+{
     size_t bad;
-    size_t lcp;
-    size_t min_len;
-    size_t have;
-    size_t reuse;
-    const int32_t *trunk;
-    int32_t want[2];
-    float *z = NULL;
-    const int32_t **btok = NULL;
-    size_t *blen = NULL;
-    uint64_t computed0;
-    int rc;
 
-    if (!mod)
-        return SG_EINVAL;
-    if (!res || !set || !req || !req->text)
-        return set_err(mod, SG_EINVAL, "sg_moderate: NULL argument");
-    memset(res, 0, sizeof *res);
-    mod->errmsg[0] = '\0';
-    text = req->text;
-    text_len = req->text_len ? req->text_len : strlen(text);
-    resp = req->response;
-    if (resp)
-        resp_len = req->response_len ? req->response_len : strlen(resp);
-    if (text_len == 0)
+    in->text = req->text;
+    in->text_len = req->text_len ? req->text_len : strlen(req->text);
+    in->resp = req->response;
+    in->resp_len = 0;
+    if (in->resp)
+        in->resp_len = req->response_len ? req->response_len : strlen(in->resp);
+    if (in->text_len == 0)
         return set_err(mod, SG_EINVAL, "the text is empty");
-    if (!sg_utf8_valid(text, text_len, &bad))
+    if (!sg_utf8_valid(in->text, in->text_len, &bad))
         return set_err(mod, SG_EINVAL, "the text is not valid UTF-8 (at byte %zu)", bad);
-    if (resp && !sg_utf8_valid(resp, resp_len, &bad))
+    if (in->resp && !sg_utf8_valid(in->resp, in->resp_len, &bad))
         return set_err(mod, SG_EINVAL, "the response is not valid UTF-8 (at byte %zu)", bad);
-
-    want[0] = sg_tok_piece_id(mod->tok, sg_policy_answer_yes(set));
-    want[1] = sg_tok_piece_id(mod->tok, sg_policy_answer_no(set));
-    if (want[0] < 0 || want[1] < 0)
+    in->want[0] = sg_tok_piece_id(mod->tok, sg_policy_answer_yes(set));
+    in->want[1] = sg_tok_piece_id(mod->tok, sg_policy_answer_no(set));
+    if (in->want[0] < 0 || in->want[1] < 0)
         return set_err(mod, SG_EINVAL, "the answer piece '%s' of %s is not in the vocabulary",
-                       want[0] < 0 ? sg_policy_answer_yes(set) : sg_policy_answer_no(set),
+                       in->want[0] < 0 ? sg_policy_answer_yes(set) : sg_policy_answer_no(set),
                        sg_policy_template_file(set));
+    return SG_OK;
+}
 
-    rc = resolve_policies(mod, set, req, &pr, &n);
+/* Step 1: render and tokenize every prompt; cut the input to fit if the options allow it. */
+static int fit_prompts(sg_moderator *mod, const sg_policy_set *set, prompt *pr, size_t n,
+                       input *in, sg_moderate_result *res)
+{
+    size_t longest;
+    int rc = encode_all(mod, set, pr, n, in->text, in->text_len, in->resp, in->resp_len,
+                        &longest);
+
     if (rc < 0)
         return rc;
-
-    /* Render and tokenize; cut the input to fit if asked to. */
-    rc = encode_all(mod, set, pr, n, text, text_len, resp, resp_len, &longest);
-    if (rc < 0)
-        goto fail;
     if (longest > (size_t)mod->max_tokens) {
-        size_t full = longest;
-        int fits;
-
-        if (!mod->opts.truncate) {
-            rc = set_err(mod, SG_ERANGE,
-                         "the input is too long: its prompt is %zu tokens, over the limit of %d "
-                         "(shorten it, or enable truncation)", full, mod->max_tokens);
-            goto fail;
-        }
-        fits = fit_by_cutting(mod, set, pr, n, text, &text_len, resp, &resp_len, &rc);
-        if (rc < 0)
-            goto fail;
-        if (!fits) {
-            rc = set_err(mod, SG_ERANGE,
-                         "the prompt does not fit in %d tokens even with the input cut to "
-                         "nothing (%zu tokens in full)", mod->max_tokens, full);
-            goto fail;
+        if (!mod->opts.truncate)
+            return set_err(mod, SG_ERANGE,
+                           "the input is too long: its prompt is %zu tokens, over the limit of "
+                           "%d (shorten it, or enable truncation)", longest, mod->max_tokens);
+        if (!fit_by_cutting(mod, set, pr, n, in->text, &in->text_len, in->resp, &in->resp_len,
+                            &rc)) {
+            if (rc < 0)
+                return rc;
+            return set_err(mod, SG_ERANGE,
+                           "the prompt does not fit in %d tokens even with the input cut to "
+                           "nothing (%zu tokens in full)", mod->max_tokens, longest);
         }
         res->truncated = 1;
     }
-    res->text_bytes = text_len;
-    res->response_bytes = resp ? resp_len : 0;
+    res->text_bytes = in->text_len;
+    res->response_bytes = in->resp ? in->resp_len : 0;
+    return SG_OK;
+}
 
-    /* The longest common token prefix of all prompts; every branch keeps at least one token. */
-    min_len = pr[0].n;
+/* Step 2: the longest common token prefix of all prompts; every branch keeps at least one
+ * token, so that each has a last position to read the answer logits at. */
+static int common_prefix(sg_moderator *mod, const prompt *pr, size_t n, size_t *lcp_out)
+{
+    size_t min_len = pr[0].n;
+    size_t lcp = 0;
+
     for (size_t i = 1; i < n; i++)
         if (pr[i].n < min_len)
             min_len = pr[i].n;
-    if (min_len == 0) {
-        /* Cannot happen with a valid set (guidelines are never empty); never index ids[-1]. */
-        rc = set_err(mod, SG_EINVAL, "a rendered prompt has no tokens");
-        goto fail;
-    }
-    lcp = 0;
+    if (min_len == 0) /* cannot happen with a valid set (guidelines are never empty) */
+        return set_err(mod, SG_EINVAL, "a rendered prompt has no tokens");
     while (lcp < min_len) {
         size_t i = 1;
 
@@ -498,48 +488,47 @@ int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_r
             break;
         lcp++;
     }
-    if (lcp >= min_len)
-        lcp = min_len - 1;
+    *lcp_out = lcp >= min_len ? min_len - 1 : lcp;
+    return SG_OK;
+}
 
-    /* Reuse what the trunk already holds (the preamble, or more), compute the rest once. */
-    computed0 = sg_ctx_computed_tokens(mod->ctx);
-    have = sg_ctx_len(mod->ctx);
-    trunk = sg_ctx_tokens(mod->ctx);
-    reuse = 0;
-    while (reuse < have && reuse < lcp && trunk[reuse] == pr[0].ids[reuse])
+/* Step 3: make the trunk hold exactly ids[0..lcp): keep what it already holds of them (the
+ * preamble, or more, from earlier requests), drop the rest, compute the missing tokens once. */
+static int sync_trunk(sg_moderator *mod, const int32_t *ids, size_t lcp)
+{
+    const size_t have = sg_ctx_len(mod->ctx);
+    const int32_t *trunk = sg_ctx_tokens(mod->ctx);
+    size_t reuse = 0;
+    int rc;
+
+    while (reuse < have && reuse < lcp && trunk[reuse] == ids[reuse])
         reuse++;
-    if (reuse < have) {
-        rc = sg_ctx_truncate(mod->ctx, reuse);
-        if (rc < 0) {
-            set_err(mod, rc, "engine: %s", sg_ctx_errmsg(mod->ctx));
-            goto fail;
-        }
-    }
-    if (lcp > reuse) {
-        rc = sg_ctx_append(mod->ctx, pr[0].ids + reuse, lcp - reuse, NULL);
-        if (rc < 0) {
-            set_err(mod, rc, "engine: %s", sg_ctx_errmsg(mod->ctx));
-            goto fail;
-        }
-    }
+    if (reuse < have && (rc = sg_ctx_truncate(mod->ctx, reuse)) < 0)
+        return set_err(mod, rc, "engine: %s", sg_ctx_errmsg(mod->ctx));
+    if (lcp > reuse && (rc = sg_ctx_append(mod->ctx, ids + reuse, lcp - reuse, NULL)) < 0)
+        return set_err(mod, rc, "engine: %s", sg_ctx_errmsg(mod->ctx));
+    return SG_OK;
+}
 
-    /* The suffixes as batches of branches within the context's limits. */
-    z = malloc(2 * n * sizeof *z);
-    btok = malloc(n * sizeof *btok);
-    blen = malloc(n * sizeof *blen);
-    if (!z || !btok || !blen) {
+/* Step 4: every prompt's suffix after the trunk as batches of branches within the context's
+ * limits (a suffix too long for any batch runs alone on the trunk): z[2i], z[2i+1] = the
+ * answer logits of prompt i. */
+static int run_branches(sg_moderator *mod, const prompt *pr, size_t n, size_t lcp,
+                        const int32_t want[2], float *z)
+{
+    const int32_t **btok = malloc(n * sizeof *btok);
+    size_t *blen = malloc(n * sizeof *blen);
+    int rc = SG_OK;
+
+    if (!btok || !blen)
         rc = set_err(mod, SG_ENOMEM, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; i < n && rc == SG_OK;) {
         size_t nb = 0;
         size_t tokens = 0;
-        sg_logits_req rq;
+        sg_logits_req rq = {want, 2, 0, z + 2 * i};
 
         if (pr[i].n - lcp > mod->max_branch_tokens) {
             rc = eval_on_trunk(mod, pr[i].ids + lcp, pr[i].n - lcp, want, z + 2 * i);
-            if (rc < 0)
-                goto fail;
             i++;
             continue;
         }
@@ -550,23 +539,28 @@ int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_r
             tokens += blen[nb];
             nb++;
         }
-        rq.ids = want;
-        rq.n_ids = 2;
-        rq.all_positions = 0;
-        rq.out = z + 2 * i;
         rc = sg_ctx_branches(mod->ctx, btok, blen, nb, &rq);
-        if (rc < 0) {
+        if (rc < 0)
             set_err(mod, rc, "engine: %s", sg_ctx_errmsg(mod->ctx));
-            goto fail;
-        }
         i += nb;
     }
+    free(btok);
+    free(blen);
+    return rc;
+}
 
+/* Step 5: P(violation) per policy from its answer logits, and the verdicts. A logit that is
+ * not a finite number is an engine failure, never a probability. */
+static int score(sg_moderator *mod, const prompt *pr, size_t n, const float *z,
+                 sg_moderate_result *res)
+{
+    for (size_t i = 0; i < 2 * n; i++)
+        if (!isfinite(z[i]))
+            return set_err(mod, SG_ECOMPUTE, "engine: the logits of policy '%s' are not "
+                           "finite (%g)", pr[i / 2].policy->name, (double)z[i]);
     res->scores = calloc(n, sizeof *res->scores);
-    if (!res->scores) {
-        rc = set_err(mod, SG_ENOMEM, "out of memory");
-        goto fail;
-    }
+    if (!res->scores)
+        return set_err(mod, SG_ENOMEM, "out of memory");
     res->n_scores = n;
     for (size_t i = 0; i < n; i++) {
         sg_policy_score *s = &res->scores[i];
@@ -580,22 +574,50 @@ int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_r
             res->flagged = 1;
         res->prompt_tokens += pr[i].n;
     }
-    res->computed_tokens = (size_t)(sg_ctx_computed_tokens(mod->ctx) - computed0);
+    return SG_OK;
+}
+
+int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_req *req,
+                sg_moderate_result *res)
+{
+    input in;
+    prompt *pr = NULL;
+    size_t n = 0;
+    size_t lcp = 0;
+    float *z = NULL;
+    uint64_t computed0;
+    int rc;
+
+    if (!mod)
+        return SG_EINVAL;
+    if (!res || !set || !req || !req->text)
+        return set_err(mod, SG_EINVAL, "sg_moderate: NULL argument");
+    memset(res, 0, sizeof *res);
+    mod->errmsg[0] = '\0';
+    rc = read_request(mod, set, req, &in);
+    if (rc == SG_OK)
+        rc = resolve_policies(mod, set, req, &pr, &n);
+    if (rc < 0)
+        return rc;
+    computed0 = sg_ctx_computed_tokens(mod->ctx);
+    rc = fit_prompts(mod, set, pr, n, &in, res);
+    if (rc == SG_OK)
+        rc = common_prefix(mod, pr, n, &lcp);
+    if (rc == SG_OK)
+        rc = sync_trunk(mod, pr[0].ids, lcp);
+    if (rc == SG_OK && (z = malloc(2 * n * sizeof *z)) == NULL)
+        rc = set_err(mod, SG_ENOMEM, "out of memory");
+    if (rc == SG_OK)
+        rc = run_branches(mod, pr, n, lcp, in.want, z);
+    if (rc == SG_OK)
+        rc = score(mod, pr, n, z, res);
+    if (rc == SG_OK)
+        res->computed_tokens = (size_t)(sg_ctx_computed_tokens(mod->ctx) - computed0);
     free(z);
-    free(btok);
-    free(blen);
     free_prompts(pr, n);
     free(pr);
-    return SG_OK;
-
-fail:
-    free(z);
-    free(btok);
-    free(blen);
-    if (pr)
-        free_prompts(pr, n);
-    free(pr);
-    sg_moderate_result_free(res);
+    if (rc < 0)
+        sg_moderate_result_free(res);
     return rc;
 }
 

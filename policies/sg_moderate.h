@@ -77,7 +77,9 @@ const char *sg_moderator_errmsg(const sg_moderator *mod);
 /*
  * Classify one request against `set`. Fills *res (the caller releases it with
  * sg_moderate_result_free). Errors: SG_EINVAL (unknown policy, invalid UTF-8, empty text),
- * SG_ERANGE (too long and truncation off), others from the engine; the message names the cause.
+ * SG_ERANGE (too long and truncation off), SG_ECOMPUTE (a compute kernel failed at run time:
+ * a server error, never a score), others from the engine; the message names the cause. On any
+ * error *res holds no scores.
  */
 int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_req *req,
                 sg_moderate_result *res);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../daemon/config.h" /* not engine/config.h */
+#include "config.h"
 
 Suite *config_suite(void);
 

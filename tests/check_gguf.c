@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "lib/engine_fixtures.h"
-#include "gguf.h"
+#include "gguf_gemma.h"
 #include "sg_engine.h"
 #include "tensor.h"
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "hf_config.h"
 #include "lib/engine_fixtures.h"
 #include "safetensors.h"
 #include "sg_engine.h"

@@ -3,7 +3,8 @@
  * tests/fixtures/tiny-a (its own 4096-piece vocabulary; the answer pieces are "Y" and "N" in a
  * copy of the template). Shared prefix + branches against separate full passes (1e-6 in
  * probability), the preamble cache, computed_tokens, limits and truncation, a user text that
- * tries to leave its slot, the scoring formula, and the errors.
+ * tries to leave its slot, the scoring formula, and the errors, among them a compute kernel
+ * that fails at run time (injected at the matrix-product seam: an error, never a probability).
  */
 #include <check.h>
 #include <dirent.h>
@@ -13,7 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include "lib/engine_fixtures.h"
+#include "matmul.h"
 #include "sg_moderate.h"
 #include "sg_tok.h"
 
@@ -720,6 +724,127 @@ START_TEST(errors)
 }
 END_TEST
 
+/* One request on a fresh moderator with products failing from number `first` on. */
+static int moderate_failing_from(fixture *fx, long first, sg_moderate_result *res,
+                                 char *msg, size_t cap)
+{
+    sg_moderator *mod = new_mod(fx, NULL);
+    sg_moderate_req req = {texts[1], 0, response, 0, NULL, 0};
+    int rc;
+
+    sg_mat_fault_inject(first);
+    rc = sg_moderate(mod, fx->set, &req, res);
+    sg_mat_fault_inject(-1);
+    snprintf(msg, cap, "%s", sg_moderator_errmsg(mod));
+    sg_moderator_free(mod);
+    return rc;
+}
+
+/*
+ * A matrix product that fails at run time (as oneDNN does when it cannot run a primitive)
+ * fails the whole request with SG_ECOMPUTE and no scores, wherever it happens: in the trunk,
+ * in a branch, in the LM head. Product numbers 0, 1, 2, ... are failed in turn until a request
+ * needs fewer products than that; that one succeeds with the scores of a request without
+ * faults. A context whose product failed keeps its trunk as it was and works afterwards.
+ */
+START_TEST(kernel_failure_is_an_error)
+{
+    fixture fx;
+    sg_moderate_result ref, res;
+    char msg[512];
+    long first;
+
+    fx_open(&fx);
+    ck_assert_int_eq(moderate_failing_from(&fx, -1, &ref, msg, sizeof msg), SG_OK);
+    for (first = 0; first < 10000; first++) {
+        int rc = moderate_failing_from(&fx, first, &res, msg, sizeof msg);
+
+        if (rc == SG_OK)
+            break;
+        ck_assert_msg(rc == SG_ECOMPUTE, "product %ld failed: rc %d (%s)", first, rc, msg);
+        ck_assert_msg(strstr(msg, "matrix product failed") != NULL, "product %ld: %s", first,
+                      msg);
+        ck_assert_ptr_null(res.scores);
+        ck_assert_uint_eq(res.n_scores, 0);
+    }
+    /* At least the trunk's and one branch pass's products of both layers were failed. */
+    ck_assert_int_gt(first, 8);
+    ck_assert_uint_eq(res.n_scores, ref.n_scores);
+    for (size_t i = 0; i < ref.n_scores; i++)
+        ck_assert_double_eq_tol(res.scores[i].probability, ref.scores[i].probability, 1e-6);
+    sg_moderate_result_free(&res);
+
+    /* The context: an append whose product fails leaves the trunk as before. */
+    {
+        sg_ctx *c = NULL;
+        sg_ctx_opts co = sg_ctx_opts_default();
+        int32_t ids[8] = {2, 10, 11, 12, 13, 14, 15, 16};
+        int32_t want[2] = {fx.yes, fx.no};
+        float z[2] = {0, 0}, z0[2] = {0, 0};
+        sg_logits_req rq = {want, 2, 0, z};
+        const int32_t *bt[1] = {ids + 4};
+        size_t bn[1] = {4};
+
+        ck_assert_int_eq(sg_ctx_new(&c, fx.model, &co), SG_OK);
+        ck_assert_int_eq(sg_ctx_append(c, ids, 4, NULL), SG_OK);
+        sg_mat_fault_inject(3);
+        ck_assert_int_eq(sg_ctx_append(c, ids + 4, 4, &rq), SG_ECOMPUTE);
+        ck_assert_ptr_nonnull(strstr(sg_ctx_errmsg(c), "matrix product failed"));
+        ck_assert_uint_eq(sg_ctx_len(c), 4);
+        sg_mat_fault_inject(0);
+        ck_assert_int_eq(sg_ctx_branches(c, bt, bn, 1, &rq), SG_ECOMPUTE);
+        sg_mat_fault_inject(-1);
+        ck_assert_int_eq(sg_ctx_append(c, ids + 4, 4, &rq), SG_OK);
+        ck_assert_uint_eq(sg_ctx_len(c), 8);
+        sg_ctx_free(c);
+        /* The same logits as a context that never saw a fault. */
+        rq.out = z0;
+        ck_assert_int_eq(sg_ctx_new(&c, fx.model, &co), SG_OK);
+        ck_assert_int_eq(sg_ctx_append(c, ids, 8, &rq), SG_OK);
+        sg_ctx_free(c);
+        ck_assert_float_eq_tol(z[0], z0[0], 1e-5f);
+        ck_assert_float_eq_tol(z[1], z0[1], 1e-5f);
+    }
+    sg_moderate_result_free(&ref);
+    fx_close(&fx);
+}
+END_TEST
+
+/* SG_FAULT_MATMUL=N in the environment fails products N... of a whole process (how a test
+ * makes a running daemon's kernels fail); a value that is not a number is ignored. Each case
+ * runs in a child process, whose first product reads the variable. */
+START_TEST(kernel_failure_from_env)
+{
+    const char *vals[] = {"0", "2", "bad"};
+    const int want[] = {SG_ECOMPUTE, SG_ECOMPUTE, SG_OK};
+
+    for (int v = 0; v < 3; v++) {
+        pid_t pid = fork();
+        int st = 0;
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            fixture fx;
+            sg_moderator *mod;
+            sg_moderate_result res;
+            sg_moderate_req req = {texts[0], 0, NULL, 0, NULL, 0};
+            int rc;
+
+            setenv("SG_FAULT_MATMUL", vals[v], 1);
+            fx_open(&fx);
+            mod = new_mod(&fx, NULL);
+            rc = sg_moderate(mod, fx.set, &req, &res);
+            sg_moderate_result_free(&res);
+            sg_moderator_free(mod);
+            fx_close(&fx);
+            _exit(rc == want[v] ? 0 : 1);
+        }
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SG_FAULT_MATMUL=%s", vals[v]);
+    }
+}
+END_TEST
+
 /* The same model as GGUF (tokenizer from its metadata): the same prompt ids and scores. */
 START_TEST(gguf_same_as_safetensors)
 {
@@ -790,6 +915,8 @@ Suite *moderate_suite(void)
     tcase_add_test(tc, limits_and_truncation);
     tcase_add_test(tc, scoring);
     tcase_add_test(tc, errors);
+    tcase_add_test(tc, kernel_failure_is_an_error);
+    tcase_add_test(tc, kernel_failure_from_env);
     tcase_add_test(tc, gguf_same_as_safetensors);
     suite_add_tcase(s, tc);
     return s;

@@ -1,5 +1,5 @@
 /*
- * check_packcache.c: the packed-weight cache (engine/packcache.h): a miss writes the file and a
+ * check_packcache.c: the packed-weight cache (engine/mm/packcache.h): a miss writes the file and a
  * hit maps it with bit-identical logits; corrupt, truncated and mismatched files are rejected
  * and rebuilt; a changed model gets a new file; processes share one file and build it once when
  * they start together; an unusable folder only costs the cache.
@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../daemon/config.h" /* not engine/config.h */
+#include "config.h"
 #include "fastmm.h"
 #include "lib/engine_fixtures.h"
 #include "model.h"
@@ -99,15 +99,25 @@ static float *logits(sg_model *m)
     return out;
 }
 
-static int n_layer_mats(const sg_model *m)
+/*
+ * The layer matrices that a fast kernel runs: every fast kernel is cached (avx2-* and the
+ * oneDNN ones), only the portable path is not (mm/packcache.h). So on a miss and on a hit
+ * exactly these are mapped from the file, whichever kernels this CPU runs.
+ */
+static int fast_mats(const sg_model *m)
 {
-    return m->info.n_layer * SG_LM_COUNT;
+    int n = 0;
+
+    for (int l = 0; l < m->info.n_layer; l++)
+        for (int i = 0; i < SG_LM_COUNT; i++)
+            n += strcmp(sg_mat_kernel(m->layers[l].mat[i]), "portable-f32") != 0;
+    return n;
 }
 
-/* Does this machine run the layer matrices with the (cached) avx2 kernels at BF16? */
-static int avx2_cached(const sg_model *m)
+/* Does this machine run any layer matrix with a (cached) fast kernel at this precision? */
+static int cached(const sg_model *m)
 {
-    return strncmp(sg_model_kernel(m), "avx2-", 5) == 0;
+    return fast_mats(m) > 0;
 }
 
 /* The one .sgpack file in `dir` into path (asserts there is exactly `want` of them). */
@@ -153,7 +163,7 @@ START_TEST(miss_write_hit_identical)
     ck_assert_int_eq(mapped, 0);
     nv = (size_t)m->info.n_vocab;
     ref = logits(m);
-    if (!avx2_cached(m)) {
+    if (!cached(m)) {
         sg_model_close(m);
         m = open_model(dir, cache, &mapped);
         ck_assert_int_eq(mapped, 0);
@@ -165,7 +175,7 @@ START_TEST(miss_write_hit_identical)
     /* Miss: written, then this process maps it too. */
     m = open_model(dir, cache, &mapped);
     pack_file(cache, file, sizeof file, 1);
-    ck_assert_int_eq(mapped, n_layer_mats(m));
+    ck_assert_int_eq(mapped, fast_mats(m));
     z = logits(m);
     assert_same(ref, z, nv);
     free(z);
@@ -174,7 +184,7 @@ START_TEST(miss_write_hit_identical)
     /* Hit. */
     m = open_model(dir, cache, &mapped);
     pack_file(cache, file, sizeof file, 1);
-    ck_assert_int_eq(mapped, n_layer_mats(m));
+    ck_assert_int_eq(mapped, fast_mats(m));
     z = logits(m);
     assert_same(ref, z, nv);
     free(z);
@@ -218,14 +228,14 @@ START_TEST(int8_miss_hit_identical)
         goto out; /* no oneDNN int8 here (no JIT allowed?): nothing is cached */
     sg_model_close(m);
     m = open_model_prec(dir, cache, SG_PREC_INT8, &mapped);
-    ck_assert_int_eq(mapped, n_layer_mats(m)); /* written, then mapped */
+    ck_assert_int_eq(mapped, fast_mats(m)); /* written, then mapped */
     pack_file(cache, file, sizeof file, 1);
     z = logits(m);
     assert_same(ref, z, nv);
     free(z);
     sg_model_close(m);
     m = open_model_prec(dir, cache, SG_PREC_INT8, &mapped);
-    ck_assert_int_eq(mapped, n_layer_mats(m));
+    ck_assert_int_eq(mapped, fast_mats(m));
     z = logits(m);
     assert_same(ref, z, nv);
     free(z);
@@ -253,7 +263,7 @@ static void damage_and_reload(int how)
     m = open_model(dir, cache, &mapped);
     nv = (size_t)m->info.n_vocab;
     ref = logits(m);
-    if (!avx2_cached(m))
+    if (!cached(m))
         goto out;
     sg_model_close(m);
     pack_file(cache, file, sizeof file, 1);
@@ -286,7 +296,7 @@ static void damage_and_reload(int how)
         free(b);
     }
     m = open_model(dir, cache, &mapped);
-    ck_assert_int_eq(mapped, n_layer_mats(m));
+    ck_assert_int_eq(mapped, fast_mats(m));
     z = logits(m);
     assert_same(ref, z, nv);
     free(z);
@@ -302,7 +312,7 @@ static void damage_and_reload(int how)
         struct stat st2;
 
         m = open_model(dir, cache, &mapped);
-        ck_assert_int_eq(mapped, n_layer_mats(m));
+        ck_assert_int_eq(mapped, fast_mats(m));
         ck_assert_int_eq(stat(file, &st2), 0);
         ck_assert_int_eq(st2.st_ino, st.st_ino);
     }
@@ -394,30 +404,30 @@ START_TEST(changed_model_new_key)
     fx_tmpdir(dir, sizeof dir);
     fx_tmpdir(cache, sizeof cache);
     copy_model(dir);
-    ck_assert_int_eq(sg_packcache_key(dir, SG_PREC_BF16, k1, sizeof k1, err, sizeof err), SG_OK);
+    ck_assert_int_eq(sg_model_pack_key(dir, SG_PREC_BF16, k1, sizeof k1, err, sizeof err), SG_OK);
     ck_assert_ptr_nonnull(strstr(k1, "model.safetensors"));
     ck_assert_ptr_nonnull(strstr(k1, "config.json"));
     snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
     ck_assert_int_eq(utimensat(AT_FDCWD, st_path, ts, 0), 0);
-    ck_assert_int_eq(sg_packcache_key(dir, SG_PREC_BF16, k2, sizeof k2, err, sizeof err), SG_OK);
+    ck_assert_int_eq(sg_model_pack_key(dir, SG_PREC_BF16, k2, sizeof k2, err, sizeof err), SG_OK);
     ck_assert_str_ne(k1, k2);
-    ck_assert_int_eq(sg_packcache_key(dir, SG_PREC_INT8, k1, sizeof k1, err, sizeof err), SG_OK);
+    ck_assert_int_eq(sg_model_pack_key(dir, SG_PREC_INT8, k1, sizeof k1, err, sizeof err), SG_OK);
     ck_assert_str_ne(k1, k2);
-    ck_assert_int_eq(sg_packcache_key(st_path, SG_PREC_BF16, k1, sizeof k1, err, sizeof err),
+    ck_assert_int_eq(sg_model_pack_key(st_path, SG_PREC_BF16, k1, sizeof k1, err, sizeof err),
                      SG_OK);
     ck_assert_ptr_nonnull(strstr(k1, "config.json"));
-    ck_assert_int_eq(sg_packcache_key("/nonexistent/model", SG_PREC_BF16, k1, sizeof k1, err,
+    ck_assert_int_eq(sg_model_pack_key("/nonexistent/model", SG_PREC_BF16, k1, sizeof k1, err,
                                       sizeof err), SG_EIO);
-    ck_assert_int_eq(sg_packcache_key(dir, SG_PREC_BF16, k1, 40, err, sizeof err), SG_ERANGE);
+    ck_assert_int_eq(sg_model_pack_key(dir, SG_PREC_BF16, k1, 40, err, sizeof err), SG_ERANGE);
     {
         int mapped;
         sg_model *m = open_model(dir, cache, &mapped);
 
-        if (avx2_cached(m)) {
+        if (cached(m)) {
             sg_model_close(m);
             ck_assert_int_eq(utimensat(AT_FDCWD, st_path, NULL, 0), 0);
             m = open_model(dir, cache, &mapped);
-            ck_assert_int_eq(mapped, n_layer_mats(m));
+            ck_assert_int_eq(mapped, fast_mats(m));
             pack_file(cache, file, sizeof file, 2);
         }
         sg_model_close(m);
@@ -443,7 +453,7 @@ START_TEST(processes_share_one_file)
     m = open_model(dir, NULL, NULL);
     ref = logits(m);
     nv = (size_t)m->info.n_vocab;
-    if (!avx2_cached(m))
+    if (!cached(m))
         goto out;
     sg_model_close(m);
     m = NULL;
@@ -453,7 +463,7 @@ START_TEST(processes_share_one_file)
         if (pid[i] == 0) {
             sg_model *cm = open_model(dir, cache, &mapped);
             float *z = logits(cm);
-            int ok = mapped == n_layer_mats(cm) && memcmp(z, ref, nv * sizeof *z) == 0;
+            int ok = mapped == fast_mats(cm) && memcmp(z, ref, nv * sizeof *z) == 0;
 
             /* Freed: under `make valgrind` the child's own leak check sets its exit status. */
             free(z);
@@ -475,8 +485,8 @@ START_TEST(processes_share_one_file)
         sg_model *b = open_model(dir, cache, &m2);
         float *z = logits(b);
 
-        ck_assert_int_eq(m1, n_layer_mats(a));
-        ck_assert_int_eq(m2, n_layer_mats(b));
+        ck_assert_int_eq(m1, fast_mats(a));
+        ck_assert_int_eq(m2, fast_mats(b));
         assert_same(ref, z, nv);
         free(z);
         sg_model_close(a);

@@ -312,6 +312,52 @@ START_TEST(resume_truncates_partial_line)
 }
 END_TEST
 
+/* The extra-fields hook (the labels of `shieldctl eval`): JSONL values, CSV columns. */
+START_TEST(extra_fields)
+{
+    static const char *const extra[] = {"label", "labels", NULL};
+    static const char jsonl[] = "{\"text\": \"a\", \"label\": 1, \"labels\": {\"hate\": true}}\n"
+                                "{\"text\": \"b\"}\n";
+    static const char csv[] = "text,labels.hate,labels.sexual,label,other\n"
+                              "x,1,0,true,z\n";
+    sg_scan_opts o;
+    sg_scan_reader *r = NULL;
+    sg_scan_item it;
+    char err[256];
+    FILE *f;
+    char *s;
+
+    memset(&o, 0, sizeof o);
+    memset(&it, 0, sizeof it);
+    o.extra_fields = extra;
+    f = fmemopen((void *)jsonl, strlen(jsonl), "r");
+    ck_assert_int_eq(sg_scan_reader_new(&r, f, &o, err, sizeof err), 0);
+    ck_assert_int_eq(sg_scan_reader_next(r, &it), 1);
+    ck_assert_ptr_nonnull(it.extra);
+    s = json_dumps(it.extra, JSON_COMPACT | JSON_SORT_KEYS);
+    ck_assert_str_eq(s, "{\"label\":1,\"labels\":{\"hate\":true}}");
+    free(s);
+    ck_assert_int_eq(sg_scan_reader_next(r, &it), 1);
+    ck_assert_ptr_null(it.extra);
+    ck_assert_int_eq(sg_scan_reader_next(r, &it), 0);
+    sg_scan_item_clear(&it);
+    sg_scan_reader_free(r);
+    fclose(f);
+
+    o.format = SG_SCAN_CSV;
+    f = fmemopen((void *)csv, strlen(csv), "r");
+    ck_assert_int_eq(sg_scan_reader_new(&r, f, &o, err, sizeof err), 0);
+    ck_assert_int_eq(sg_scan_reader_next(r, &it), 1);
+    ck_assert_ptr_null(it.error);
+    s = json_dumps(it.extra, JSON_COMPACT | JSON_SORT_KEYS);
+    ck_assert_str_eq(s, "{\"label\":\"true\",\"labels\":{\"hate\":\"1\",\"sexual\":\"0\"}}");
+    free(s);
+    sg_scan_item_clear(&it);
+    sg_scan_reader_free(r);
+    fclose(f);
+}
+END_TEST
+
 Suite *scan_suite(void)
 {
     Suite *s = suite_create("scan");
@@ -326,6 +372,7 @@ Suite *scan_suite(void)
     tcase_add_test(tc, formats);
     tcase_add_test(tc, result_lines);
     tcase_add_test(tc, resume_truncates_partial_line);
+    tcase_add_test(tc, extra_fields);
     suite_add_tcase(s, tc);
     return s;
 }

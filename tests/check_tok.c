@@ -8,7 +8,7 @@
 
 #include "sg_engine.h"
 #include "sg_tok.h"
-#include "tok_internal.h"
+#include "tok_load.h"
 
 Suite *tok_suite(void);
 

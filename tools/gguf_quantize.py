@@ -18,7 +18,7 @@
   gguf_quantize.py seeds DIR
       Small GGUF files (every metadata type, every supported tensor type) as fuzz seeds.
 
-The block layouts are ggml's (see engine/quant.h); the quantizers are this file's own: simple
+The block layouts are ggml's (see engine/base/quant.h); the quantizers are this file's own: simple
 max-abs / min-max scaling, not llama.cpp's search, so errors are a little larger than a real
 llama.cpp quantization of the same weights.
 """

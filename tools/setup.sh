@@ -12,7 +12,8 @@ cache="$top/.cache"
 # for the gateway test).
 PKGS="build-essential pkg-config libevent-dev libjansson-dev libyaml-dev check libdnnl-dev
 libsystemd-dev clang valgrind python3 python3-numpy python3-sentencepiece curl nginx-light nodejs
-npm"
+npm
+python3-sklearn librsvg2-bin"
 
 missing=""
 for p in $PKGS; do

@@ -32,6 +32,18 @@ struct sg_scan_reader {
     /* JSONL / text */
     char *lbuf;
     size_t lcap;
+    /* opts.extra_fields, copied; for CSV the header columns that carry one */
+    char **extra;
+    size_t n_extra;
+    struct extra_col *extra_cols;
+    size_t n_extra_cols;
+};
+
+/* A CSV column carried into sg_scan_item.extra: field `field`, or its sub-key `key`. */
+struct extra_col {
+    long col;
+    size_t field;
+    char *key;           /* NULL: the column is the field itself */
 };
 
 sg_scan_format sg_scan_format_of(const char *path)
@@ -64,6 +76,7 @@ void sg_scan_item_clear(sg_scan_item *it)
     free(it->text);
     free(it->response);
     free(it->error);
+    json_decref(it->extra);
     memset(it, 0, sizeof *it);
 }
 
@@ -166,6 +179,12 @@ void sg_scan_reader_free(sg_scan_reader *r)
     free(r->response_field);
     free(r->id_field);
     free(r->lbuf);
+    for (size_t i = 0; i < r->n_extra; i++)
+        free(r->extra[i]);
+    free(r->extra);
+    for (size_t i = 0; i < r->n_extra_cols; i++)
+        free(r->extra_cols[i].key);
+    free(r->extra_cols);
     free(r);
 }
 
@@ -317,6 +336,39 @@ static int csv_alloc(sg_scan_reader *r, size_t n)
     return r->cols && r->col_lens && r->col_caps ? 0 : -1;
 }
 
+/* The header columns (r->cols, n of them) named FIELD or FIELD.KEY for an extra field. */
+static int csv_extra_columns(sg_scan_reader *r, int n)
+{
+    if (r->n_extra == 0)
+        return 0;
+    r->extra_cols = calloc((size_t)n, sizeof *r->extra_cols);
+    if (!r->extra_cols)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        const char *name = r->col_lens[i] ? r->cols[i] : "";
+
+        for (size_t k = 0; k < r->n_extra; k++) {
+            size_t fl = strlen(r->extra[k]);
+            struct extra_col *ec = &r->extra_cols[r->n_extra_cols];
+
+            if (strncmp(name, r->extra[k], fl) != 0 || (name[fl] && name[fl] != '.'))
+                continue;
+            if (name[fl] == '.' && !name[fl + 1])
+                continue;
+            ec->col = i;
+            ec->field = k;
+            if (name[fl] == '.') {
+                ec->key = strdup(name + fl + 1);
+                if (!ec->key)
+                    return -1;
+            }
+            r->n_extra_cols++;
+            break;
+        }
+    }
+    return 0;
+}
+
 static int csv_header(sg_scan_reader *r, char *err, size_t errlen)
 {
     long start;
@@ -350,6 +402,10 @@ static int csv_header(sg_scan_reader *r, char *err, size_t errlen)
             r->col_response = i;
         if (r->col_id < 0 && strcmp(name, r->id_field) == 0)
             r->col_id = i;
+    }
+    if (csv_extra_columns(r, n) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
     if (r->col_text < 0) {
         snprintf(err, errlen, "CSV header (line %ld) has no column '%s'", start, r->field);
@@ -385,6 +441,22 @@ int sg_scan_reader_new(sg_scan_reader **out, FILE *f, const sg_scan_opts *opts, 
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    for (const char *const *e = opts->extra_fields; e && *e; e++)
+        r->n_extra++;
+    if (r->n_extra) {
+        r->extra = calloc(r->n_extra, sizeof *r->extra);
+        if (!r->extra) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < r->n_extra; i++) {
+            r->extra[i] = strdup(opts->extra_fields[i]);
+            if (!r->extra[i]) {
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+            }
+        }
+    }
     if (r->format == SG_SCAN_CSV && csv_header(r, err, errlen) < 0)
         goto fail;
     *out = r;
@@ -410,6 +482,48 @@ static int csv_col(sg_scan_reader *r, sg_scan_item *it, long start, long col, co
                    ? -1
                    : 1;
     return 0;
+}
+
+/* The extra columns of the current CSV record into it->extra. As next_csv() returns. */
+static int csv_carry(sg_scan_reader *r, sg_scan_item *it, long start)
+{
+    for (size_t i = 0; i < r->n_extra_cols; i++) {
+        const struct extra_col *ec = &r->extra_cols[i];
+        size_t len = r->col_lens[ec->col];
+        json_t *v = json_stringn(len ? r->cols[ec->col] : "", len);
+        json_t *sub;
+
+        if (!v || memchr(json_string_value(v), '\0', len)) {
+            json_decref(v);
+            return item_error(it, start, "column '%s%s%s' is not valid UTF-8 (or holds a NUL "
+                              "byte)", r->extra[ec->field], ec->key ? "." : "",
+                              ec->key ? ec->key : "") < 0 ? -1 : 1;
+        }
+        if (!it->extra)
+            it->extra = json_object();
+        if (!it->extra) {
+            json_decref(v);
+            goto oom;
+        }
+        if (!ec->key) {
+            json_object_set_new(it->extra, r->extra[ec->field], v);
+            continue;
+        }
+        sub = json_object_get(it->extra, r->extra[ec->field]);
+        if (!json_is_object(sub)) {
+            sub = json_object();
+            if (!sub || json_object_set_new(it->extra, r->extra[ec->field], sub) < 0) {
+                json_decref(v);
+                goto oom;
+            }
+        }
+        if (json_object_set_new(sub, ec->key, v) < 0)
+            goto oom;
+    }
+    return 1;
+oom:
+    snprintf(r->errmsg, sizeof r->errmsg, "out of memory");
+    return -1;
 }
 
 static int next_csv(sg_scan_reader *r, sg_scan_item *it)
@@ -457,7 +571,7 @@ static int next_csv(sg_scan_reader *r, sg_scan_item *it)
         if (!it->response)
             goto oom;
     }
-    return 1;
+    return csv_carry(r, it, start);
 oom:
     snprintf(r->errmsg, sizeof r->errmsg, "out of memory");
     return -1;
@@ -600,6 +714,15 @@ static int next_jsonl(sg_scan_reader *r, sg_scan_item *it)
         if (!it->response)
             goto oom;
         memcpy(it->response, json_string_value(v), it->response_len + 1);
+    }
+    for (size_t k = 0; k < r->n_extra; k++) {
+        v = json_object_get(obj, r->extra[k]);
+        if (!v)
+            continue;
+        if (!it->extra)
+            it->extra = json_object();
+        if (!it->extra || json_object_set(it->extra, r->extra[k], v) < 0)
+            goto oom;
     }
     json_decref(obj);
     return 1;

@@ -34,6 +34,12 @@ typedef struct sg_scan_opts {
     const char *field;          /* default "text" */
     const char *response_field; /* NULL: prompt-only */
     const char *id_field;       /* default "id"; absent in a record: the line number */
+    /*
+     * Fields carried along untouched into sg_scan_item.extra (a NULL-terminated list, or NULL),
+     * e.g. the labels of `shieldctl eval`. JSONL: the field's JSON value. CSV: the text of the
+     * column named FIELD, and the columns named FIELD.KEY as an object {"KEY": text, ...}.
+     */
+    const char *const *extra_fields;
 } sg_scan_opts;
 
 typedef struct sg_scan_item {
@@ -44,6 +50,7 @@ typedef struct sg_scan_item {
     char *response;     /* malloc'd or NULL */
     size_t response_len;
     char *error;        /* malloc'd message ("line 7: ...") or NULL */
+    json_t *extra;      /* opts.extra_fields present in the record, an object (owned), or NULL */
 } sg_scan_item;
 
 void sg_scan_item_clear(sg_scan_item *it);

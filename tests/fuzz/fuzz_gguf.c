@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "gguf_gemma.h"
 #include "sg_engine.h"
 #include "tensor.h"
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_packcache.c: the packed-weight cache reader (engine/packcache.c) on arbitrary file
+ * fuzz_packcache.c: the packed-weight cache reader (engine/mm/packcache.c) on arbitrary file
  * bytes. Each input is written as the cache file of a fixed key and opened: a file that passes
  * validation is then looked up (a 4 x 16 bf16 weight "w" for "avx2-bf16") and the found bytes
  * read, so that an entry pointing outside the file shows up under ASan. Seeds:

@@ -9,7 +9,7 @@
 
 #include "sg_engine.h"
 #include "sg_tok.h"
-#include "tok_internal.h"
+#include "tok_load.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
