@@ -217,8 +217,8 @@ def llama_server(a, path, slots):
 def shieldd(a, path, prec):
     port = free_port()
     cmd = [a.shieldd, "-d", "-m", path, "-p", os.path.join(TOP, "policies"), "-t",
-           str(a.threads), "--precision", prec, "--no-cache", "--pack-cache", "off", "--listen",
-           "tcp:127.0.0.1:%d" % port]
+           str(a.threads), "--precision", prec, "--no-cache", "--pack-cache", "off",
+           "--request-timeout", "3600s", "--listen", "tcp:127.0.0.1:%d" % port]
     return Server(cmd, port, "/readyz", "shieldd", os.path.join(a.out, "shieldd.log"))
 
 
@@ -407,6 +407,8 @@ def main():
     ap.add_argument("--check-types", default="bf16,q8_0")
     ap.add_argument("--bulk-type", default="q8_0")
     ap.add_argument("--skip", default="", help="comma-separated: prefill, check, bulk")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the phases already in build/bench-compare/results.json")
     a = ap.parse_args()
     a.types = [t for t in a.types.split(",") if t]
     a.check_types = [t for t in a.check_types.split(",") if t]
@@ -424,24 +426,30 @@ def main():
     a.shieldd = os.path.join(a.build, "shieldd")
     a.out = os.path.join(a.build, "bench-compare")
     os.makedirs(a.out, exist_ok=True)
+    rpath = os.path.join(a.out, "results.json")
     res = {"threads": a.threads, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-           "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].split(":", 1)[1].strip(),
+           "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0]
+           .split(":", 1)[1].strip(),
            "load_at_start": open("/proc/loadavg").read().split()[:3]}
+    if a.resume and os.path.exists(rpath):
+        old = json.load(open(rpath))
+        res.update({k: v for k, v in old.items() if k not in ("started", "load_at_start")})
+        res["resumed_from"] = old.get("started")
     files = make_files(a)
     p0 = peak(a)
     log("peak at start: %s" % json.dumps(p0))
-    if "prefill" not in skip:
-        prefill(a, files, res)
-    if "check" not in skip:
-        check(a, files, res)
-    if "bulk" not in skip:
-        bulk(a, files, res)
+    res.setdefault("peaks", []).append(p0)
+    for name, fn in (("prefill", prefill), ("check", check), ("bulk", bulk)):
+        if name not in skip and name not in res:
+            fn(a, files, res)
+            json.dump(res, open(rpath, "w"), indent=1)  # a later failure keeps this phase
     p1 = peak(a)
     log("peak at end: %s" % json.dumps(p1))
-    res["peak"] = {k: max(p0.get(k, 0), p1.get(k, 0)) for k in p0}
+    res["peaks"].append(p1)
+    res["peak"] = {k: max(p.get(k, 0) for p in res["peaks"]) for k in p0}
     res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     res["table"] = table(a, res)
-    json.dump(res, open(os.path.join(a.out, "results.json"), "w"), indent=1)
+    json.dump(res, open(rpath, "w"), indent=1)
     print("\nshieldd vs llama.cpp (build %s), %s, %d threads, %s - %s\n" % (
         res.get("llama_build"), res["cpu"], a.threads, res["started"], res["finished"]))
     print(res["table"])

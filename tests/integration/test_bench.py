@@ -13,7 +13,7 @@ from clients_common import POLICIES, SHIELDCTL, make_model
 KEYS = {
     "model", "d_model", "n_layer", "precision", "kernel", "threads", "load_s",
     "prefill_tokens_per_s", "prefill_tokens_per_s_median", "prefill_gflop",
-    "prefill_gflop_per_s", "classify_4_policies_ms", "classify_4_policies_ms_median",
+    "prefill_gflop_per_s", "prefill_gflop_per_cpu_s", "classify_4_policies_ms", "classify_4_policies_ms_median",
     "classify_cold_ms", "classify_message_tokens", "classify_prompt_tokens",
     "classify_computed_tokens", "classify_probabilities", "tokenizer_mb_per_s",
     "rss_after_load_mb", "rss_mb",
@@ -73,6 +73,9 @@ class BenchSmokeTest(unittest.TestCase):
             self.assertAlmostEqual(j["prefill_gflop_per_s"][str(n)],
                                    flops(n) * j["prefill_tokens_per_s"][str(n)] / n,
                                    delta=1e-6 * j["prefill_gflop_per_s"][str(n)])
+            # CPU-seconds of 1 thread: at most the wall time (the rate is at least the wall one)
+            self.assertGreaterEqual(j["prefill_gflop_per_cpu_s"][str(n)],
+                                    0.9 * j["prefill_gflop_per_s"][str(n)])
         # A cold classification computes the template preamble too; warm ones reuse it.
         self.assertGreater(j["classify_cold_ms"], 0)
         self.assertGreater(j["classify_4_policies_ms"], 0)
