@@ -232,6 +232,9 @@ install: all
 	if [ -d systemd ] && ls systemd/*.service >/dev/null 2>&1; then \
 	    install -d $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/shieldd; \
 	    install -m 644 systemd/shieldd.service systemd/shieldd.socket $(DESTDIR)/etc/systemd/system/; \
+	    install -d $(DESTDIR)/usr/lib/sysusers.d; \
+	    install -m 644 systemd/shieldd.sysusers $(DESTDIR)/usr/lib/sysusers.d/shieldd.conf; \
+	    [ -n "$(DESTDIR)" ] || ! command -v systemd-sysusers >/dev/null || systemd-sysusers shieldd.conf; \
 	    [ -f $(DESTDIR)/etc/shieldd/shieldd.yaml ] || install -m 644 systemd/shieldd.yaml $(DESTDIR)/etc/shieldd/shieldd.yaml; \
 	fi
 

@@ -3,13 +3,18 @@
 /*
  * api.h: the HTTP API of docs/DESIGN.md on top of http.h and sched.h.
  *
- *   POST /v1/classify     {"text", "response"?, "policies"?} or {"inputs": [...], "policies"?}
- *   POST /v1/moderations  the OpenAI moderation shape
+ *   POST /v1/classify     {"text", "response"?, "policies"?}, {"messages": [...]} or
+ *                         {"inputs": [...], "policies"?}
+ *   POST /v1/moderations  the OpenAI moderation shape (+ OpenAI category names)
+ *   POST /beta/litellm_basic_guardrail_api   LiteLLM's Generic Guardrail API
+ *   POST /v1/check/chat/completions          a gateway's check of a chat-completions request
  *   GET  /v1/policies, /healthz, /readyz, /metrics
  *
  * Requests are validated on the loop (JSON, types, UTF-8, policy names), answered from the
  * result cache when possible, else queued for the worker; the worker runs sg_moderate() and
- * the loop turns results into JSON.
+ * the loop renders each endpoint's JSON from the results. The files, by thread: api.c
+ * (routing, credentials, small endpoints), api_parse.c, api_job.c, api_render.c (loop),
+ * api_worker.c (worker); api_job.h is the job they share.
  */
 
 #include <stddef.h>
@@ -19,7 +24,8 @@
 
 struct shieldd;
 
-/* The http_handler_fn: `ud` is the struct shieldd. */
+/* The http_handler_fn: `ud` is the struct shieldd (its cfg, pset, cache, sched, info, metrics
+ * and, when set, keys and allow lists; the model only through the worker). */
 void api_handle(struct http_request *req, void *ud);
 
 /* The sched_run_fn, on the worker thread: `ud` is the struct shieldd. */

@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "log.h"
+#include "sg_engine.h"
 
 enum key_type { K_STRING, K_INT, K_LONG_SIZE, K_DURATION, K_BOOL, K_MODE, K_LISTEN };
 
@@ -33,6 +34,17 @@ static const struct config_key keys[] = {
      "listener, repeatable: unix:/path/to.sock or tcp:HOST:PORT"},
     {"socket_mode", K_MODE, OFF(socket_mode), 0, 0777, "permissions of Unix sockets (octal)"},
     {"socket_group", K_STRING, OFF(socket_group), 0, 0, "group of Unix sockets (name or id)"},
+    {"api_keys", K_STRING, OFF(api_keys), 0, 0,
+     "file of API keys, one 'KEY [name]' a line: every endpoint but /healthz and /readyz then "
+     "needs 'Authorization: Bearer KEY' (reloaded on SIGHUP)"},
+    {"metrics_auth", K_BOOL, OFF(metrics_auth), 0, 1,
+     "with api_keys, /metrics needs a key too (--no-metrics-auth leaves it open)"},
+    {"allow_uids", K_STRING, OFF(allow_uids), 0, 0,
+     "Unix socket peers allowed, by user (comma-separated names or ids; empty: any)"},
+    {"allow_gids", K_STRING, OFF(allow_gids), 0, 0,
+     "Unix socket peers allowed, by primary group (comma-separated names or ids; empty: any)"},
+    {"allow_unauthenticated_tcp", K_BOOL, OFF(allow_unauthenticated_tcp), 0, 1,
+     "allow a non-loopback TCP listener without api_keys"},
     {"threads", K_INT, OFF(threads), 0, 1024, "engine threads (0: all cores)"},
     {"precision", K_STRING, OFF(precision), 0, 0, "matrix precision: f32, bf16 or int8"},
     {"pack_cache", K_STRING, OFF(pack_cache), 0, 0,
@@ -45,7 +57,8 @@ static const struct config_key keys[] = {
      "tokens per rendered prompt (413; 0: the model's context)"},
     {"max_inputs", K_INT, OFF(max_inputs), 1, 1 << 16, "inputs in one batch request"},
     {"queue_depth", K_INT, OFF(queue_depth), 1, 1 << 20, "queued requests before 503"},
-    {"batch_tokens", K_INT, OFF(batch_tokens), 1, 1 << 26, "token budget of one worker batch"},
+    {"batch_tokens", K_INT, OFF(batch_tokens), 1, 1 << 26,
+     "bytes of input per worker round (>= its tokens)"},
     {"request_timeout", K_DURATION, OFF(request_timeout), 0.001, 86400,
      "deadline from arrival to reply (504)"},
     {"read_timeout", K_DURATION, OFF(read_timeout), 0.001, 86400,
@@ -83,6 +96,10 @@ void shieldd_defaults(struct shieldd_config *c)
     c->listen[c->n_listen++] = xstrdup("tcp:127.0.0.1:8088");
     c->socket_mode = 0660;
     c->socket_group = xstrdup("");
+    c->api_keys = xstrdup("");
+    c->metrics_auth = 1;
+    c->allow_uids = xstrdup("");
+    c->allow_gids = xstrdup("");
     c->threads = 0;
     c->precision = xstrdup("f32");
     c->pack_cache = xstrdup("auto");
@@ -114,6 +131,9 @@ void config_free(struct shieldd_config *c)
     for (size_t i = 0; i < c->n_listen; i++)
         free(c->listen[i]);
     free(c->socket_group);
+    free(c->api_keys);
+    free(c->allow_uids);
+    free(c->allow_gids);
     free(c->precision);
     free(c->pack_cache);
     memset(c, 0, sizeof *c);
@@ -245,6 +265,8 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
 
     if (k == NULL)
         return fail_msg(err, errlen, "unknown key '%s'", key);
+    if (strcmp(key, "socket_mode") == 0 || strcmp(key, "socket_group") == 0)
+        c->socket_perms_set = 1;
     switch (k->type) {
     case K_STRING: {
         char *d = xstrdup(value);
@@ -253,8 +275,7 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
             return fail_msg(err, errlen, "%s: out of memory", key);
         free(*(char **)p);
         *(char **)p = d;
-        if (strcmp(key, "precision") == 0 && strcmp(d, "f32") != 0 && strcmp(d, "bf16") != 0 &&
-            strcmp(d, "int8") != 0)
+        if (strcmp(key, "precision") == 0 && sg_precision_parse(d, &(sg_precision){0}) != SG_OK)
             return fail_msg(err, errlen, "precision: '%s' is not one of f32, bf16, int8", value);
         if (strcmp(key, "pack_cache") == 0 && d[0] == '\0')
             return fail_msg(err, errlen, "pack_cache: empty (a folder, 'auto' or 'off')");

@@ -23,28 +23,34 @@ struct shieldd_config {
     char *policies;                   /* policy directory */
     char *listen[SHIELDD_MAX_LISTEN]; /* "unix:/path" or "tcp:HOST:PORT" */
     size_t n_listen;
-    int socket_mode;        /* permissions of Unix sockets we create */
-    char *socket_group;     /* group of Unix sockets we create ("" : leave as is) */
-    int threads;            /* engine threads; 0: all cores */
-    char *precision;        /* f32, bf16, int8 */
-    char *pack_cache;       /* packed-weight cache folder, "auto" or "off" */
-    long max_body_bytes;    /* request body limit */
-    long max_header_bytes;  /* request line + headers limit */
-    int max_tokens;         /* per rendered prompt; 0: the model's context */
-    int max_inputs;         /* inputs per batch request */
-    int queue_depth;        /* queued requests before 503 */
-    int batch_tokens;       /* token budget of one worker batch */
-    double request_timeout; /* seconds from arrival to reply (504) */
-    double read_timeout;    /* seconds to receive a whole request (408) */
-    double idle_timeout;    /* seconds a keep-alive connection may idle */
-    int max_connections;    /* open client connections */
-    double drain_timeout;   /* seconds SIGTERM waits for in-flight requests */
-    int retry_after;        /* seconds, the Retry-After of a 503 */
-    int cache;              /* result cache on/off */
-    long cache_bytes;       /* result cache size */
-    double cache_ttl;       /* seconds an entry stays valid */
-    int truncate;           /* cut over-long input to fit instead of 413 */
-    int verbose;            /* log level: 0 info, 1 debug */
+    int socket_mode;      /* permissions of Unix sockets we create */
+    char *socket_group;   /* group of Unix sockets we create ("" : leave as is) */
+    int socket_perms_set; /* socket_mode or socket_group was set (applied to systemd's too) */
+    char *api_keys;       /* API key file ("": no keys, no authentication) */
+    int metrics_auth;     /* /metrics needs a key when api_keys is set */
+    char *allow_uids;     /* Unix peers allowed by uid (comma-separated; "": any) */
+    char *allow_gids;     /* Unix peers allowed by gid (comma-separated; "": any) */
+    int allow_unauthenticated_tcp; /* a non-loopback TCP listener without api_keys */
+    int threads;                   /* engine threads; 0: all cores */
+    char *precision;               /* f32, bf16, int8 */
+    char *pack_cache;              /* packed-weight cache folder, "auto" or "off" */
+    long max_body_bytes;           /* request body limit */
+    long max_header_bytes;         /* request line + headers limit */
+    int max_tokens;                /* per rendered prompt; 0: the model's context */
+    int max_inputs;                /* inputs per batch request */
+    int queue_depth;               /* queued requests before 503 */
+    int batch_tokens;              /* bytes of input per worker round (>= its tokens) */
+    double request_timeout;        /* seconds from arrival to reply (504) */
+    double read_timeout;           /* seconds to receive a whole request (408) */
+    double idle_timeout;           /* seconds a keep-alive connection may idle */
+    int max_connections;           /* open client connections */
+    double drain_timeout;          /* seconds SIGTERM waits for in-flight requests */
+    int retry_after;               /* seconds, the Retry-After of a 503 */
+    int cache;                     /* result cache on/off */
+    long cache_bytes;              /* result cache size */
+    double cache_ttl;              /* seconds an entry stays valid */
+    int truncate;                  /* cut over-long input to fit instead of 413 */
+    int verbose;                   /* log level: 0 info, 1 debug */
 };
 
 /* Fill `c` with the defaults (the one place they live). Strings are malloc'd. */

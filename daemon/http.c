@@ -319,6 +319,11 @@ void http_reply_error(struct http_request *req, int status, const char *extra_he
     free(body);
 }
 
+int http_request_fd(const struct http_request *req)
+{
+    return req->conn != NULL ? (int)bufferevent_getfd(req->conn->bev) : -1;
+}
+
 const char *http_request_header(const struct http_request *req, const char *name)
 {
     for (size_t i = 0; i < req->n_headers; i++)

@@ -90,6 +90,9 @@ unsigned long long http_server_rejected(const struct http_server *s);
 /* Close everything and free the server (pending requests are aborted first). */
 void http_server_free(struct http_server *s);
 
+/* The socket of the connection `req` came on (for its peer's credentials). Borrowed. */
+int http_request_fd(const struct http_request *req);
+
 /* The value of header `name` (case-insensitive; the first one), or NULL. Borrowed. */
 const char *http_request_header(const struct http_request *req, const char *name);
 

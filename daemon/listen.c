@@ -42,6 +42,28 @@ static int resolve_group(const char *group, gid_t *gid)
     return 0;
 }
 
+int listen_set_perms(const char *path, int mode, const char *group, char *err, size_t errlen)
+{
+    struct stat st;
+    int have = stat(path, &st) == 0;
+
+    /* What is already so (e.g. systemd's SocketMode=/SocketGroup=) is left alone: changing a
+     * file needs owning it, and systemd's socket belongs to root. */
+    if (group != NULL && group[0] != '\0') {
+        gid_t gid;
+
+        if (resolve_group(group, &gid) < 0)
+            return fail_msg(err, errlen, "unix:%s: unknown group '%s' (socket_group)", path, group);
+        if (!(have && st.st_gid == gid) && chown(path, (uid_t)-1, gid) < 0)
+            return fail_msg(err, errlen, "unix:%s: chown to group '%s': %s", path, group,
+                            strerror(errno));
+    }
+    if (!(have && (st.st_mode & 07777) == (mode_t)mode) && chmod(path, (mode_t)mode) < 0)
+        return fail_msg(err, errlen, "unix:%s: chmod %04o: %s", path, (unsigned)mode,
+                        strerror(errno));
+    return 0;
+}
+
 static int open_unix(struct listener *l, const char *path, int mode, const char *group, char *err,
                      size_t errlen)
 {
@@ -98,22 +120,9 @@ static int open_unix(struct listener *l, const char *path, int mode, const char 
     }
     umask(old);
     l->unlink_path = strdup(path);
-    if (group != NULL && group[0] != '\0') {
-        gid_t gid;
-
-        if (resolve_group(group, &gid) < 0) {
-            fail_msg(err, errlen, "unix:%s: unknown group '%s' (socket_group)", path, group);
-            goto fail;
-        }
-        if (chown(path, (uid_t)-1, gid) < 0) {
-            fail_msg(err, errlen, "unix:%s: chown to group '%s': %s", path, group, strerror(errno));
-            goto fail;
-        }
-    }
-    if (chmod(path, (mode_t)mode) < 0) {
-        fail_msg(err, errlen, "unix:%s: chmod %04o: %s", path, (unsigned)mode, strerror(errno));
+    snprintf(l->unix_path, sizeof l->unix_path, "%s", path);
+    if (listen_set_perms(path, mode, group, err, errlen) < 0)
         goto fail;
-    }
     if (listen(fd, BACKLOG) < 0) {
         fail_msg(err, errlen, "unix:%s: listen: %s", path, strerror(errno));
         goto fail;
@@ -137,7 +146,7 @@ static int open_tcp(struct listener *l, const char *hostport, char *err, size_t 
     const char *colon = strrchr(hostport, ':');
     const char *port;
     struct addrinfo hints, *res = NULL, *ai;
-    int fd = -1, rc, one = 1, e = 0;
+    int fd = -1, rc, one = 1, zero = 0, any, e = 0;
 
     if (colon == NULL) {
         snprintf(host, sizeof host, "127.0.0.1");
@@ -162,7 +171,15 @@ static int open_tcp(struct listener *l, const char *hostport, char *err, size_t 
     /* Loopback unless told otherwise: an empty host is 127.0.0.1, "*" every address. */
     if (host[0] == '\0')
         snprintf(host, sizeof host, "127.0.0.1");
-    rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
+    /* "*": one IPv6 socket that takes IPv4 too (IPV6_V6ONLY off), else IPv4 alone. */
+    any = strcmp(host, "*") == 0;
+    if (any)
+        hints.ai_family = AF_INET6;
+    rc = getaddrinfo(any ? NULL : host, port, &hints, &res);
+    if (rc != 0 && any) {
+        hints.ai_family = AF_UNSPEC;
+        rc = getaddrinfo(NULL, port, &hints, &res);
+    }
     if (rc != 0)
         return fail_msg(err, errlen, "tcp:%s: %s", hostport, gai_strerror(rc));
     for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -173,7 +190,7 @@ static int open_tcp(struct listener *l, const char *hostport, char *err, size_t 
         }
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (ai->ai_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, BACKLOG) == 0)
             break;
         e = errno;
@@ -224,6 +241,7 @@ int listen_systemd(struct listener *ls, size_t max, char *err, size_t errlen)
             struct sockaddr_un *su = (struct sockaddr_un *)&ss;
 
             ls[i].kind = "unix";
+            snprintf(ls[i].unix_path, sizeof ls[i].unix_path, "%.107s", su->sun_path);
             snprintf(ls[i].name, sizeof ls[i].name, "systemd:unix:%.100s", su->sun_path);
         } else {
             char host[64], port[16]; /* numeric forms */

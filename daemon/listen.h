@@ -9,10 +9,15 @@
 
 struct listener {
     int fd;
-    const char *kind;  /* "unix" or "tcp" */
-    char name[160];    /* for logs: "unix:/run/shieldd/shieldd.sock", "tcp:127.0.0.1:8088" */
-    char *unlink_path; /* a Unix socket we created (removed at exit); malloc'd or NULL */
+    const char *kind;    /* "unix" or "tcp" */
+    char name[160];      /* for logs: "unix:/run/shieldd/shieldd.sock", "tcp:127.0.0.1:8088" */
+    char *unlink_path;   /* a Unix socket we created (removed at exit); malloc'd or NULL */
+    char unix_path[108]; /* a Unix socket's path (ours or systemd's); "" for TCP */
 };
+
+/* Give the Unix socket file `path` permissions `mode` and, if `group` is not empty, that group
+ * (name or number). Returns 0, or -1 with a message in `err`. */
+int listen_set_perms(const char *path, int mode, const char *group, char *err, size_t errlen);
 
 /*
  * Open a listening socket for `spec`. TCP: "tcp:HOST:PORT" (HOST may be a name, an IPv4

@@ -22,6 +22,7 @@
 #endif
 
 #include "api.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "shieldd.h"
@@ -109,12 +110,8 @@ static int load_model(struct shieldd *sd, char *err, size_t errlen)
     char pack_dir[4096];
 
     mo.n_threads = sd->cfg.threads;
-    if (strcmp(sd->cfg.precision, "bf16") == 0)
-        mo.precision = SG_PREC_BF16;
-    else if (strcmp(sd->cfg.precision, "int8") == 0)
-        mo.precision = SG_PREC_INT8;
-    else
-        mo.precision = SG_PREC_F32;
+    if (sg_precision_parse(sd->cfg.precision, &mo.precision) != SG_OK)
+        mo.precision = SG_PREC_F32; /* not reached: config.c accepts only these names */
     mo.load_tokenizer = 1;
     mo.pack_cache = pack_cache_dir(&sd->cfg, pack_dir, sizeof pack_dir);
     if (mo.pack_cache != NULL)
@@ -133,6 +130,24 @@ static int load_model(struct shieldd *sd, char *err, size_t errlen)
     return 0;
 }
 
+/* SIGHUP, the API keys: a broken file keeps the old keys. */
+static void reload_keys(struct shieldd *sd)
+{
+    struct keyring *k;
+    char err[1024];
+
+    if (sd->keys == NULL)
+        return;
+    if (keyring_load(&k, sd->cfg.api_keys, err, sizeof err) < 0) {
+        log_warnx("SIGHUP: api_keys reload failed, keeping the %zu loaded keys: %s",
+                  keyring_count(sd->keys), err);
+        return;
+    }
+    keyring_free(sd->keys);
+    sd->keys = k;
+    log_info("SIGHUP: reloaded %zu API keys from %s", keyring_count(k), sd->cfg.api_keys);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     struct shieldd *sd = arg;
@@ -141,6 +156,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 
     (void)sig;
     (void)what;
+    reload_keys(sd);
     notify("RELOADING=1\nSTATUS=reloading policies from %s", sd->cfg.policies);
     if (load_policies(sd, &p, err, sizeof err) < 0) {
         sd->metrics.reloads_failed++;
@@ -149,10 +165,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         notify("READY=1\nSTATUS=serving; the last policy reload failed: %.200s", err);
         return;
     }
-    pset_unref(sd->pset);
-    sd->pset = p;
+    /* Cached results borrow the set's policies: clear them before the set can go. */
     if (sd->cache)
         cache_clear(sd->cache);
+    pset_unref(sd->pset);
+    sd->pset = p;
     sd->metrics.reloads_ok++;
     log_info("SIGHUP: reloaded %zu policies from %s", sg_policy_count(p->set), sd->cfg.policies);
     notify("READY=1\nSTATUS=serving %zu policies", sg_policy_count(p->set));
@@ -207,6 +224,11 @@ static int open_listeners(struct shieldd *sd, char *err, size_t errlen)
     if (n > 0) {
         sd->n_listeners = (size_t)n;
         log_info("socket activation: %d sockets from systemd (the 'listen' setting is ignored)", n);
+        for (size_t i = 0; i < sd->n_listeners && sd->cfg.socket_perms_set; i++)
+            if (sd->listeners[i].unix_path[0] != '\0' &&
+                listen_set_perms(sd->listeners[i].unix_path, sd->cfg.socket_mode,
+                                 sd->cfg.socket_group, err, errlen) < 0)
+                return -1;
     } else {
         for (size_t i = 0; i < sd->cfg.n_listen; i++) {
             if (listen_open(&sd->listeners[i], sd->cfg.listen[i], sd->cfg.socket_mode,
@@ -215,6 +237,16 @@ static int open_listeners(struct shieldd *sd, char *err, size_t errlen)
             sd->n_listeners = i + 1;
         }
     }
+    for (size_t i = 0; i < sd->n_listeners; i++)
+        if (sd->keys == NULL && !sd->cfg.allow_unauthenticated_tcp &&
+            auth_socket_is_public(sd->listeners[i].fd)) {
+            snprintf(err, errlen,
+                     "%s: refusing to serve a non-loopback TCP listener without api_keys "
+                     "(anyone on the network could use it); set api_keys, listen on "
+                     "127.0.0.1 or a Unix socket, or set allow_unauthenticated_tcp: true",
+                     sd->listeners[i].name);
+            return -1;
+        }
     for (size_t i = 0; i < sd->n_listeners; i++) {
         if (http_server_listen_fd(sd->http, sd->listeners[i].fd, sd->listeners[i].kind) < 0) {
             snprintf(err, errlen, "%s: %s", sd->listeners[i].name, strerror(errno));
@@ -241,8 +273,11 @@ static void shutdown_all(struct shieldd *sd)
     }
     sg_moderator_free(sd->mod);
     sg_model_close(sd->model);
-    pset_unref(sd->pset);
     cache_free(sd->cache);
+    pset_unref(sd->pset);
+    keyring_free(sd->keys);
+    free(sd->allow_uids);
+    free(sd->allow_gids);
     if (sd->ev_hup)
         event_free(sd->ev_hup);
     if (sd->ev_term)
@@ -256,6 +291,20 @@ static void shutdown_all(struct shieldd *sd)
     config_free(&sd->cfg);
 }
 
+/* The API keys and the peer allow lists. Returns 0 or -1 with a message. */
+static int load_access(struct shieldd *sd, char *err, size_t errlen)
+{
+    if (sd->cfg.api_keys[0] != '\0' &&
+        keyring_load(&sd->keys, sd->cfg.api_keys, err, errlen) < 0)
+        return -1;
+    if (auth_parse_ids(sd->cfg.allow_uids, 0, &sd->allow_uids, &sd->n_allow_uids, err, errlen) <
+            0 ||
+        auth_parse_ids(sd->cfg.allow_gids, 1, &sd->allow_gids, &sd->n_allow_gids, err, errlen) <
+            0)
+        return -1;
+    return 0;
+}
+
 /* -n: load everything once, print what is wrong or "configuration OK". */
 static int check_config(struct shieldd *sd)
 {
@@ -266,10 +315,17 @@ static int check_config(struct shieldd *sd)
         fprintf(stderr, "shieldd: policies: %s\n", err);
         bad = 1;
     }
+    if (load_access(sd, err, sizeof err) < 0) {
+        fprintf(stderr, "shieldd: %s\n", err);
+        bad = 1;
+    }
     if (load_model(sd, err, sizeof err) < 0) {
         fprintf(stderr, "shieldd: model: %s\n", err);
         bad = 1;
     }
+    keyring_free(sd->keys);
+    free(sd->allow_uids);
+    free(sd->allow_gids);
     sg_moderator_free(sd->mod);
     sg_model_close(sd->model);
     pset_unref(sd->pset);
@@ -331,6 +387,10 @@ int main(int argc, char **argv)
         evsignal_add(sd.ev_int, NULL) < 0)
         fatalx("libevent: cannot set up signal events");
 
+    if (load_access(&sd, err, sizeof err) < 0)
+        fatalx("%s", err);
+    if (sd.keys != NULL)
+        log_info("api_keys: %zu keys from %s", keyring_count(sd.keys), sd.cfg.api_keys);
     notify("STATUS=loading policies from %s", sd.cfg.policies);
     if (load_policies(&sd, &sd.pset, err, sizeof err) < 0)
         fatalx("policies: %s", err);

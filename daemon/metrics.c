@@ -4,6 +4,7 @@
  */
 #include "metrics.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -11,28 +12,38 @@
 static const double lat_le[METRICS_LAT_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
-static const char *const ep_names[EP_COUNT] = {
-    "/v1/classify", "/v1/moderations", "/v1/policies", "/healthz", "/readyz", "/metrics", "other"};
+/* The reason labels of model failures, by -sg_err (0: a code this table does not know; 8 is
+ * SG_ECOMPUTE, a compute kernel failing at run time). */
+static const char *const err_reasons[METRICS_ERR_REASONS] = {
+    "other",       "out_of_memory", "io",    "format", "shape",
+    "unsupported", "invalid",       "range", "compute"};
 
 void metrics_init(struct metrics *m)
 {
     memset(m, 0, sizeof *m);
 }
 
-enum metrics_endpoint metrics_endpoint_of(const char *path)
+void metrics_model_error(struct metrics *m, int err)
 {
-    for (int i = 0; i < EP_OTHER; i++)
-        if (strcmp(path, ep_names[i]) == 0)
-            return (enum metrics_endpoint)i;
-    return EP_OTHER;
+    int i = -err;
+
+    if (i <= 0 || i >= METRICS_ERR_REASONS)
+        i = 0;
+    m->model_errors[i]++;
 }
 
-const char *metrics_endpoint_name(enum metrics_endpoint ep)
+size_t metrics_key_slot(struct metrics *m, const char *name)
 {
-    return ep >= 0 && ep < EP_COUNT ? ep_names[ep] : "other";
+    for (size_t i = 0; i < m->n_keys; i++)
+        if (strcmp(m->keys[i].name, name) == 0)
+            return i;
+    if (m->n_keys == METRICS_MAX_KEYS)
+        return METRICS_MAX_KEYS - 1;
+    snprintf(m->keys[m->n_keys].name, METRICS_KEY_NAME, "%s", name);
+    return m->n_keys++;
 }
 
-void metrics_request(struct metrics *m, enum metrics_endpoint ep, int status, double seconds)
+void metrics_request(struct metrics *m, enum api_endpoint ep, int status, double seconds)
 {
     if (ep < 0 || ep >= EP_COUNT)
         ep = EP_OTHER;
@@ -74,6 +85,30 @@ static void gauge(struct evbuffer *out, const char *name, const char *help, doub
                         v);
 }
 
+/* The per-key series (label = the key's name from the api_keys file, never the key). */
+static void render_keys(const struct metrics *m, struct evbuffer *out)
+{
+    static const char *const what[3][2] = {
+        {"shieldd_key_requests_total", "Requests by API key name."},
+        {"shieldd_key_prompt_tokens_total", "Prompt tokens by API key name."},
+        {"shieldd_key_computed_tokens_total", "Tokens run through the model by API key name."}};
+
+    if (m->n_keys == 0)
+        return;
+    for (int w = 0; w < 3; w++) {
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", what[w][0], what[w][1],
+                            what[w][0]);
+        for (size_t i = 0; i < m->n_keys; i++) {
+            const struct metrics_key *k = &m->keys[i];
+            uint64_t v = w == 0 ? k->requests : w == 1 ? k->prompt_tokens : k->computed_tokens;
+
+            evbuffer_add_printf(out, "%s{key=\"", what[w][0]);
+            label(out, k->name);
+            evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)v);
+        }
+    }
+}
+
 int metrics_render(const struct metrics *m, const struct metrics_view *v, struct evbuffer *out)
 {
     size_t before = evbuffer_get_length(out);
@@ -86,7 +121,8 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
             if (m->requests[e][s] > 0)
                 evbuffer_add_printf(out,
                                     "shieldd_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n",
-                                    ep_names[e], s + 100, (unsigned long long)m->requests[e][s]);
+                                    route_name((enum api_endpoint)e), s + 100,
+                                    (unsigned long long)m->requests[e][s]);
 
     evbuffer_add_printf(out, "# HELP shieldd_request_duration_seconds Time from a request's "
                              "arrival to its reply.\n"
@@ -98,15 +134,16 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
             evbuffer_add_printf(out,
                                 "shieldd_request_duration_seconds_bucket{endpoint=\"%s\","
                                 "le=\"%g\"} %llu\n",
-                                ep_names[e], lat_le[i], (unsigned long long)m->lat_hist[e][i]);
+                                route_name((enum api_endpoint)e), lat_le[i],
+                                (unsigned long long)m->lat_hist[e][i]);
         evbuffer_add_printf(out,
                             "shieldd_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"}"
                             " %llu\n",
-                            ep_names[e], (unsigned long long)m->lat_count[e]);
+                            route_name((enum api_endpoint)e), (unsigned long long)m->lat_count[e]);
         evbuffer_add_printf(out, "shieldd_request_duration_seconds_sum{endpoint=\"%s\"} %.9g\n",
-                            ep_names[e], m->lat_sum[e]);
+                            route_name((enum api_endpoint)e), m->lat_sum[e]);
         evbuffer_add_printf(out, "shieldd_request_duration_seconds_count{endpoint=\"%s\"} %llu\n",
-                            ep_names[e], (unsigned long long)m->lat_count[e]);
+                            route_name((enum api_endpoint)e), (unsigned long long)m->lat_count[e]);
     }
 
     counter(out, "shieldd_inputs_total", "Inputs classified by the model.", m->inputs);
@@ -122,6 +159,18 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
     counter(out, "shieldd_timeouts_total", "Requests answered 504 (deadline).", m->timeouts);
     counter(out, "shieldd_cancelled_total", "Requests whose client left before the reply.",
             m->cancelled);
+    counter(out, "shieldd_unauthorized_total", "Requests refused with 401 (no or a wrong API key).",
+            m->unauthorized);
+    counter(out, "shieldd_forbidden_total",
+            "Requests refused with 403 (a local peer outside allow_uids / allow_gids).",
+            m->forbidden);
+    evbuffer_add_printf(out, "# HELP shieldd_model_errors_total Requests answered 500 because "
+                             "the model failed at run time, by reason.\n"
+                             "# TYPE shieldd_model_errors_total counter\n");
+    for (int r = 0; r < METRICS_ERR_REASONS; r++)
+        evbuffer_add_printf(out, "shieldd_model_errors_total{reason=\"%s\"} %llu\n", err_reasons[r],
+                            (unsigned long long)m->model_errors[r]);
+    render_keys(m, out);
     counter(out, "shieldd_expired_in_queue_total", "Requests whose deadline passed in the queue.",
             v->sched.expired);
 

@@ -29,6 +29,7 @@ struct sched {
     size_t max_batch;
     size_t budget;
     size_t running;
+    unsigned last_tenant; /* the tenant served last (round-robin) */
     sched_run_fn run;
     void *ud;
     struct event *done_ev;
@@ -105,6 +106,45 @@ static void record_batch_locked(struct sched *s, size_t n)
             s->st.batch_hist[b]++;
 }
 
+/* Move every queued job whose deadline passed to the done list. Returns how many. */
+static size_t expire_locked(struct sched *s, double now)
+{
+    struct sched_job *j = s->head;
+    size_t n = 0;
+
+    while (j != NULL) {
+        struct sched_job *next = j->next;
+
+        if (j->deadline > 0 && now >= j->deadline) {
+            queue_remove_locked(s, j);
+            j->status = SCHED_EXPIRED;
+            s->st.expired++;
+            done_push_locked(s, j);
+            n++;
+        }
+        j = next;
+    }
+    return n;
+}
+
+/* The next job in round-robin order: the first queued job of the tenant that follows the last
+ * served one in cyclic order (unsigned wrap-around makes "follows" a distance). */
+static struct sched_job *next_locked(struct sched *s)
+{
+    struct sched_job *best = NULL;
+    unsigned best_d = 0;
+
+    for (struct sched_job *j = s->head; j != NULL; j = j->next) {
+        unsigned d = j->tenant - s->last_tenant - 1u;
+
+        if (best == NULL || d < best_d) {
+            best = j;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
 static void *worker(void *arg)
 {
     struct sched *s = arg;
@@ -120,23 +160,17 @@ static void *worker(void *arg)
         if (s->stop)
             break;
         now = sched_now();
+        posted = expire_locked(s, now) > 0;
         while (s->head != NULL && n < s->max_batch) {
-            struct sched_job *j = s->head;
+            struct sched_job *j = next_locked(s);
 
-            if (j->deadline > 0 && now >= j->deadline) {
-                queue_remove_locked(s, j);
-                j->status = SCHED_EXPIRED;
-                s->st.expired++;
-                done_push_locked(s, j);
-                posted = 1;
-                continue;
-            }
             if (n > 0 && cost + j->cost > s->budget)
                 break;
             queue_remove_locked(s, j);
             j->state = ST_RUNNING;
             j->status = SCHED_OK;
             s->batch[n++] = j;
+            s->last_tenant = j->tenant;
             cost += j->cost;
         }
         s->running = n;
@@ -152,7 +186,7 @@ static void *worker(void *arg)
         for (size_t i = 0; i < n; i++) {
             if (s->batch[i] == NULL)
                 continue; /* handed back early by sched_finish (and maybe freed since) */
-            if (s->batch[i]->cancelled)
+            if (atomic_load(&s->batch[i]->cancelled))
                 s->batch[i]->status = SCHED_CANCELLED;
             done_push_locked(s, s->batch[i]);
         }
@@ -207,7 +241,7 @@ int sched_submit(struct sched *s, struct sched_job *job)
         pthread_mutex_unlock(&s->mu);
         return -1;
     }
-    job->cancelled = 0;
+    atomic_store(&job->cancelled, 0);
     job->status = SCHED_OK;
     job->state = ST_QUEUED;
     job->next = NULL;
@@ -239,7 +273,7 @@ void sched_finish(struct sched *s, struct sched_job *job)
         return;
     pthread_mutex_lock(&s->mu);
     if (job->state == ST_RUNNING) {
-        if (job->cancelled)
+        if (atomic_load(&job->cancelled))
             job->status = SCHED_CANCELLED;
         done_push_locked(s, job);
         if (s->running > 0)
@@ -259,7 +293,7 @@ int sched_cancel(struct sched *s, struct sched_job *job)
         job->state = 0;
         removed = 1;
     } else {
-        job->cancelled = 1;
+        atomic_store(&job->cancelled, 1);
     }
     pthread_mutex_unlock(&s->mu);
     return removed;

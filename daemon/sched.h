@@ -3,8 +3,12 @@
 /*
  * sched.h: the request scheduler. One worker thread owns the engine; the event loop never
  * calls it. The loop submits jobs to a bounded queue; the worker takes everything waiting (up
- * to a cost budget, in arrival order) and hands it to the run function as one batch, then
+ * to a cost budget) and hands it to the run function as one batch, then
  * posts the finished jobs back to the loop, which calls each job's `done` callback.
+ *
+ * Order: round-robin across tenants (the callers' API keys), in arrival order within one
+ * tenant, so that one caller's flood of requests cannot starve another's; with a single tenant
+ * that is arrival order.
  *
  * Jobs are owned by the caller (embed struct sched_job in your request). A queued job can be
  * withdrawn at no cost (sched_cancel); a running one is flagged so the run function can stop
@@ -14,6 +18,7 @@
  */
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,9 +33,10 @@ enum sched_status {
 struct sched_job {
     struct sched_job *prev, *next; /* queue links (private) */
     double deadline;               /* monotonic seconds (sched_now); 0: none */
-    size_t cost;                   /* estimated tokens */
+    size_t cost;                   /* budget units: bytes of input (an upper bound on tokens) */
+    unsigned tenant;               /* whose job it is (round-robin); 0 for everyone unnamed */
     int state;                     /* private */
-    volatile int cancelled;        /* set by sched_cancel; the run function may poll it */
+    atomic_int cancelled;          /* set by sched_cancel (loop); the run function polls it */
     enum sched_status status;      /* valid in `done` */
     void (*done)(struct sched_job *job, void *arg); /* called on the loop thread */
     void *arg;

@@ -31,7 +31,10 @@ struct shieldd {
     struct event_base *base;
     struct http_server *http;
     struct sched *sched;
-    struct cache *cache; /* NULL: caching off */
+    struct cache *cache;               /* NULL: caching off */
+    struct keyring *keys;              /* NULL: no api_keys, no authentication */
+    unsigned *allow_uids, *allow_gids; /* Unix socket peers allowed (none: everyone) */
+    size_t n_allow_uids, n_allow_gids;
     struct metrics metrics;
     struct pset *pset; /* the current set */
     unsigned long next_gen;

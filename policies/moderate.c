@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "utf8.h"
 
 struct sg_moderator {
     sg_model *model;
@@ -67,7 +66,7 @@ static int set_err(sg_moderator *mod, int code, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(mod->errmsg, sizeof mod->errmsg, fmt, ap);
+    sg_verrf(mod->errmsg, sizeof mod->errmsg, code, NULL, fmt, ap);
     va_end(ap);
     return code;
 }
@@ -126,11 +125,8 @@ int sg_moderator_new(sg_moderator **out, sg_model *m, const sg_moderate_opts *op
     mod->max_tokens = o.max_tokens > 0 ? o.max_tokens : info->n_ctx;
     co.n_ctx = mod->max_tokens;
     co.precision = o.precision;
-    rc = sg_ctx_new(&mod->ctx, m, &co);
+    rc = sg_ctx_new(&mod->ctx, m, &co, err, errlen);
     if (rc < 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "cannot create an engine context: %s",
-                     sg_engine_strerror(rc));
         free(mod);
         return rc;
     }

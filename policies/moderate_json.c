@@ -43,3 +43,27 @@ json_t *sg_moderate_result_json(const char *model, const sg_moderate_result *res
     }
     return root;
 }
+
+const char *sg_json_type_name(const json_t *v)
+{
+    if (v == NULL)
+        return "missing";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "a value";
+}

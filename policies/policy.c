@@ -20,7 +20,8 @@
 
 #include <yaml.h>
 
-#include "utf8.h"
+#include "sg_engine.h"
+
 
 #define TEMPLATE_FILE "template.yaml"
 #define MAX_FILE_BYTES (1u << 20) /* a policy file is a few hundred bytes */
@@ -72,12 +73,6 @@ typedef struct loader {
     size_t errlen;
 } loader;
 
-static void vset_err(loader *L, const char *fmt, va_list ap)
-{
-    if (L->err && L->errlen > 0)
-        vsnprintf(L->err, L->errlen, fmt, ap);
-}
-
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
@@ -86,7 +81,7 @@ static int fail(loader *L, int code, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vset_err(L, fmt, ap);
+    sg_verrf(L->err, L->errlen, code, NULL, fmt, ap);
     va_end(ap);
     return code;
 }
@@ -97,13 +92,14 @@ __attribute__((format(printf, 4, 5)))
 #endif
 static int fail_at(loader *L, yaml_mark_t m, int code, const char *fmt, ...)
 {
-    char msg[512];
+    char where[4200];
     va_list ap;
 
+    snprintf(where, sizeof where, "%s:%zu:%zu", L->path, m.line + 1, m.column + 1);
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    sg_verrf(L->err, L->errlen, code, where, fmt, ap);
     va_end(ap);
-    return fail(L, code, "%s:%zu:%zu: %s", L->path, m.line + 1, m.column + 1, msg);
+    return code;
 }
 
 /* The mark (line, column in characters) of byte `off` of the file. */
@@ -347,9 +343,9 @@ static int get_bool(loader *L, const yaml_node_t *n, const char *key, int *out)
  * receives the value node of keys[i] (NULL if absent) and kmarks[i] the key's mark. Every key
  * is required unless `optional` says otherwise (bit i).
  */
-static int walk_mapping(loader *L, yaml_document_t *doc, const yaml_node_t *map, const char *what,
-                        const char *const *keys, int n_keys, yaml_node_t **vals,
-                        yaml_mark_t *kmarks)
+static int walk_mapping_opt(loader *L, yaml_document_t *doc, const yaml_node_t *map,
+                            const char *what, const char *const *keys, int n_keys, int n_required,
+                            yaml_node_t **vals, yaml_mark_t *kmarks)
 {
     char list[256];
     size_t off = 0;
@@ -391,11 +387,19 @@ static int walk_mapping(loader *L, yaml_document_t *doc, const yaml_node_t *map,
         vals[found] = v;
         kmarks[found] = k->start_mark;
     }
-    for (int i = 0; i < n_keys; i++)
+    for (int i = 0; i < n_required; i++)
         if (!vals[i])
             return fail_at(L, map->start_mark, SG_POLICY_EINVALID, "missing key '%s' in %s",
                            keys[i], what);
     return SG_POLICY_OK;
+}
+
+/* A mapping with exactly the keys `keys` (every one required). */
+static int walk_mapping(loader *L, yaml_document_t *doc, const yaml_node_t *map, const char *what,
+                        const char *const *keys, int n_keys, yaml_node_t **vals,
+                        yaml_mark_t *kmarks)
+{
+    return walk_mapping_opt(L, doc, map, what, keys, n_keys, n_keys, vals, kmarks);
 }
 
 /*
@@ -482,6 +486,9 @@ static void policy_clear(sg_policy *p)
     free((char *)p->guideline[SG_MODE_PROMPT]);
     free((char *)p->guideline[SG_MODE_RESPONSE]);
     free((char *)p->file);
+    for (size_t i = 0; i < p->n_openai_categories; i++)
+        free((char *)p->openai_categories[i]);
+    free((void *)p->openai_categories);
     memset(p, 0, sizeof *p);
 }
 
@@ -498,10 +505,63 @@ static int valid_name(const char *s, size_t len)
     return 1;
 }
 
-enum { P_NAME, P_TITLE, P_DESC, P_GUIDE, P_THRESH, P_ENABLED, P_COUNT };
+enum { P_NAME, P_TITLE, P_DESC, P_GUIDE, P_THRESH, P_ENABLED, P_OPENAI, P_COUNT };
+#define P_REQUIRED P_OPENAI /* the keys before it are required */
 static const char *const policy_keys[P_COUNT] = {
-    "name", "title", "description", "guideline", "threshold", "enabled",
+    "name", "title", "description", "guideline", "threshold", "enabled", "openai_categories",
 };
+
+/* OpenAI's moderation categories (omni-moderation), the names openai_categories may use. */
+static const char *const openai_names[] = {
+    "harassment",        "harassment/threatening", "hate",           "hate/threatening",
+    "illicit",           "illicit/violent",        "self-harm",      "self-harm/intent",
+    "self-harm/instructions", "sexual",            "sexual/minors",  "violence",
+    "violence/graphic",
+};
+
+/* openai_categories: a sequence of OpenAI category names, each once. */
+static int get_openai(loader *L, yaml_document_t *doc, const yaml_node_t *n, sg_policy *p)
+{
+    const char **names;
+    size_t cnt = 0, cap;
+
+    if (n == NULL)
+        return SG_POLICY_OK;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail_at(L, n->start_mark, SG_POLICY_EINVALID,
+                       "'openai_categories' must be a list of OpenAI category names, not %s",
+                       node_kind(n));
+    cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    names = calloc(cap + 1, sizeof *names);
+    if (names == NULL)
+        return fail(L, SG_POLICY_ENOMEM, "%s: out of memory", L->path);
+    p->openai_categories = names;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *e = yaml_document_get_node(doc, *it);
+        const char *v = e && e->type == YAML_SCALAR_NODE ? (const char *)e->data.scalar.value : "";
+        int known = 0;
+
+        for (size_t i = 0; i < sizeof openai_names / sizeof openai_names[0]; i++)
+            known |= strcmp(v, openai_names[i]) == 0;
+        if (!known)
+            return fail_at(L, e ? e->start_mark : n->start_mark, SG_POLICY_EINVALID,
+                           "unknown OpenAI category '%.40s' in 'openai_categories' (harassment, "
+                           "harassment/threatening, hate, hate/threatening, illicit, "
+                           "illicit/violent, self-harm, self-harm/intent, self-harm/instructions, "
+                           "sexual, sexual/minors, violence, violence/graphic)",
+                           v);
+        for (size_t i = 0; i < cnt; i++)
+            if (strcmp(names[i], v) == 0)
+                return fail_at(L, e->start_mark, SG_POLICY_EINVALID,
+                               "'%s' is listed twice in 'openai_categories'", v);
+        names[cnt] = strdup(v);
+        if (names[cnt] == NULL)
+            return fail(L, SG_POLICY_ENOMEM, "%s: out of memory", L->path);
+        p->n_openai_categories = ++cnt;
+    }
+    return SG_POLICY_OK;
+}
 static const char *const guide_keys[SG_MODE_COUNT] = {"prompt", "response"};
 
 /* Fill *p (zeroed) from the document; *name_mark receives the mark of the name's value. */
@@ -515,8 +575,8 @@ static int policy_from_doc(loader *L, yaml_document_t *doc, sg_policy *p, yaml_m
     size_t len;
     int rc;
 
-    rc = walk_mapping(L, doc, yaml_document_get_root_node(doc), "a policy", policy_keys, P_COUNT,
-                      v, km);
+    rc = walk_mapping_opt(L, doc, yaml_document_get_root_node(doc), "a policy", policy_keys,
+                          P_COUNT, P_REQUIRED, v, km);
     if (rc < 0)
         return rc;
 
@@ -564,7 +624,7 @@ static int policy_from_doc(loader *L, yaml_document_t *doc, sg_policy *p, yaml_m
     rc = get_bool(L, v[P_ENABLED], "enabled", &p->enabled);
     if (rc < 0)
         return rc;
-    return SG_POLICY_OK;
+    return get_openai(L, doc, v[P_OPENAI], p);
 
 nomem:
     return fail(L, SG_POLICY_ENOMEM, "%s: out of memory", L->path);

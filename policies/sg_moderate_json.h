@@ -21,4 +21,8 @@
  */
 json_t *sg_moderate_result_json(const char *model, const sg_moderate_result *res);
 
+/* "an object", "a string", "a number", "null", ... for messages about a JSON value of the wrong
+ * type; "missing" for NULL. Static. */
+const char *sg_json_type_name(const json_t *v);
+
 #endif /* SG_MODERATE_JSON_H */

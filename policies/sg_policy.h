@@ -36,6 +36,8 @@ typedef struct sg_policy {
     const char *guideline[SG_MODE_COUNT]; /* inserted after the template's "* " */
     double threshold;        /* in [0, 1] */
     int enabled;             /* evaluated when a request names no policies */
+    const char *const *openai_categories; /* OpenAI moderation categories it answers for */
+    size_t n_openai_categories;
     const char *file;        /* the file it came from */
 } sg_policy;
 

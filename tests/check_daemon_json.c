@@ -77,9 +77,21 @@ START_TEST(metrics_text)
     size_t n;
 
     metrics_init(&m);
-    ck_assert_int_eq(metrics_endpoint_of("/v1/classify"), EP_CLASSIFY);
-    ck_assert_int_eq(metrics_endpoint_of("/v1/classify/"), EP_OTHER);
-    ck_assert_str_eq(metrics_endpoint_name(EP_READYZ), "/readyz");
+    ck_assert_int_eq(route_find("/v1/classify")->ep, EP_CLASSIFY);
+    ck_assert_ptr_null(route_find("/v1/classify/"));
+    ck_assert_int_eq(route_find("/healthz")->open, 1);
+    ck_assert_int_eq(route_find("/v1/check/chat/completions")->post, 1);
+    ck_assert_int_eq(route_find("/v1/check/chat/completions/v1/chat/completions")->ep,
+                     EP_CHECK_CHAT);
+    ck_assert_ptr_null(route_find("/v1/check/chat/completionsX"));
+    ck_assert_ptr_null(route_find("/v1/classify/x"));
+    ck_assert_str_eq(route_name(EP_READYZ), "/readyz");
+    ck_assert_str_eq(route_name(EP_OTHER), "other");
+    metrics_model_error(&m, -1);
+    metrics_model_error(&m, -99);
+    m.keys[metrics_key_slot(&m, "alice")].requests += 2;
+    ck_assert_int_eq((int)metrics_key_slot(&m, "bob"), 1);
+    ck_assert_int_eq((int)metrics_key_slot(&m, "alice"), 0);
     metrics_request(&m, EP_CLASSIFY, 200, 0.003);
     metrics_request(&m, EP_CLASSIFY, 200, 0.2);
     metrics_request(&m, EP_CLASSIFY, 413, 0.0001);
@@ -117,6 +129,10 @@ START_TEST(metrics_text)
     ck_assert_ptr_nonnull(strstr(text, "shieldd_model_info{name=\"my \\\"model\\\"\","
                                        "arch=\"gemma2\",format=\"gguf\",precision=\"bf16\","
                                        "kernel=\"avx2-bf16\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "shieldd_model_errors_total{reason=\"out_of_memory\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "shieldd_model_errors_total{reason=\"other\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "shieldd_key_requests_total{key=\"alice\"} 2\n"));
+    ck_assert_ptr_nonnull(strstr(text, "shieldd_key_requests_total{key=\"bob\"} 0\n"));
     /* No series for endpoints never called. */
     ck_assert_ptr_null(strstr(text, "endpoint=\"/readyz\""));
     free(text);

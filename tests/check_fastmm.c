@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "fastmm.h"
 #include "matmul.h"
 #include "pool.h"
@@ -300,7 +301,7 @@ START_TEST(test_int8_exact_on_integers)
     ck_assert_int_eq(sg_fastmat_new(&f, &w.t, SG_PREC_INT8, err, sizeof err), SG_OK);
     reference(x, m, w.f, n, k, ref, mag);
     sg_fastmat_mul(f, x, m, y, NULL);
-    if (!__builtin_cpu_supports("avx512vnni"))
+    if (!sg_cpu_has(SG_CPU_AVX512_VNNI))
         for (size_t i = 0; i < m * (size_t)n; i++)
             ck_assert_double_eq_tol(y[i], ref[i], 1e-6 * mag[i]);
     sg_fastmat_free(f);

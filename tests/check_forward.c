@@ -49,7 +49,7 @@ static sg_ctx *new_ctx(sg_model *m, int n_ctx)
     o.n_ctx = n_ctx;
     o.max_branches = 8;
     o.max_branch_tokens = 128;
-    ck_assert_int_eq(sg_ctx_new(&c, m, &o), SG_OK);
+    ck_assert_int_eq(sg_ctx_new(&c, m, &o, NULL, 0), SG_OK);
     return c;
 }
 
@@ -482,8 +482,18 @@ START_TEST(test_append_errors)
     /* A context longer than the model's positions is refused. */
     sg_ctx_opts o = sg_ctx_opts_default();
     o.n_ctx = 8193;
-    ck_assert_int_eq(sg_ctx_new(&c, m, &o), SG_EINVAL);
+    ck_assert_int_eq(sg_ctx_new(&c, m, &o, NULL, 0), SG_EINVAL);
     ck_assert_ptr_null(c);
+    {
+        char err[256] = "";
+
+        ck_assert_int_eq(sg_ctx_new(&c, m, &o, err, sizeof err), SG_EINVAL);
+        ck_assert_str_eq(err, "sg_ctx_new: n_ctx 8193 is over the model's 8192 positions");
+        o.n_ctx = 0;
+        o.precision = 7;
+        ck_assert_int_eq(sg_ctx_new(&c, m, &o, err, sizeof err), SG_EINVAL);
+        ck_assert_str_eq(err, "sg_ctx_new: unknown precision 7");
+    }
     sg_model_close(m);
 }
 END_TEST

@@ -74,7 +74,7 @@ static float *run(sg_model *m, const int32_t *ids, size_t n, int all)
 
     ck_assert_ptr_nonnull(out);
     o.n_ctx = 64;
-    ck_assert_int_eq(sg_ctx_new(&c, m, &o), SG_OK);
+    ck_assert_int_eq(sg_ctx_new(&c, m, &o, NULL, 0), SG_OK);
     sg_logits_req rq = {NULL, 0, all, out};
     ck_assert_int_eq(sg_ctx_append(c, ids, n, &rq), SG_OK);
     sg_ctx_free(c);

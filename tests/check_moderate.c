@@ -136,7 +136,7 @@ static void separate_pass(fixture *fx, const sg_policy *p, const char *text, con
     ck_assert_int_eq(sg_moderate_tokenize(fx->tok, fx->set, p, text, strlen(text), resp,
                                           resp ? strlen(resp) : 0, &ids, &n),
                      SG_OK);
-    ck_assert_int_eq(sg_ctx_new(&c, fx->model, &co), SG_OK);
+    ck_assert_int_eq(sg_ctx_new(&c, fx->model, &co, NULL, 0), SG_OK);
     ck_assert_int_eq(sg_ctx_append(c, ids, n, &rq), SG_OK);
     ck_assert_uint_eq(sg_ctx_computed_tokens(c), n);
     sg_ctx_free(c);
@@ -724,6 +724,16 @@ START_TEST(errors)
 }
 END_TEST
 
+/* The engine's log during the fault tests: errors are counted, not printed. */
+static int n_logged_errors;
+
+static void count_errors(sg_log_level level, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level == SG_LOG_ERROR && strstr(msg, "matrix product failed") != NULL)
+        n_logged_errors++;
+}
+
 /* One request on a fresh moderator with products failing from number `first` on. */
 static int moderate_failing_from(fixture *fx, long first, sg_moderate_result *res,
                                  char *msg, size_t cap)
@@ -755,6 +765,8 @@ START_TEST(kernel_failure_is_an_error)
     long first;
 
     fx_open(&fx);
+    n_logged_errors = 0;
+    sg_engine_set_log(count_errors, NULL);
     ck_assert_int_eq(moderate_failing_from(&fx, -1, &ref, msg, sizeof msg), SG_OK);
     for (first = 0; first < 10000; first++) {
         int rc = moderate_failing_from(&fx, first, &res, msg, sizeof msg);
@@ -767,8 +779,10 @@ START_TEST(kernel_failure_is_an_error)
         ck_assert_ptr_null(res.scores);
         ck_assert_uint_eq(res.n_scores, 0);
     }
-    /* At least the trunk's and one branch pass's products of both layers were failed. */
+    /* At least the trunk's and one branch pass's products of both layers were failed, and
+     * each failure was logged as an error once. */
     ck_assert_int_gt(first, 8);
+    ck_assert_int_eq(n_logged_errors, first);
     ck_assert_uint_eq(res.n_scores, ref.n_scores);
     for (size_t i = 0; i < ref.n_scores; i++)
         ck_assert_double_eq_tol(res.scores[i].probability, ref.scores[i].probability, 1e-6);
@@ -785,7 +799,7 @@ START_TEST(kernel_failure_is_an_error)
         const int32_t *bt[1] = {ids + 4};
         size_t bn[1] = {4};
 
-        ck_assert_int_eq(sg_ctx_new(&c, fx.model, &co), SG_OK);
+        ck_assert_int_eq(sg_ctx_new(&c, fx.model, &co, NULL, 0), SG_OK);
         ck_assert_int_eq(sg_ctx_append(c, ids, 4, NULL), SG_OK);
         sg_mat_fault_inject(3);
         ck_assert_int_eq(sg_ctx_append(c, ids + 4, 4, &rq), SG_ECOMPUTE);
@@ -799,12 +813,13 @@ START_TEST(kernel_failure_is_an_error)
         sg_ctx_free(c);
         /* The same logits as a context that never saw a fault. */
         rq.out = z0;
-        ck_assert_int_eq(sg_ctx_new(&c, fx.model, &co), SG_OK);
+        ck_assert_int_eq(sg_ctx_new(&c, fx.model, &co, NULL, 0), SG_OK);
         ck_assert_int_eq(sg_ctx_append(c, ids, 8, &rq), SG_OK);
         sg_ctx_free(c);
         ck_assert_float_eq_tol(z[0], z0[0], 1e-5f);
         ck_assert_float_eq_tol(z[1], z0[1], 1e-5f);
     }
+    sg_engine_set_log(NULL, NULL);
     sg_moderate_result_free(&ref);
     fx_close(&fx);
 }
@@ -831,6 +846,7 @@ START_TEST(kernel_failure_from_env)
             int rc;
 
             setenv("SG_FAULT_MATMUL", vals[v], 1);
+            sg_engine_set_log(count_errors, NULL);
             fx_open(&fx);
             mod = new_mod(&fx, NULL);
             rc = sg_moderate(mod, fx.set, &req, &res);

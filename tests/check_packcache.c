@@ -93,7 +93,7 @@ static float *logits(sg_model *m)
 
     ck_assert_ptr_nonnull(out);
     co.n_ctx = 64;
-    ck_assert_int_eq(sg_ctx_new(&c, m, &co), SG_OK);
+    ck_assert_int_eq(sg_ctx_new(&c, m, &co, NULL, 0), SG_OK);
     ck_assert_msg(sg_ctx_append(c, ids, n, &rq) == SG_OK, "%s", sg_ctx_errmsg(c));
     sg_ctx_free(c);
     return out;
@@ -196,7 +196,7 @@ START_TEST(miss_write_hit_identical)
 
         co.precision = SG_PREC_F32;
         co.n_ctx = 16;
-        ck_assert_int_eq(sg_ctx_new(&c, m, &co), SG_OK);
+        ck_assert_int_eq(sg_ctx_new(&c, m, &co, NULL, 0), SG_OK);
         sg_ctx_free(c);
         pack_file(cache, file, sizeof file, 2);
     }

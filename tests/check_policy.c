@@ -1,7 +1,8 @@
 /*
  * check_policy.c: the policy loader (every validation error with its file:line:column), the
  * shipped policies, and byte-exact rendering of both modes for every shipped policy against
- * tests/fixtures/render/ (made from SHIELDGEMMA-PROMPTS.md independently of the YAML files).
+ * tests/fixtures/render/ (made from the model card's prompts independently of the YAML files:
+ * tests/fixtures/render/README.md).
  */
 #include <check.h>
 #include <stdio.h>
@@ -233,6 +234,28 @@ START_TEST(operator_policy)
 }
 END_TEST
 
+/* openai_categories: optional; the shipped mapping; only OpenAI's names, each once. */
+START_TEST(openai_categories)
+{
+    char path[1024], buf[1024];
+    sg_policy_set *set = load_shipped(path, sizeof path);
+    const sg_policy *d = sg_policy_find(set, "dangerous");
+
+    ck_assert_uint_eq(d->n_openai_categories, 2);
+    ck_assert_str_eq(d->openai_categories[0], "illicit");
+    ck_assert_str_eq(d->openai_categories[1], "illicit/violent");
+    ck_assert_uint_eq(sg_policy_find(set, "hate")->n_openai_categories, 1);
+    ck_assert_uint_eq(sg_policy_find(set, "obscenity")->n_openai_categories, 0);
+    sg_policy_set_free(set);
+    snprintf(buf, sizeof buf, "%sopenai_categories: [hate, selfharm]\n", good_policy);
+    expect_policy_error(buf, SG_POLICY_EINVALID, "9:27:", "unknown OpenAI category 'selfharm'");
+    snprintf(buf, sizeof buf, "%sopenai_categories: [hate, hate]\n", good_policy);
+    expect_policy_error(buf, SG_POLICY_EINVALID, "9:27:", "'hate' is listed twice");
+    snprintf(buf, sizeof buf, "%sopenai_categories: hate\n", good_policy);
+    expect_policy_error(buf, SG_POLICY_EINVALID, "9:20:", "must be a list of OpenAI category names");
+}
+END_TEST
+
 START_TEST(err_unknown_key)
 {
     expect_policy_error("name: demo\ncolour: red\n", SG_POLICY_EINVALID, "2:1:",
@@ -455,6 +478,7 @@ Suite *policy_suite(void)
     tcase_add_test(tc, render_exact);
     tcase_add_test(tc, render_parts);
     tcase_add_test(tc, operator_policy);
+    tcase_add_test(tc, openai_categories);
     tcase_add_test(tc, err_unknown_key);
     tcase_add_test(tc, err_missing_key);
     tcase_add_test(tc, err_duplicate_key);

@@ -65,7 +65,7 @@ static struct dev deviation(sg_precision prec, const char *rel)
     fx_path(path, sizeof path, rel);
     ck_assert_msg(sg_model_open(&m, path, &mo, err, sizeof err) == SG_OK, "%s", err);
     co.n_ctx = 64;
-    ck_assert_int_eq(sg_ctx_new(&c, m, &co), SG_OK);
+    ck_assert_int_eq(sg_ctx_new(&c, m, &co, NULL, 0), SG_OK);
     out = malloc(n * nv * sizeof *out);
     ck_assert_ptr_nonnull(out);
     sg_logits_req rq = {NULL, 0, 1, out};

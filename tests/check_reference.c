@@ -1,6 +1,6 @@
 /*
  * check_reference.c: the engine against a naive float64 forward pass written here from the
- * formulas of shared/GEMMA2-NUMERICS.md, for configurations the goldens do not cover:
+ * formulas of docs/ENGINE.md ("Numerics contract"), for configurations the goldens do not cover:
  * Gemma 1 (multi-query attention, no soft-caps, no post-norms, no sliding window) and Gemma 2
  * with GQA groups of 4 and an odd layer count. The reference is first checked against the
  * tiny-a goldens so that it is known to be right.
@@ -187,7 +187,7 @@ static float *engine_logits(const char *path, const int32_t *ids, int n, int voc
     ck_assert_msg(sg_model_open(&m, path, &mo, err, sizeof err) == SG_OK, "%s", err);
     sg_ctx_opts co = sg_ctx_opts_default();
     co.n_ctx = n;
-    ck_assert_int_eq(sg_ctx_new(&c, m, &co), SG_OK);
+    ck_assert_int_eq(sg_ctx_new(&c, m, &co, NULL, 0), SG_OK);
     float *out = malloc((size_t)n * vocab * sizeof *out);
     sg_logits_req rq = {NULL, 0, 1, out};
     ck_assert_int_eq(sg_ctx_append(c, ids, (size_t)n, &rq), SG_OK);

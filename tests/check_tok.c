@@ -326,11 +326,11 @@ static void tiny_prompt(const char *path)
     int rc = sg_tok_open(&t, fixture(path), err, sizeof err);
 
     ck_assert_msg(rc == SG_OK, "%s", err);
-    ck_assert_int_eq(tok_read_file(fixture("tests/fixtures/tiny-a/prompt.txt"), &txt, &n_txt,
-                                   err, sizeof err),
+    ck_assert_int_eq(sg_read_file(fixture("tests/fixtures/tiny-a/prompt.txt"), TOK_FILE_MAX, &txt,
+                                  &n_txt, err, sizeof err),
                      SG_OK);
-    ck_assert_int_eq(tok_read_file(fixture("tests/fixtures/tiny-a/prompt.ids"), &idstxt, &n_ids,
-                                   err, sizeof err),
+    ck_assert_int_eq(sg_read_file(fixture("tests/fixtures/tiny-a/prompt.ids"), TOK_FILE_MAX,
+                                  &idstxt, &n_ids, err, sizeof err),
                      SG_OK);
     for (char *p = idstxt; *p && m < 256;) {
         want[m++] = (int32_t)strtol(p, &p, 10);
@@ -374,8 +374,8 @@ START_TEST(test_truncated_files)
     size_t n;
     sg_tok *t = NULL;
 
-    ck_assert_int_eq(tok_read_file(fixture("tests/fixtures/tiny-a/tokenizer.model"), &buf, &n,
-                                   err, sizeof err),
+    ck_assert_int_eq(sg_read_file(fixture("tests/fixtures/tiny-a/tokenizer.model"), TOK_FILE_MAX,
+                                  &buf, &n, err, sizeof err),
                      SG_OK);
     for (size_t k = 0; k < n; k += 97) {
         int rc = tok_load_spm_mem(&t, (const uint8_t *)buf, k, "t.model", NULL, 0, err,
@@ -387,8 +387,8 @@ START_TEST(test_truncated_files)
             ck_assert(strstr(err, "t.model") != NULL);
     }
     free(buf);
-    ck_assert_int_eq(tok_read_file(fixture("tests/fixtures/tiny-a/model-f32.gguf"), &buf, &n,
-                                   err, sizeof err),
+    ck_assert_int_eq(sg_read_file(fixture("tests/fixtures/tiny-a/model-f32.gguf"), TOK_FILE_MAX,
+                                  &buf, &n, err, sizeof err),
                      SG_OK);
     for (size_t k = 0; k < 80000 && k < n; k += 131) {
         int rc = tok_load_gguf_mem(&t, (const uint8_t *)buf, k, "t.gguf", err, sizeof err);

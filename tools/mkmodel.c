@@ -15,7 +15,7 @@
  * so an interrupted run never leaves a file that looks complete.
  *
  * Scales, chosen so that activations and probabilities stay in a meaningful range at every
- * shape (see GEMMA2-NUMERICS.md for where each tensor is used):
+ * shape (see docs/ENGINE.md, "Numerics contract", for where each tensor is used):
  *   embedding        std 1/sqrt(d_model): the scaled embedding E*sqrt(d_model) has unit RMS
  *                    and the tied LM head gives logits of order 1 (P(Yes) well inside (0,1));
  *   [N, K] matrices  std gain/sqrt(K) (gain 1 by default, --gain): a product of a unit-RMS
@@ -69,7 +69,7 @@ typedef struct preset {
     shape_cfg s;
 } preset;
 
-/* vocab 0: the tokenizer's. The real shapes are GEMMA2-NUMERICS.md's table. */
+/* vocab 0: the tokenizer's. The real shapes are docs/ENGINE.md's table (Numerics contract). */
 static const preset presets[] = {
     {"gemma2-2b", {0, 2304, 9216, 26, 8, 4, 256, 4096, 8192, 256, 50, 30, 10000}},
     {"gemma2-9b", {0, 3584, 14336, 42, 16, 8, 256, 4096, 8192, 256, 50, 30, 10000}},

@@ -54,7 +54,6 @@ static void bench_shape(int64_t n, int64_t k, size_t m, int reps, sg_pool *pool,
     float *y = malloc(m * (size_t)n * sizeof *y);
     sg_tensor t;
     const sg_precision precs[] = {SG_PREC_F32, SG_PREC_BF16, SG_PREC_INT8};
-    const char *pnames[] = {"f32", "bf16", "int8"};
 
     if (wb == NULL || x == NULL || y == NULL) {
         fprintf(stderr, "mmbench: out of memory\n");
@@ -83,7 +82,8 @@ static void bench_shape(int64_t n, int64_t k, size_t m, int reps, sg_pool *pool,
 
         t0 = now();
         if (sg_fastmat_new(&f, &t, precs[p], err, sizeof err) != SG_OK) {
-            printf("%-5s %6" PRId64 " x %6" PRId64 "  m %4zu  -- %s\n", pnames[p], n, k, m, err);
+            printf("%-5s %6" PRId64 " x %6" PRId64 "  m %4zu  -- %s\n",
+                   sg_precision_name(precs[p]), n, k, m, err);
             continue;
         }
         t1 = now() - t0;
@@ -103,8 +103,8 @@ static void bench_shape(int64_t n, int64_t k, size_t m, int reps, sg_pool *pool,
         }
         printf("%-5s %6" PRId64 " x %6" PRId64 "  m %4zu  %-10s %7.1f GFLOP/s  %8.2f ms"
                "  %6.1f GFLOP/cpu-s  (prepare %.0f ms)\n",
-               pnames[p], n, k, m, sg_fastmat_kernel(f), flop / best * 1e-9, best * 1e3,
-               flop / best_cpu * 1e-9, t1 * 1e3);
+               sg_precision_name(precs[p]), n, k, m, sg_fastmat_kernel(f), flop / best * 1e-9,
+               best * 1e3, flop / best_cpu * 1e-9, t1 * 1e3);
         sg_fastmat_free(f);
     }
     if (portable) {

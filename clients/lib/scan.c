@@ -9,6 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sg_chat.h"
+#include "sg_engine.h"
+
 #define MAX_COLUMNS 4096
 
 struct sg_scan_reader {
@@ -84,45 +87,7 @@ void sg_scan_item_clear(sg_scan_item *it)
  * byte (the texts are C strings from here on). */
 static int utf8_valid(const char *s, size_t n)
 {
-    if (memchr(s, '\0', n))
-        return 0;
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned c = p[i];
-        size_t k;
-        uint32_t cp;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + k >= n)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i + j] & 0x3f);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
+    return memchr(s, '\0', n) == NULL && sg_utf8_valid(s, n, NULL);
 }
 
 #if defined(__GNUC__)
@@ -627,6 +592,38 @@ oom:
     return -1;
 }
 
+/*
+ * A record with "messages" (a chat conversation) instead of the text field: mapped as the
+ * daemon maps it (sg_chat.h) into the item's text and response. 1, or -1 when out of memory.
+ */
+static int item_messages(sg_scan_reader *r, sg_scan_item *it, const json_t *msgs)
+{
+    sg_chat_input c;
+    char err[512];
+    int has_response;
+
+    if (sg_chat_map(msgs, "", &c, err, sizeof err) < 0)
+        return item_error(it, r->line, "%s", err) < 0 ? -1 : 1;
+    if (memchr(c.text, '\0', c.text_len) ||
+        (c.response && memchr(c.response, '\0', c.response_len))) {
+        sg_chat_input_free(&c);
+        return item_error(it, r->line, "'messages' contains a NUL character") < 0 ? -1 : 1;
+    }
+    it->text = strndup(c.text, c.text_len);
+    it->text_len = c.text_len;
+    has_response = c.response != NULL;
+    if (has_response) {
+        it->response = strndup(c.response, c.response_len);
+        it->response_len = c.response_len;
+    }
+    sg_chat_input_free(&c);
+    if (it->text == NULL || (has_response && it->response == NULL)) {
+        snprintf(r->errmsg, sizeof r->errmsg, "out of memory");
+        return -1;
+    }
+    return 1;
+}
+
 static int next_jsonl(sg_scan_reader *r, sg_scan_item *it)
 {
     size_t n;
@@ -674,6 +671,11 @@ static int next_jsonl(sg_scan_reader *r, sg_scan_item *it)
             goto oom;
     }
     v = json_object_get(obj, r->field);
+    if (!v && json_object_get(obj, "messages") != NULL) {
+        rc = item_messages(r, it, json_object_get(obj, "messages"));
+        json_decref(obj);
+        return rc;
+    }
     if (!v) {
         json_decref(obj);
         return item_error(it, r->line, "missing field \"%s\"", r->field) < 0 ? -1 : 1;

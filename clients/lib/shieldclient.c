@@ -30,6 +30,7 @@ struct sg_client {
     char port[16];
     char endpoint[300];
     int fd;             /* -1 when not connected */
+    char auth[300];     /* "Authorization: Bearer KEY\r\n" or "" */
     char errmsg[1024];
     char *buf;          /* receive buffer */
     size_t len;
@@ -66,6 +67,7 @@ sg_client_opts sg_client_opts_default(void)
     o.timeout_ms = 60000;
     o.keep_alive = 1;
     o.max_body = 64u << 20;
+    o.api_key = NULL;
     return o;
 }
 
@@ -161,6 +163,24 @@ static int parse_endpoint(sg_client *c, const char *ep, char *err, size_t errlen
     return 0;
 }
 
+/* The Authorization header line of `key` (NULL: $SHIELDD_API_KEY). The key is not kept in
+ * opts (the caller's pointer may go). */
+static int set_api_key(sg_client *c, const char *key, char *err, size_t errlen)
+{
+    c->opts.api_key = NULL;
+    c->auth[0] = '\0';
+    if (key == NULL)
+        key = getenv("SHIELDD_API_KEY");
+    if (key == NULL || key[0] == '\0')
+        return 0;
+    if (strpbrk(key, " \t\r\n") != NULL || strlen(key) > 256) {
+        snprintf(err, errlen, "bad API key: white space in it, or longer than 256 bytes");
+        return SG_CLIENT_EINVAL;
+    }
+    snprintf(c->auth, sizeof c->auth, "Authorization: Bearer %s\r\n", key);
+    return 0;
+}
+
 int sg_client_new(sg_client **out, const char *endpoint, const sg_client_opts *opts, char *err,
                   size_t errlen)
 {
@@ -179,7 +199,9 @@ int sg_client_new(sg_client **out, const char *endpoint, const sg_client_opts *o
     }
     c->opts = opts ? *opts : sg_client_opts_default();
     c->fd = -1;
-    rc = parse_endpoint(c, endpoint, err, errlen);
+    rc = set_api_key(c, c->opts.api_key, err, errlen);
+    if (rc == 0)
+        rc = parse_endpoint(c, endpoint, err, errlen);
     if (rc < 0) {
         free(c);
         return rc;
@@ -636,7 +658,7 @@ static int read_response(sg_client *c, const char *method, sg_client_response *r
 int sg_client_request(sg_client *c, const char *method, const char *path, const char *body,
                       size_t body_len, sg_client_response *resp)
 {
-    char head[1024];
+    char head[2048];
     int hn;
     int attempt;
     int rc = SG_CLIENT_EIO;
@@ -647,13 +669,13 @@ int sg_client_request(sg_client *c, const char *method, const char *path, const 
         return fail(c, SG_CLIENT_EINVAL, "bad method or path");
     if (body)
         hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                      "%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Type: application/json\r\n"
                       "Content-Length: %zu\r\n%s\r\n",
-                      method, path, c->is_unix ? "localhost" : c->host, body_len,
+                      method, path, c->is_unix ? "localhost" : c->host, c->auth, body_len,
                       c->opts.keep_alive ? "" : "Connection: close\r\n");
     else
-        hn = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", method, path,
-                      c->is_unix ? "localhost" : c->host,
+        hn = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s\r\n", method,
+                      path, c->is_unix ? "localhost" : c->host, c->auth,
                       c->opts.keep_alive ? "" : "Connection: close\r\n");
     if (hn < 0 || (size_t)hn >= sizeof head)
         return fail(c, SG_CLIENT_EINVAL, "request path too long");

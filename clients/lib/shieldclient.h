@@ -44,6 +44,8 @@ typedef struct sg_client_opts {
     int timeout_ms;         /* per read/write wait; default 60000; <= 0: none */
     int keep_alive;         /* default 1 */
     size_t max_body;        /* largest response body accepted; default 64 MiB */
+    const char *api_key;    /* sent as "Authorization: Bearer KEY"; NULL (default):
+                               $SHIELDD_API_KEY when set and not empty, else none. Copied. */
 } sg_client_opts;
 
 sg_client_opts sg_client_opts_default(void);

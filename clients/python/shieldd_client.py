@@ -137,13 +137,19 @@ class _UnixConnection(http.client.HTTPConnection):
 
 class Client:
     """A shieldd client on one endpoint: "unix:PATH", a path starting with "/", or
-    "http://HOST:PORT". `timeout` (seconds) bounds the connect and each read. Thread-safe:
-    every call opens its own connection."""
+    "http://HOST:PORT". `timeout` (seconds) bounds the connect and each read. `api_key` is sent
+    as "Authorization: Bearer KEY" (default: $SHIELDD_API_KEY; none when unset or empty).
+    Thread-safe: every call opens its own connection."""
 
-    def __init__(self, endpoint=None, timeout=60.0):
+    def __init__(self, endpoint=None, timeout=60.0, api_key=None):
         endpoint = endpoint or default_endpoint()
         self.endpoint = endpoint
         self.timeout = timeout
+        if api_key is None:
+            api_key = os.environ.get("SHIELDD_API_KEY") or None
+        if api_key is not None and (not api_key or any(c in api_key for c in " \r\n\t")):
+            raise ValueError("api_key: empty or holds white space")
+        self._api_key = api_key
         if endpoint.startswith("unix:") or endpoint.startswith("/"):
             self._unix = endpoint[5:] if endpoint.startswith("unix:") else endpoint
             if not self._unix:
@@ -159,7 +165,7 @@ class Client:
             raise ValueError("endpoint %r is neither unix:PATH nor http://HOST:PORT" % endpoint)
 
     def __repr__(self):
-        return "Client(%r)" % self.endpoint
+        return "Client(%r)" % self.endpoint  # never the key
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -170,6 +176,8 @@ class Client:
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=t)
         headers = {}
+        if self._api_key is not None:
+            headers["Authorization"] = "Bearer " + self._api_key
         data = None
         if body is not None:
             data = json.dumps(body).encode("utf-8")

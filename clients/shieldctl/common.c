@@ -107,22 +107,6 @@ int ctl_parse_double(const char *cmd, const char *opt, const char *s, double *ou
     return 0;
 }
 
-int ctl_parse_precision(const char *s, sg_precision *out)
-{
-    static const struct {
-        const char *name;
-        sg_precision p;
-    } names[] = {{"f32", SG_PREC_F32}, {"bf16", SG_PREC_BF16}, {"int8", SG_PREC_INT8}};
-
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (strcmp(s, names[i].name) == 0) {
-            *out = names[i].p;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 int ctl_tok_open(const char *cmd, const char *path, sg_tok **out)
 {
     char err[1024] = "";

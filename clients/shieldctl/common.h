@@ -38,8 +38,6 @@ int ctl_parse_int(const char *cmd, const char *opt, const char *s, int lo, int h
 /* The same for a number: -1 after printing "shieldctl CMD: OPT wants a number, not 'S'". */
 int ctl_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 
-/* "f32", "bf16" or "int8" into *out. Returns 0, or -1 for anything else (prints nothing). */
-int ctl_parse_precision(const char *s, sg_precision *out);
 
 /*
  * Open the tokenizer at `path` (sg_tok_open) into *out (caller frees with sg_tok_free()). Returns

@@ -245,11 +245,6 @@ static double prefill_flops(const sg_model_info *in, int n, int n_ids)
     return f + 2.0 * d * n_ids;
 }
 
-static const char *prec_name(sg_precision p)
-{
-    return p == SG_PREC_F32 ? "f32" : p == SG_PREC_BF16 ? "bf16" : "int8";
-}
-
 int ctl_bench(int argc, char **argv)
 {
     const char *model_path = NULL;
@@ -334,7 +329,7 @@ int ctl_bench(int argc, char **argv)
             }
             i++;
         } else if (v != NULL && strcmp(a, "--precision") == 0) {
-            if (ctl_parse_precision(v, &mo.precision) < 0) {
+            if (sg_precision_parse(v, &mo.precision) != SG_OK) {
                 fprintf(stderr, "shieldctl bench: --precision: expected f32, bf16 or int8, "
                                 "found '%s'\n", v);
                 return 2;
@@ -387,11 +382,11 @@ int ctl_bench(int argc, char **argv)
             want[1] = 0;
         }
         co.n_ctx = max_len;
-        rc = sg_ctx_new(&ctx, model, &co);
+        rc = sg_ctx_new(&ctx, model, &co, err, sizeof err);
         ids = malloc((size_t)max_len * sizeof *ids);
         if (rc < 0 || ids == NULL) {
             fprintf(stderr, "shieldctl bench: cannot create a %d-token context (%s)\n", max_len,
-                    sg_engine_strerror(rc < 0 ? rc : SG_ENOMEM));
+                    rc < 0 ? err : "out of memory");
             goto out;
         }
         ids[0] = info->bos_id >= 0 && info->bos_id < info->n_vocab ? info->bos_id : 0;
@@ -549,7 +544,7 @@ int ctl_bench(int argc, char **argv)
         json_object_set_new(o, "model", json_string(info->name));
         json_object_set_new(o, "d_model", json_integer(info->d_model));
         json_object_set_new(o, "n_layer", json_integer(info->n_layer));
-        json_object_set_new(o, "precision", json_string(prec_name(mo.precision)));
+        json_object_set_new(o, "precision", json_string(sg_precision_name(mo.precision)));
         json_object_set_new(o, "kernel", json_string(sg_model_kernel(model)));
         json_object_set_new(o, "threads", json_integer(mo.n_threads));
         json_object_set_new(o, "load_s", json_real(load_s));
@@ -585,8 +580,8 @@ int ctl_bench(int argc, char **argv)
     } else {
         printf("model      %s (%s, %d layers, d_model %d), precision %s (kernel %s), "
                "threads %d\n",
-               info->name, info->format, info->n_layer, info->d_model, prec_name(mo.precision),
-               sg_model_kernel(model), mo.n_threads);
+               info->name, info->format, info->n_layer, info->d_model,
+               sg_precision_name(mo.precision), sg_model_kernel(model), mo.n_threads);
         printf("load       %.2f s\n", load_s);
         for (int l = 0; l < n_lens; l++)
             printf("prefill    %5d tokens: %8.1f tokens/s best, %8.1f median (of %d); "

@@ -185,7 +185,7 @@ int ctl_classify(int argc, char **argv)
             break;
         case 'x':
             local_only = 1;
-            if (ctl_parse_precision(optarg, &mo.precision) < 0) {
+            if (sg_precision_parse(optarg, &mo.precision) != SG_OK) {
                 fprintf(stderr, "shieldctl classify: --precision wants f32, bf16 or int8, not "
                                 "'%s'\n", optarg);
                 return 2;

@@ -740,7 +740,10 @@ int ctl_eval(int argc, char **argv)
         goto out;
     status = 1;
     sp = scores_path(&a, &tmp);
-    if (!sp || push(&a, "in", a.in) < 0 || push(&a, "out", sp) < 0)
+    /* A --scores file made elsewhere has no scan sidecar: scan adopts its lines, and the id
+     * check below proves they belong to this input. */
+    if (!sp || push(&a, "in", a.in) < 0 || push(&a, "out", sp) < 0 ||
+        push(&a, "output-without-sidecar", "adopt") < 0)
         goto out;
     a.scan_argv[a.scan_argc] = NULL;
     /* Score (or resume, or find it all done) with scan itself. */

@@ -165,10 +165,9 @@ int ctl_logits(int argc, char **argv)
     co.n_ctx = (int)n;
     co.max_branch_tokens = 1;
     co.max_branches = 1;
-    rc = sg_ctx_new(&c, m, &co);
+    rc = sg_ctx_new(&c, m, &co, err, sizeof err);
     if (rc != SG_OK) {
-        fprintf(stderr, "shieldctl logits: cannot create a context: %s\n",
-                sg_engine_strerror(rc));
+        fprintf(stderr, "shieldctl logits: cannot create a context: %s\n", err);
         goto done;
     }
     size_t rows = all ? n : 1;

@@ -1,6 +1,4 @@
-/* err.c: the error names (sg_engine_strerror) and the one error formatter (sg_errf). */
-#include "err.h"
-
+/* err.c: the error names (sg_engine_strerror) and the one error formatter (sg_errf, sg_verrf). */
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -25,9 +23,8 @@ const char *sg_engine_strerror(int err)
     return err_names[-err];
 }
 
-int sg_errf(char *err, size_t errlen, int code, const char *where, const char *fmt, ...)
+int sg_verrf(char *err, size_t errlen, int code, const char *where, const char *fmt, va_list ap)
 {
-    va_list ap;
     int n = 0;
 
     if (err == NULL || errlen == 0)
@@ -37,8 +34,16 @@ int sg_errf(char *err, size_t errlen, int code, const char *where, const char *f
         if (n < 0 || (size_t)n >= errlen)
             return code;
     }
-    va_start(ap, fmt);
     vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    return code;
+}
+
+int sg_errf(char *err, size_t errlen, int code, const char *where, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    sg_verrf(err, errlen, code, where, fmt, ap);
     va_end(ap);
     return code;
 }

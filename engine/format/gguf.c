@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "sg_engine.h"
 
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_MAX_NAME 256 /* tensor names (ggml uses 64) */

@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "file.h"
+
 #define CONFIG_MAX_BYTES (16u << 20) /* a config.json is a few KiB; refuse absurd files */
 
 struct cfg {
@@ -322,40 +324,12 @@ fail:
 
 int sg_config_load(const char *path, sg_model_info *info, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
     char *buf = NULL;
-    long size;
-    int rc;
+    size_t len = 0;
+    int rc = sg_read_file(path, CONFIG_MAX_BYTES, &buf, &len, err, errlen);
 
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return SG_EIO;
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        rc = SG_EIO;
-        goto fail;
-    }
-    if ((unsigned long)size > CONFIG_MAX_BYTES) {
-        snprintf(err, errlen, "%s: %ld bytes, expected a config.json of at most %u", path, size,
-                 CONFIG_MAX_BYTES);
-        rc = SG_EFORMAT;
-        goto fail;
-    }
-    buf = malloc((size_t)size + 1);
-    if (!buf) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        rc = SG_ENOMEM;
-        goto fail;
-    }
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        snprintf(err, errlen, "%s: short read", path);
-        rc = SG_EIO;
-        goto fail;
-    }
-    rc = sg_config_parse(buf, (size_t)size, path, info, err, errlen);
-fail:
+    if (rc == SG_OK)
+        rc = sg_config_parse(buf, len, path, info, err, errlen);
     free(buf);
-    fclose(f);
     return rc;
 }

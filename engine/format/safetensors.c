@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 
+#include "file.h"
+
 #define INDEX_MAX_BYTES (64u << 20)
 #define MAX_DIM_VALUE ((int64_t)1 << 40)
 
@@ -441,47 +443,6 @@ int sg_st_parse_index(const char *json, size_t len, const char *fname, char ***s
     return parse_index(json, len, fname, NULL, shards, n_shards, err, errlen);
 }
 
-/* Read a whole small file into a malloc'd buffer. */
-static int slurp(const char *path, size_t max, char **buf, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    long size;
-    int rc = SG_OK;
-
-    *buf = NULL;
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return SG_EIO;
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        rc = SG_EIO;
-        goto out;
-    }
-    if ((unsigned long)size > max) {
-        snprintf(err, errlen, "%s: %ld bytes, more than the %zu accepted", path, size, max);
-        rc = SG_EFORMAT;
-        goto out;
-    }
-    *buf = malloc((size_t)size + 1);
-    if (!*buf) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        rc = SG_ENOMEM;
-        goto out;
-    }
-    if (fread(*buf, 1, (size_t)size, f) != (size_t)size) {
-        snprintf(err, errlen, "%s: short read", path);
-        free(*buf);
-        *buf = NULL;
-        rc = SG_EIO;
-        goto out;
-    }
-    *len = (size_t)size;
-out:
-    fclose(f);
-    return rc;
-}
-
 int sg_st_load_index(const char *index_path, sg_weights *w, char *err, size_t errlen)
 {
     char *text = NULL;
@@ -495,7 +456,7 @@ int sg_st_load_index(const char *index_path, sg_weights *w, char *err, size_t er
     const char *slash;
     int rc;
 
-    rc = slurp(index_path, INDEX_MAX_BYTES, &text, &len, err, errlen);
+    rc = sg_read_file(index_path, INDEX_MAX_BYTES, &text, &len, err, errlen);
     if (rc != SG_OK)
         return rc;
     rc = parse_index(text, len, index_path, &root, &shards, &n_shards, err, errlen);

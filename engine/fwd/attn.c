@@ -21,11 +21,13 @@
  */
 #include "attn.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "sg_engine.h"
 #include "vmath.h"
 
@@ -248,6 +250,25 @@ SG_AVX2 static void value_tile_avx2(const float *const *vp, size_t nk, const flo
 
 /* ---- One block --------------------------------------------------------------------------- */
 
+/* st[k][lane] = exp(st[k][lane] - mx[lane]) for nk keys of nv vectors of 8 lanes, and
+ * sum[lane] += each, keys in position order (inlined into block_body, like it). */
+static inline __attribute__((always_inline)) void exp_and_sum(float *st, size_t nk, size_t nv,
+                                                              const sg_v8f mx[2], double *sum)
+{
+    for (size_t kk = 0; kk < nk; kk++)
+        for (size_t v = 0; v < nv; v++) {
+            float *sp = st + kk * QW + v * 8;
+            sg_v8f s;
+
+            memcpy(&s, sp, sizeof s);
+            s = s - mx[v];
+            s = sg_v8_exp(&s);
+            memcpy(sp, &s, sizeof s);
+            for (int l = 0; l < 8; l++)
+                sum[v * 8 + l] += (double)sp[l];
+        }
+}
+
 /*
  * The task body, inlined into an AVX2 function (avx2 = 1: AVX2 micro-kernels, the
  * element-wise steps compiled for AVX2) and a portable one. vmath.h keeps the element-wise
@@ -356,18 +377,7 @@ static inline __attribute__((always_inline)) void block_body(const struct job *j
 
     /* exp(s - max) and its sum per query vector, keys in position order. */
     double sum[QW] = {0};
-    for (size_t kk = 0; kk < nk; kk++)
-        for (size_t v = 0; v < nv; v++) {
-            float *sp = st + kk * QW + v * 8;
-            sg_v8f s;
-
-            memcpy(&s, sp, sizeof s);
-            s = s - mx[v];
-            s = sg_v8_exp(&s);
-            memcpy(sp, &s, sizeof s);
-            for (int l = 0; l < 8; l++)
-                sum[v * 8 + l] += (double)sp[l];
-        }
+    exp_and_sum(st, nk, nv, mx, sum);
 
     /* out = sum_k e_k v_k, keys in blocks of KB, then / sum. */
     for (size_t i = 0; i < na; i++)
@@ -424,12 +434,7 @@ static void task_port(void *arg, size_t task, int thread)
 
 static int cpu_avx2(void)
 {
-#if SG_ATTN_AVX2
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
+    return SG_ATTN_AVX2 && sg_cpu_has(SG_CPU_AVX2_FMA);
 }
 
 int sg_attn_plan_new(sg_attn_plan **out, const sg_attn_shape *shape, size_t max_rows,
@@ -489,6 +494,9 @@ void sg_attn_run(sg_attn_plan *p, const sg_attn_row *rows, size_t m, const float
 
     if (m == 0)
         return;
+    /* The plan's scratch (blocks, scores) is sized for max_rows rows: nothing is allocated here,
+     * and a caller that passes more is a programmer error. */
+    assert(m <= p->max_rows);
     /* Runs of rows of one segment, cut into blocks of QW query vectors. */
     for (size_t r0 = 0, r1; r0 < m; r0 = r1) {
         size_t total;

@@ -1,7 +1,11 @@
 /*
  * forward.c: the Gemma 2 (and Gemma 1) forward pass in f32, with a KV cache for one sequence
- * (the trunk) and shared-prefix branches (see sg_engine.h). Numerics follow
- * shared/GEMMA2-NUMERICS.md, i.e. Hugging Face Gemma2ForCausalLM, float32, eager attention:
+ * (the trunk) and shared-prefix branches (see sg_engine.h). Numerics are those of Hugging Face
+ * Gemma2ForCausalLM, float32, eager attention (docs/ENGINE.md, "Numerics contract"). The
+ * executable specification is the naive float64 forward pass of the tests, which shares no
+ * code with this file: ref_forward() in tests/check_reference.c (Gemma 1 and 2, checked
+ * against the tiny-a goldens) and GemmaRef in tests/integration/gemma_ref.py (numpy). When
+ * this file and they disagree, this file is wrong. The pass, as formulas:
  *
  *   x = E[ids] * sqrt(d_model)
  *   for each layer l:
@@ -105,7 +109,7 @@ static int fail_msg(sg_ctx *c, int rc, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+    sg_verrf(c->errmsg, sizeof c->errmsg, rc, NULL, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -118,24 +122,28 @@ static void *alloc_floats(size_t n, int *bad)
     return p;
 }
 
-int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts)
+int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts, char *err, size_t errlen)
 {
     sg_ctx_opts o = opts ? *opts : sg_ctx_opts_default();
     const sg_model_info *hp = &m->info;
     sg_ctx *c;
     int bad = 0;
     int rc;
-    char err[256];
 
     *out = NULL;
-    if (o.n_ctx < 0 || o.max_branches < 0 || o.max_branch_tokens < 0 ||
-        (size_t)o.n_ctx > (size_t)hp->n_ctx)
-        return SG_EINVAL;
+    if (o.n_ctx < 0 || o.max_branches < 0 || o.max_branch_tokens < 0)
+        return sg_errf(err, errlen, SG_EINVAL, "sg_ctx_new", "negative option (n_ctx %d, "
+                       "max_branches %d, max_branch_tokens %d)", o.n_ctx, o.max_branches,
+                       o.max_branch_tokens);
+    if ((size_t)o.n_ctx > (size_t)hp->n_ctx)
+        return sg_errf(err, errlen, SG_EINVAL, "sg_ctx_new", "n_ctx %d is over the model's %d "
+                       "positions", o.n_ctx, hp->n_ctx);
     if (o.precision < -1 || o.precision >= SG_PREC_COUNT)
-        return SG_EINVAL;
+        return sg_errf(err, errlen, SG_EINVAL, "sg_ctx_new", "unknown precision %d",
+                       o.precision);
     c = calloc(1, sizeof *c);
     if (!c)
-        return SG_ENOMEM;
+        return sg_errf(err, errlen, SG_ENOMEM, "sg_ctx_new", "out of memory");
     c->m = m;
     c->hp = hp;
     c->n_ctx = o.n_ctx ? (size_t)o.n_ctx : (size_t)hp->n_ctx;
@@ -151,13 +159,12 @@ int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts)
     if (o.precision >= 0 && o.precision != (int)m->opts.precision) {
         c->own_layers = calloc((size_t)hp->n_layer, sizeof *c->own_layers);
         if (!c->own_layers) {
-            rc = SG_ENOMEM;
+            rc = sg_errf(err, errlen, SG_ENOMEM, "sg_ctx_new", "out of memory");
             goto fail;
         }
         rc = sg_model_prepare_mats(m, (sg_precision)o.precision, c->own_layers, &c->own_embed,
-                                   err, sizeof err);
+                                   err, errlen);
         if (rc != SG_OK) {
-            sg_log(SG_LOG_ERROR, "sg_ctx_new: %s", err);
             free(c->own_layers);
             c->own_layers = NULL;
             goto fail;
@@ -167,8 +174,11 @@ int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts)
     }
 
     rc = sg_pool_new(&c->pool, m->opts.n_threads);
-    if (rc != SG_OK)
+    if (rc != SG_OK) {
+        sg_errf(err, errlen, rc, "sg_ctx_new", "cannot start %d compute threads",
+                m->opts.n_threads);
         goto fail;
+    }
 
     const size_t d = (size_t)hp->d_model;
     const size_t ch = c->chunk;
@@ -212,7 +222,8 @@ int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts)
                                 SG_ATTN_AUTO) != SG_OK;
     }
     if (bad) {
-        rc = SG_ENOMEM;
+        rc = sg_errf(err, errlen, SG_ENOMEM, "sg_ctx_new", "out of memory for a %zu-token "
+                     "context (KV cache and scratch)", c->n_ctx);
         goto fail;
     }
     *out = c;

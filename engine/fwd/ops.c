@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "vmath.h"
 
 #define LANES 16
@@ -14,7 +15,7 @@
 /*
  * The element-wise loops below run 8 floats at a time (vmath.h). Each has one body, inlined
  * into an AVX2 function and into a portable one; the AVX2 one is taken when the CPU has it
- * (checked at every call: __builtin_cpu_supports reads a word libgcc filled at start-up). Both
+ * (checked at every call with the one probe, base/cpu.h, which is cheap). Both
  * give the same bits (vmath.h), so the choice only changes the speed.
  */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -26,12 +27,7 @@
 
 static int have_avx2(void)
 {
-#if SG_OPS_AVX2
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
+    return SG_OPS_AVX2 && sg_cpu_has(SG_CPU_AVX2_FMA);
 }
 
 /* Load up to 8 floats (n < 8: the rest 0) and store the first n lanes back. */

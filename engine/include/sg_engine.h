@@ -12,7 +12,7 @@
  *     const sg_tok *tok = sg_model_tok(m);              // tokenizer from the same path
  *     sg_ctx *c;
  *     sg_ctx_opts co = sg_ctx_opts_default();
- *     sg_ctx_new(&c, m, &co);
+ *     sg_ctx_new(&c, m, &co, err, sizeof err);
  *     int32_t want[2] = {3553, 1294};                   // "Yes", "No"
  *     float z[2];
  *     sg_logits_req rq = {want, 2, 0, z};
@@ -28,6 +28,7 @@
  * sg_engine_set_log() (default: stderr for warnings and errors).
  */
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,25 @@ typedef enum sg_err {
 
 /* Static description of an error code; never NULL. */
 const char *sg_engine_strerror(int err);
+
+/*
+ * The one error formatter of the engine and of the policies library built on it (base/err.c).
+ * Write "WHERE: message" (just "message" when `where` is NULL) into err (capacity errlen; err
+ * may be NULL or errlen 0: nothing is written) and return `code`, so that a failure reads
+ * `return sg_errf(err, errlen, SG_EFORMAT, file, "key '%s': ...", key);`.
+ */
+int sg_errf(char *err, size_t errlen, int code, const char *where, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* The same with a va_list, for functions that write into their own handle's message. */
+int sg_verrf(char *err, size_t errlen, int code, const char *where, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 0)))
+#endif
+    ;
 
 typedef enum sg_log_level {
     SG_LOG_ERROR = 0,
@@ -151,8 +171,23 @@ const sg_model_info *sg_model_get_info(const sg_model *m);
 const char *sg_model_kernel(const sg_model *m);
 /* "f32", "bf16" or "int8". Static string ("?" for a value outside sg_precision). */
 const char *sg_precision_name(sg_precision p);
+/* The precision named "f32", "bf16" or "int8" (exactly) into *out: SG_OK, else SG_EINVAL
+ * (*out unchanged). The one parser of these names, for configs and command lines. */
+int sg_precision_parse(const char *name, sg_precision *out);
 /* The tokenizer loaded with the model, or NULL if none was found or asked for. Borrowed. */
 const sg_tok *sg_model_tok(const sg_model *m);
+
+/* ---- Text ---------------------------------------------------------------------------------- */
+
+/*
+ * Check that s[0..len) is well-formed UTF-8 (no overlong forms, no surrogates, nothing above
+ * U+10FFFF, no truncated sequence). Returns 1 if it is; else 0 and, if `bad` is not NULL, the
+ * byte offset of the first invalid sequence in *bad. The one validator of the project.
+ */
+int sg_utf8_valid(const char *s, size_t len, size_t *bad);
+
+/* The largest n <= len such that s[0..n) ends on a character boundary of valid UTF-8 `s`. */
+size_t sg_utf8_floor(const char *s, size_t len);
 
 /* ---- Contexts: KV cache, prefill, shared-prefix branches ---------------------------------- */
 
@@ -181,8 +216,10 @@ typedef struct sg_logits_req {
 } sg_logits_req;
 
 /* A context owns the KV cache and scratch for one sequence (the trunk) and its branches.
- * Allocates everything once; nothing is allocated per token. Not thread-safe: one per thread. */
-int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts);
+ * Allocates everything once; nothing is allocated per token. Not thread-safe: one per thread.
+ * `opts` NULL: the defaults. SG_OK; SG_EINVAL (bad option), SG_ENOMEM, or the error of
+ * preparing the matrices at another precision; `err` (capacity errlen, may be NULL) says why. */
+int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts, char *err, size_t errlen);
 void sg_ctx_free(sg_ctx *c);
 /* The message of the last failure on this context. Never NULL. */
 const char *sg_ctx_errmsg(const sg_ctx *c);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "tensor.h"
 
 #define MR 6   /* rows of x per tile */
@@ -43,12 +44,7 @@
 
 int sg_avx2_available(void)
 {
-#if SG_HAVE_AVX2_BUILD
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
+    return SG_HAVE_AVX2_BUILD && sg_cpu_has(SG_CPU_AVX2_FMA);
 }
 
 void sg_avx2_layout(char *buf, size_t cap)

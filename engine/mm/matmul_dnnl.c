@@ -31,6 +31,7 @@
 
 #include <dnnl.h>
 
+#include "cpu.h"
 #include "tensor.h"
 
 #define STACK_CHUNK (128 * 1024) /* bytes of quantized x when the pool has no scratch */
@@ -123,12 +124,7 @@ static int fail(int rc, char *err, size_t errlen, const char *name, const char *
 /* 1 if the CPU has VNNI (AVX-512 VNNI or AVX-VNNI), so int8 pairs cannot saturate. */
 static int have_vnni(void)
 {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vnni");
-#else
-    return 0;
-#endif
+    return sg_cpu_has(SG_CPU_AVX512_VNNI);
 }
 
 /* Create the matmul primitive for `cols` output columns (src runtime M x K, weights K x cols in

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "sg_engine.h"
 
 /* llama.cpp's per-layer tensor names and their Hugging Face counterparts. */
 static const struct {

@@ -316,20 +316,6 @@ done:
     return rc;
 }
 
-const char *sg_precision_name(sg_precision p)
-{
-    switch (p) {
-    case SG_PREC_F32:
-        return "f32";
-    case SG_PREC_BF16:
-        return "bf16";
-    case SG_PREC_INT8:
-        return "int8";
-    default:
-        return "?";
-    }
-}
-
 const char *sg_model_tally_kernels(const sg_layer *layers, int n_layer, sg_precision prec)
 {
     /* Kernel names are static strings: a handful of distinct pointers. */

@@ -199,7 +199,7 @@ static size_t bpe_word(struct enc *e, const char *s, size_t n, int allow_special
     /* 1. Characters to symbols (HF BPE::merge_word). */
     for (size_t i = 0; i < n;) {
         const unsigned char *p = (const unsigned char *)s + i;
-        size_t k = tok_utf8_len(p, n - i);
+        size_t k = sg_utf8_char_len(p, n - i);
         int32_t id = -1;
         int valid = k > 0;
 
@@ -647,7 +647,7 @@ int sg_tok_decode(const sg_tok *t, const int32_t *ids, size_t n, char *buf, size
                 bytes[k++] = (unsigned char)(tok_hexval(p[3]) * 16 + tok_hexval(p[4]));
             }
             for (size_t q = 0; q < k;) {
-                size_t l = tok_utf8_len(bytes + q, k - q);
+                size_t l = sg_utf8_char_len(bytes + q, k - q);
 
                 if (l == 0) {
                     ok = 0;

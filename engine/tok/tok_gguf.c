@@ -59,24 +59,24 @@ int tok_load_gguf_handle(struct sg_tok **out, const sg_gguf *g, char *err, size_
     o.escape_ws = 1;
     rc = sg_gguf_get_strz(g, "tokenizer.ggml.model", model, sizeof model, err, errlen);
     if (rc == SG_EINVAL)
-        return tok_fail(SG_EFORMAT, err, errlen, "%s: no tokenizer.ggml.model", name);
+        return sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: no tokenizer.ggml.model", name);
     if (rc != SG_OK)
         return rc;
     if (strcmp(model, "llama") != 0)
-        return tok_fail(SG_EUNSUPPORTED, err, errlen,
-                        "%s: tokenizer.ggml.model '%s' is not 'llama' (SentencePiece)", name,
-                        model);
+        return sg_errf(err, errlen, SG_EUNSUPPORTED, NULL,
+                       "%s: tokenizer.ggml.model '%s' is not 'llama' (SentencePiece)", name,
+                       model);
     if (sg_gguf_find_key(g, "tokenizer.ggml.precompiled_charsmap") >= 0)
-        return tok_fail(SG_EUNSUPPORTED, err, errlen,
-                        "%s: tokenizer.ggml.precompiled_charsmap is not supported", name);
+        return sg_errf(err, errlen, SG_EUNSUPPORTED, NULL,
+                       "%s: tokenizer.ggml.precompiled_charsmap is not supported", name);
     rc = sg_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, err, errlen);
     if (rc == SG_EINVAL)
-        return tok_fail(SG_EFORMAT, err, errlen, "%s: no tokenizer.ggml.tokens", name);
+        return sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: no tokenizer.ggml.tokens", name);
     if (rc != SG_OK)
         return rc;
     if (et != SG_GGUF_STRING || n == 0 || n > (1u << 24))
-        return tok_fail(SG_EFORMAT, err, errlen,
-                        "%s: tokenizer.ggml.tokens: expected 1..16777216 strings", name);
+        return sg_errf(err, errlen, SG_EFORMAT, NULL,
+                       "%s: tokenizer.ggml.tokens: expected 1..16777216 strings", name);
     if ((rc = opt_i32(g, "tokenizer.ggml.bos_token_id", &o.bos_id, err, errlen)) != SG_OK ||
         (rc = opt_i32(g, "tokenizer.ggml.eos_token_id", &o.eos_id, err, errlen)) != SG_OK ||
         (rc = opt_i32(g, "tokenizer.ggml.unknown_token_id", &o.unk_id, err, errlen)) != SG_OK ||
@@ -89,7 +89,7 @@ int tok_load_gguf_handle(struct sg_tok **out, const sg_gguf *g, char *err, size_
     scores = calloc(n, sizeof *scores);
     types = malloc(n * sizeof *types);
     if (!pieces || !scores || !types) {
-        rc = tok_fail(SG_ENOMEM, err, errlen, "%s: out of memory", name);
+        rc = sg_errf(err, errlen, SG_ENOMEM, NULL, "%s: out of memory", name);
         goto done;
     }
     for (size_t i = 0; i < n; i++)
@@ -105,9 +105,9 @@ int tok_load_gguf_handle(struct sg_tok **out, const sg_gguf *g, char *err, size_
     else if (rc != SG_OK && rc != SG_ERANGE)
         goto done;
     if (ns != n || nt != n) {
-        rc = tok_fail(SG_EFORMAT, err, errlen,
-                      "%s: tokens (%zu), scores (%zu) and token_type (%zu) differ in length",
-                      name, n, ns, nt);
+        rc = sg_errf(err, errlen, SG_EFORMAT, NULL,
+                     "%s: tokens (%zu), scores (%zu) and token_type (%zu) differ in length",
+                     name, n, ns, nt);
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
@@ -118,8 +118,8 @@ int tok_load_gguf_handle(struct sg_tok **out, const sg_gguf *g, char *err, size_
             goto done;
         p->score = scores[i];
         if (types[i] < SPT_NORMAL || types[i] > SPT_BYTE) {
-            rc = tok_fail(SG_EFORMAT, err, errlen, "%s: token %zu has unknown type %ld", name, i,
-                          (long)types[i]);
+            rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: token %zu has unknown type %ld", name,
+                         i, (long)types[i]);
             goto done;
         }
         p->type = types[i];
@@ -134,7 +134,7 @@ int tok_load_gguf_handle(struct sg_tok **out, const sg_gguf *g, char *err, size_
 
         pool = malloc(pool_n);
         if (!pool) {
-            rc = tok_fail(SG_ENOMEM, err, errlen, "%s: out of memory", name);
+            rc = sg_errf(err, errlen, SG_ENOMEM, NULL, "%s: out of memory", name);
             goto done;
         }
         q = pool;

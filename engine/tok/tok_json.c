@@ -39,8 +39,8 @@ static int js_error(struct js *j, int code, const char *what)
     for (const char *q = j->start; q < j->p && q < j->end; q++)
         if (*q == '\n')
             line++;
-    return tok_fail(code, j->err, j->errlen, "%s: line %zu (byte %zu): %s", j->name, line,
-                    (size_t)(j->p - j->start), what);
+    return sg_errf(j->err, j->errlen, code, NULL, "%s: line %zu (byte %zu): %s", j->name, line,
+                   (size_t)(j->p - j->start), what);
 }
 
 static void ws(struct js *j)
@@ -848,6 +848,58 @@ static int parse_merges(struct js *j, struct sg_tok *t)
     return rc;
 }
 
+/* Pass 1 over tokenizer.json: find its parts (into sp), check that there is no pre-tokenizer,
+ * read the normalizer (into opts) and the model's options. */
+static int find_parts(struct js *j, struct spans *sp, struct tok_opts *opts)
+{
+    int first = 1, r, rc = SG_OK;
+
+    while ((r = obj_next(j, &first)) == 1) {
+        const char **slot = NULL;
+
+        if (key_is(j, "added_tokens"))
+            slot = &sp->added;
+        else if (key_is(j, "normalizer"))
+            slot = &sp->normalizer;
+        else if (key_is(j, "pre_tokenizer"))
+            slot = &sp->pre_tokenizer;
+        else if (key_is(j, "model"))
+            slot = &sp->model;
+        ws(j);
+        if (slot)
+            *slot = j->p;
+        rc = js_skip(j);
+        if (rc != SG_OK)
+            return rc;
+    }
+    if (r < 0)
+        return r;
+    ws(j);
+    if (j->p != j->end)
+        return js_error(j, SG_EFORMAT, "trailing characters after the JSON object");
+    if (!sp->model)
+        return sg_errf(j->err, j->errlen, SG_EFORMAT, NULL, "%s: no \"model\"", j->name);
+    if (sp->pre_tokenizer) {
+        j->p = sp->pre_tokenizer;
+        if (!is_word(j, "null"))
+            return js_error(j, SG_EUNSUPPORTED,
+                            "pre_tokenizer is not supported (Gemma's tokenizer.json has none)");
+    }
+    if (sp->normalizer) {
+        j->p = sp->normalizer;
+        rc = parse_normalizer(j, opts, 0);
+        if (rc != SG_OK)
+            return rc;
+    }
+    j->p = sp->model;
+    rc = parse_model(j, sp);
+    if (rc != SG_OK)
+        return rc;
+    opts->byte_fallback = sp->byte_fallback;
+    opts->fuse_unk = sp->fuse_unk;
+    return SG_OK;
+}
+
 int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char *name, char *err,
                       size_t errlen)
 {
@@ -859,7 +911,7 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
     size_t n_added = 0, n_vocab_ent = 0;
     struct sg_tok *t = NULL;
     struct tok_opts opts;
-    int first = 1, r, rc = SG_OK;
+    int rc = SG_OK;
     int32_t max_id = -1;
 
     *out = NULL;
@@ -868,57 +920,9 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
     memset(&opts, 0, sizeof opts);
 
     /* Pass 1: find the parts. */
-    while ((r = obj_next(&j, &first)) == 1) {
-        const char **slot = NULL;
-
-        if (key_is(&j, "added_tokens"))
-            slot = &sp.added;
-        else if (key_is(&j, "normalizer"))
-            slot = &sp.normalizer;
-        else if (key_is(&j, "pre_tokenizer"))
-            slot = &sp.pre_tokenizer;
-        else if (key_is(&j, "model"))
-            slot = &sp.model;
-        ws(&j);
-        if (slot)
-            *slot = j.p;
-        rc = js_skip(&j);
-        if (rc != SG_OK)
-            goto fail;
-    }
-    if (r < 0) {
-        rc = r;
-        goto fail;
-    }
-    ws(&j);
-    if (j.p != j.end) {
-        rc = js_error(&j, SG_EFORMAT, "trailing characters after the JSON object");
-        goto fail;
-    }
-    if (!sp.model) {
-        rc = tok_fail(SG_EFORMAT, err, errlen, "%s: no \"model\"", name);
-        goto fail;
-    }
-    if (sp.pre_tokenizer) {
-        j.p = sp.pre_tokenizer;
-        if (!is_word(&j, "null")) {
-            rc = js_error(&j, SG_EUNSUPPORTED,
-                          "pre_tokenizer is not supported (Gemma's tokenizer.json has none)");
-            goto fail;
-        }
-    }
-    if (sp.normalizer) {
-        j.p = sp.normalizer;
-        rc = parse_normalizer(&j, &opts, 0);
-        if (rc != SG_OK)
-            goto fail;
-    }
-    j.p = sp.model;
-    rc = parse_model(&j, &sp);
+    rc = find_parts(&j, &sp, &opts);
     if (rc != SG_OK)
         goto fail;
-    opts.byte_fallback = sp.byte_fallback;
-    opts.fuse_unk = sp.fuse_unk;
 
     /* Pass 2: vocab and added tokens give the pieces. */
     j.p = sp.vocab;
@@ -938,12 +942,12 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
         if (added[i].id > max_id)
             max_id = added[i].id;
     if (max_id < 0) {
-        rc = tok_fail(SG_EFORMAT, err, errlen, "%s: empty vocabulary", name);
+        rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: empty vocabulary", name);
         goto fail;
     }
     t = tok_new(max_id + 1);
     if (!t) {
-        rc = tok_fail(SG_ENOMEM, err, errlen, "%s: out of memory", name);
+        rc = sg_errf(err, errlen, SG_ENOMEM, NULL, "%s: out of memory", name);
         goto fail;
     }
     t->opts = opts;
@@ -960,9 +964,9 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
         if (t->flags[id] & TOKF_SET) {
             if (t->len[id] != added[i].len ||
                 memcmp(t->str + t->off[id], pool.s + added[i].off, added[i].len) != 0) {
-                rc = tok_fail(SG_EFORMAT, err, errlen,
-                              "%s: added token %ld differs from the vocab's piece", name,
-                              (long)id);
+                rc = sg_errf(err, errlen, SG_EFORMAT, NULL,
+                             "%s: added token %ld differs from the vocab's piece", name,
+                             (long)id);
                 goto fail;
             }
             continue;
@@ -986,8 +990,8 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
     for (size_t i = 0; i < n_added; i++) {
         rc = tok_add_added(t, added[i].id, added[i].special, added[i].normalized);
         if (rc != SG_OK) {
-            rc = tok_fail(SG_EFORMAT, err, errlen, "%s: bad added token %ld", name,
-                          (long)added[i].id);
+            rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: bad added token %ld", name,
+                         (long)added[i].id);
             goto fail;
         }
         if (added[i].special)
@@ -996,8 +1000,8 @@ int tok_load_json_mem(struct sg_tok **out, const char *buf, size_t n, const char
     if (sp.has_unk) {
         t->unk = tok_lookup(t, sp.unk, strlen(sp.unk));
         if (t->unk < 0) {
-            rc = tok_fail(SG_EFORMAT, err, errlen, "%s: unk_token '%s' is not in the vocab", name,
-                          sp.unk);
+            rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: unk_token '%s' is not in the vocab",
+                         name, sp.unk);
             goto fail;
         }
     }
@@ -1038,7 +1042,7 @@ int tok_load_json(struct sg_tok **out, const char *path, char *err, size_t errle
     int rc;
 
     *out = NULL;
-    rc = tok_read_file(path, &buf, &n, err, errlen);
+    rc = sg_read_file(path, TOK_FILE_MAX, &buf, &n, err, errlen);
     if (rc != SG_OK)
         return rc;
     rc = tok_load_json_mem(out, buf, n, path, err, errlen);

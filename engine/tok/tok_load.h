@@ -8,7 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "file.h"
 #include "tok_table.h"
+
+/* The largest tokenizer file read (sg_read_file). */
+#define TOK_FILE_MAX ((size_t)1 << 31)
 
 /* SentencePiece piece types (sentencepiece_model.proto; GGUF token_type uses the same). */
 enum { SPT_NORMAL = 1, SPT_UNKNOWN = 2, SPT_CONTROL = 3, SPT_USER = 4, SPT_UNUSED = 5, SPT_BYTE = 6 };

@@ -57,20 +57,20 @@ int sg_tok_open(sg_tok **out, const char *path, char *err, size_t errlen)
     int kind;
 
     if (!out || !path)
-        return tok_fail(SG_EINVAL, err, errlen, "sg_tok_open: NULL argument");
+        return sg_errf(err, errlen, SG_EINVAL, NULL, "sg_tok_open: NULL argument");
     *out = NULL;
     if (stat(path, &st) != 0)
-        return tok_fail(SG_EIO, err, errlen, "%s: %s", path, strerror(errno));
+        return sg_errf(err, errlen, SG_EIO, NULL, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
         if ((size_t)snprintf(p, sizeof p, "%s/tokenizer.json", path) >= sizeof p)
-            return tok_fail(SG_EINVAL, err, errlen, "%s: path too long", path);
+            return sg_errf(err, errlen, SG_EINVAL, NULL, "%s: path too long", path);
         if (is_file(p))
             return tok_load_json(out, p, err, errlen);
         snprintf(p, sizeof p, "%s/tokenizer.model", path);
         if (is_file(p))
             return tok_load_spm(out, p, err, errlen);
-        return tok_fail(SG_EIO, err, errlen,
-                        "%s: no tokenizer.json or tokenizer.model in this folder", path);
+        return sg_errf(err, errlen, SG_EIO, NULL,
+                       "%s: no tokenizer.json or tokenizer.model in this folder", path);
     }
     kind = sniff(path);
     if (kind == 'g' || (kind == 0 && ends_with(path, ".gguf")))
@@ -79,6 +79,6 @@ int sg_tok_open(sg_tok **out, const char *path, char *err, size_t errlen)
         return tok_load_json(out, path, err, errlen);
     if (kind == 's' || ends_with(path, ".model"))
         return tok_load_spm(out, path, err, errlen);
-    return tok_fail(SG_EFORMAT, err, errlen,
-                    "%s: not a tokenizer.json, tokenizer.model or GGUF file", path);
+    return sg_errf(err, errlen, SG_EFORMAT, NULL,
+                   "%s: not a tokenizer.json, tokenizer.model or GGUF file", path);
 }

@@ -226,8 +226,8 @@ int tok_load_spm_mem(struct sg_tok **out, const uint8_t *buf, size_t n, const ch
 
     while (b.p < b.end) {
         if (pb_field(&b, &fv) != 0) {
-            rc = tok_fail(SG_EFORMAT, err, errlen, "%s: byte %zu: malformed protobuf", name,
-                          (size_t)(b.p - buf));
+            rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: byte %zu: malformed protobuf", name,
+                         (size_t)(b.p - buf));
             goto fail;
         }
         if (fv.w != 2)
@@ -238,54 +238,55 @@ int tok_load_spm_mem(struct sg_tok **out, const uint8_t *buf, size_t n, const ch
                 struct tok_spm_piece *p = realloc(m.pieces, cap * sizeof *p);
 
                 if (!p) {
-                    rc = tok_fail(SG_ENOMEM, err, errlen, "%s: out of memory", name);
+                    rc = sg_errf(err, errlen, SG_ENOMEM, NULL, "%s: out of memory", name);
                     goto fail;
                 }
                 m.pieces = p;
                 m.cap = cap;
             }
             if (parse_piece(fv.data, fv.len, &m.pieces[m.n]) != 0) {
-                rc = tok_fail(SG_EFORMAT, err, errlen, "%s: piece %zu is malformed", name, m.n);
+                rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: piece %zu is malformed", name,
+                             m.n);
                 goto fail;
             }
             if (m.pieces[m.n].type < SPT_NORMAL || m.pieces[m.n].type > SPT_BYTE) {
-                rc = tok_fail(SG_EFORMAT, err, errlen, "%s: piece %zu has unknown type %d", name,
-                              m.n, m.pieces[m.n].type);
+                rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: piece %zu has unknown type %d",
+                             name, m.n, m.pieces[m.n].type);
                 goto fail;
             }
             m.n++;
         } else if (fv.f == 2) {
             if (parse_trainer(fv.data, fv.len, &m) != 0) {
-                rc = tok_fail(SG_EFORMAT, err, errlen, "%s: malformed trainer_spec", name);
+                rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: malformed trainer_spec", name);
                 goto fail;
             }
         } else if (fv.f == 3) {
             if (parse_normalizer_spec(fv.data, fv.len, &m) != 0) {
-                rc = tok_fail(SG_EFORMAT, err, errlen, "%s: malformed normalizer_spec", name);
+                rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: malformed normalizer_spec", name);
                 goto fail;
             }
         }
     }
     if (m.n == 0 || m.n > (1u << 24)) {
-        rc = tok_fail(SG_EFORMAT, err, errlen, "%s: %zu pieces (not a SentencePiece model?)",
-                      name, m.n);
+        rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: %zu pieces (not a SentencePiece model?)",
+                     name, m.n);
         goto fail;
     }
     if (m.model_type != 2) {
-        rc = tok_fail(SG_EUNSUPPORTED, err, errlen,
-                      "%s: model_type %d is not BPE (2); only SentencePiece BPE is supported",
-                      name, m.model_type);
+        rc = sg_errf(err, errlen, SG_EUNSUPPORTED, NULL,
+                     "%s: model_type %d is not BPE (2); only SentencePiece BPE is supported",
+                     name, m.model_type);
         goto fail;
     }
     if (m.charsmap_len > 0) {
-        rc = tok_fail(SG_EUNSUPPORTED, err, errlen,
-                      "%s: normalizer '%s' uses a precompiled charsmap; only identity is supported",
-                      name, m.normalizer_name);
+        rc = sg_errf(err, errlen, SG_EUNSUPPORTED, NULL,
+                     "%s: normalizer '%s' uses a precompiled charsmap; only identity is supported",
+                     name, m.normalizer_name);
         goto fail;
     }
     if (m.treat_ws_suffix) {
-        rc = tok_fail(SG_EUNSUPPORTED, err, errlen,
-                      "%s: treat_whitespace_as_suffix is not supported", name);
+        rc = sg_errf(err, errlen, SG_EUNSUPPORTED, NULL,
+                     "%s: treat_whitespace_as_suffix is not supported", name);
         goto fail;
     }
 
@@ -324,7 +325,7 @@ int tok_build_spm(struct sg_tok **out, const struct tok_spm_piece *pieces, size_
     *out = NULL;
     t = tok_new((int32_t)m.n);
     if (!t) {
-        rc = tok_fail(SG_ENOMEM, err, errlen, "%s: out of memory", name);
+        rc = sg_errf(err, errlen, SG_ENOMEM, NULL, "%s: out of memory", name);
         goto fail;
     }
     snprintf(t->source, sizeof t->source, "tokenizer.model");
@@ -389,7 +390,7 @@ int tok_build_spm(struct sg_tok **out, const struct tok_spm_piece *pieces, size_
              * the normalized text (SentencePiece's prefix matcher). */
             rc = tok_add_added(t, (int32_t)i, special, !special && type == SPT_USER);
             if (rc != SG_OK) {
-                rc = tok_fail(SG_EFORMAT, err, errlen, "%s: piece %zu is empty", name, i);
+                rc = sg_errf(err, errlen, SG_EFORMAT, NULL, "%s: piece %zu is empty", name, i);
                 goto fail;
             }
             if (special)
@@ -401,7 +402,7 @@ int tok_build_spm(struct sg_tok **out, const struct tok_spm_piece *pieces, size_
     ranks = malloc(m.n * sizeof *ranks);
     rank_of = malloc(m.n * sizeof *rank_of);
     if (!ranks || !rank_of) {
-        rc = tok_fail(SG_ENOMEM, err, errlen, "%s: out of memory", name);
+        rc = sg_errf(err, errlen, SG_ENOMEM, NULL, "%s: out of memory", name);
         goto fail;
     }
     for (size_t i = 0; i < m.n; i++) {
@@ -431,7 +432,7 @@ int tok_build_spm(struct sg_tok **out, const struct tok_spm_piece *pieces, size_
             if (c < 0 || !mergeable(m.pieces[c].type) || (t->flags[c] & TOKF_SPECIAL))
                 continue;
             if (tok_add_merge(t, a, c, rank_of[i], (int32_t)i) != SG_OK) {
-                rc = tok_fail(SG_ENOMEM, err, errlen, "%s: out of memory", name);
+                rc = sg_errf(err, errlen, SG_ENOMEM, NULL, "%s: out of memory", name);
                 goto fail;
             }
         }
@@ -465,7 +466,7 @@ int tok_load_spm(struct sg_tok **out, const char *path, char *err, size_t errlen
     int rc;
 
     *out = NULL;
-    rc = tok_read_file(path, &buf, &n, err, errlen);
+    rc = sg_read_file(path, TOK_FILE_MAX, &buf, &n, err, errlen);
     if (rc != SG_OK)
         return rc;
     /* tokenizer_config.json beside the model names the special user-defined pieces. */
@@ -474,7 +475,7 @@ int tok_load_spm(struct sg_tok **out, const char *path, char *err, size_t errlen
                          slash ? (int)(slash - path + 1) : 0, path) < sizeof cpath) {
         char e2[8];
 
-        if (tok_read_file(cpath, &cfg, &cfg_n, e2, sizeof e2) != SG_OK)
+        if (sg_read_file(cpath, TOK_FILE_MAX, &cfg, &cfg_n, e2, sizeof e2) != SG_OK)
             cfg = NULL;
     }
     rc = tok_load_spm_mem(out, (const uint8_t *)buf, n, path, cfg, cfg_n, err, errlen);

@@ -6,7 +6,6 @@
 #include "tok_table.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,56 +14,6 @@
 #include "sg_engine.h"
 
 /* ---- Small helpers ------------------------------------------------------------------------ */
-
-int tok_fail(int code, char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-int tok_read_file(const char *path, char **buf, size_t *n, char *err, size_t errlen)
-{
-    FILE *f = NULL;
-    char *b = NULL;
-    struct stat st;
-    size_t got;
-
-    *buf = NULL;
-    *n = 0;
-    f = fopen(path, "rb");
-    if (!f)
-        return tok_fail(SG_EIO, err, errlen, "%s: %s", path, strerror(errno));
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return tok_fail(SG_EIO, err, errlen, "%s: not a regular file", path);
-    }
-    if ((unsigned long long)st.st_size > (1ull << 31)) {
-        fclose(f);
-        return tok_fail(SG_ERANGE, err, errlen, "%s: file too large for a tokenizer", path);
-    }
-    b = malloc((size_t)st.st_size + 1);
-    if (!b) {
-        fclose(f);
-        return tok_fail(SG_ENOMEM, err, errlen, "%s: out of memory", path);
-    }
-    got = fread(b, 1, (size_t)st.st_size, f);
-    if (got != (size_t)st.st_size || ferror(f)) {
-        free(b);
-        fclose(f);
-        return tok_fail(SG_EIO, err, errlen, "%s: read error", path);
-    }
-    fclose(f);
-    b[got] = '\0';
-    *buf = b;
-    *n = got;
-    return SG_OK;
-}
 
 /* ---- Construction ------------------------------------------------------------------------- */
 
@@ -138,21 +87,23 @@ int tok_set_piece(struct sg_tok *t, int32_t id, const char *s, size_t n, float s
                   unsigned flags, char *err, size_t errlen)
 {
     if (id < 0 || id >= t->n_vocab)
-        return tok_fail(SG_EFORMAT, err, errlen, "token id %ld outside the vocabulary (0..%ld)",
-                        (long)id, (long)t->n_vocab - 1);
+        return sg_errf(err, errlen, SG_EFORMAT, NULL,
+                       "token id %ld outside the vocabulary (0..%ld)", (long)id,
+                       (long)t->n_vocab - 1);
     if (t->flags[id] & TOKF_SET)
-        return tok_fail(SG_EFORMAT, err, errlen, "token id %ld given twice", (long)id);
+        return sg_errf(err, errlen, SG_EFORMAT, NULL, "token id %ld given twice", (long)id);
     if (n > 65536)
-        return tok_fail(SG_EFORMAT, err, errlen, "token %ld: piece longer than 64 KiB", (long)id);
+        return sg_errf(err, errlen, SG_EFORMAT, NULL, "token %ld: piece longer than 64 KiB",
+                       (long)id);
     if (t->str_len + n + 1 > t->str_cap) {
         size_t cap = t->str_cap * 2 + n + 1;
         char *p;
 
         if (cap > UINT32_MAX)
-            return tok_fail(SG_ERANGE, err, errlen, "pieces exceed 4 GiB");
+            return sg_errf(err, errlen, SG_ERANGE, NULL, "pieces exceed 4 GiB");
         p = realloc(t->str, cap);
         if (!p)
-            return tok_fail(SG_ENOMEM, err, errlen, "out of memory");
+            return sg_errf(err, errlen, SG_ENOMEM, NULL, "out of memory");
         t->str = p;
         t->str_cap = cap;
     }
@@ -197,7 +148,7 @@ int tok_index(struct sg_tok *t, char *err, size_t errlen)
     free(t->hash);
     t->hash = malloc(cap * sizeof *t->hash);
     if (!t->hash)
-        return tok_fail(SG_ENOMEM, err, errlen, "out of memory");
+        return sg_errf(err, errlen, SG_ENOMEM, NULL, "out of memory");
     t->hash_mask = (uint32_t)(cap - 1);
     memset(t->hash, 0xff, cap * sizeof *t->hash);
     for (int32_t id = 0; id < t->n_vocab; id++) {
@@ -207,7 +158,7 @@ int tok_index(struct sg_tok *t, char *err, size_t errlen)
         uint32_t i;
 
         if (!(t->flags[id] & TOKF_SET))
-            return tok_fail(SG_EFORMAT, err, errlen, "token id %ld has no piece", (long)id);
+            return sg_errf(err, errlen, SG_EFORMAT, NULL, "token id %ld has no piece", (long)id);
         h = tok_hash_bytes(s, n);
         i = (uint32_t)h & t->hash_mask;
         while (t->hash[i].id >= 0) {
@@ -215,8 +166,8 @@ int tok_index(struct sg_tok *t, char *err, size_t errlen)
 
             if (t->hash[i].tag == (uint32_t)(h >> 32) && t->len[o] == n &&
                 memcmp(t->str + t->off[o], s, n) == 0)
-                return tok_fail(SG_EFORMAT, err, errlen, "tokens %ld and %ld are both '%.*s'",
-                                (long)o, (long)id, (int)(n > 64 ? 64 : n), s);
+                return sg_errf(err, errlen, SG_EFORMAT, NULL, "tokens %ld and %ld are both '%.*s'",
+                               (long)o, (long)id, (int)(n > 64 ? 64 : n), s);
             i = (i + 1) & t->hash_mask;
         }
         t->hash[i].id = id;
@@ -347,7 +298,7 @@ int tok_add_added(struct sg_tok *t, int32_t id, int special, int normalized)
 int tok_finish(struct sg_tok *t, char *err, size_t errlen)
 {
     if (!t->hash)
-        return tok_fail(SG_EINVAL, err, errlen, "tokenizer not indexed");
+        return sg_errf(err, errlen, SG_EINVAL, NULL, "tokenizer not indexed");
     for (int32_t id = 0; id < t->n_vocab; id++) {
         const char *s = t->str + t->off[id];
         size_t n = t->len[id];
@@ -362,7 +313,8 @@ int tok_finish(struct sg_tok *t, char *err, size_t errlen)
             size_t m = 0;
 
             if (n > 256)
-                return tok_fail(SG_EFORMAT, err, errlen, "added token %ld is too long", (long)id);
+                return sg_errf(err, errlen, SG_EFORMAT, NULL, "added token %ld is too long",
+                               (long)id);
             for (size_t i = 0; i < n; i++) {
                 if (s[i] == ' ' && t->opts.escape_spaces) {
                     memcpy(tmp + m, "\xe2\x96\x81", 3);
@@ -376,11 +328,11 @@ int tok_finish(struct sg_tok *t, char *err, size_t errlen)
             rc = trie_insert(&t->raw_trie, s, n, id);
         }
         if (rc != SG_OK)
-            return tok_fail(rc, err, errlen, "out of memory");
+            return sg_errf(err, errlen, rc, NULL, "out of memory");
         t->n_added++;
     }
     if (t->unk >= t->n_vocab || t->bos >= t->n_vocab || t->eos >= t->n_vocab)
-        return tok_fail(SG_EFORMAT, err, errlen, "special token id outside the vocabulary");
+        return sg_errf(err, errlen, SG_EFORMAT, NULL, "special token id outside the vocabulary");
     if (t->unk >= 0)
         t->flags[t->unk] |= TOKF_SPECIAL | TOKF_NOCHAR;
     if (t->bos >= 0)

@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "sg_engine.h"
 #include "sg_tok.h"
+#include "utf8.h"
 
 /* Per-id flags. */
 enum {
@@ -113,52 +115,8 @@ int tok_add_added(struct sg_tok *t, int32_t id, int special, int normalized);
 /* Build the matchers and check the tables (bos/eos/unk ids in range). */
 int tok_finish(struct sg_tok *t, char *err, size_t errlen);
 
-/* Read a whole file into a malloc'ed buffer (NUL-terminated); SG_EIO with a message. */
-int tok_read_file(const char *path, char **buf, size_t *n, char *err, size_t errlen);
-/* printf into err (if errlen > 0) and return `code`. */
-int tok_fail(int code, char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
 
 /* ---- Shared by the builder and the encoder ---------------------------------------------- */
-
-/* Length of the well-formed UTF-8 character at p (n bytes available), or 0 if the bytes there
- * are not one (Unicode Table 3-7: no overlongs, no surrogates, nothing above U+10FFFF). */
-static inline size_t tok_utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2)
-        return 0;
-    if (c < 0xE0) {
-        if (n < 2 || (p[1] & 0xC0) != 0x80)
-            return 0;
-        return 2;
-    }
-    if (c < 0xF0) {
-        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xE0 && p[1] < 0xA0)
-            return 0;
-        if (c == 0xED && p[1] > 0x9F)
-            return 0;
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xF0 && p[1] < 0x90)
-            return 0;
-        if (c == 0xF4 && p[1] > 0x8F)
-            return 0;
-        return 4;
-    }
-    return 0;
-}
 
 static inline uint64_t tok_hash_bytes(const char *s, size_t n)
 {

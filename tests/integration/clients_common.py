@@ -121,3 +121,50 @@ def ctl(*args, env=None, input=None, timeout=300):
 
 def rmtree(path):
     shutil.rmtree(path, ignore_errors=True)
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+def start_nginx(site, folder, ready):
+    """Debian's nginx in the foreground on the server block(s) `site` (text for its http {}
+    context), with its files under `folder`; `ready()` is polled (OSError: not yet) until it
+    returns true. Returns the process (stop_nginx)."""
+    if not NGINX:
+        raise AssertionError("nginx is not installed (tools/setup.sh installs nginx-light)")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "site.conf"), "w") as f:
+        f.write(site)
+    temps = "".join("    %s_temp_path %s/%s;\n" % (k, folder, k)
+                    for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    with open(os.path.join(folder, "main.conf"), "w") as f:
+        f.write("daemon off;\n%spid %s/nginx.pid;\nerror_log %s/error.log;\n"
+                "events { worker_connections 64; }\n"
+                "http {\n    access_log %s/access.log;\n%s    include %s/site.conf;\n}\n"
+                % ("user root;\n" if os.geteuid() == 0 else "", folder, folder, folder, temps,
+                   folder))
+    args = [NGINX, "-p", folder, "-c", os.path.join(folder, "main.conf")]
+    t = subprocess.run(args + ["-t"], capture_output=True)
+    if t.returncode != 0:
+        raise AssertionError("nginx -t: " + t.stderr.decode())
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 30 * SLOW
+    while time.time() < deadline:
+        try:
+            if ready():
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.05)
+    stop_nginx(proc)
+    raise AssertionError("nginx did not come up")
+
+
+def stop_nginx(proc):
+    if proc:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

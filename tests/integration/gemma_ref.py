@@ -1,8 +1,8 @@
 """A float64 Gemma 2 forward pass in numpy, for tests only (shares no code with the engine).
 
 It reads a Hugging Face folder (config.json + model.safetensors, F32/BF16/F16) and follows
-Hugging Face `Gemma2ForCausalLM` with eager attention (shared/GEMMA2-NUMERICS.md): embedding
-times sqrt(hidden), four RMSNorms per layer with (1 + w), GQA, NeoX RoPE, query_pre_attn_scalar,
+Hugging Face `Gemma2ForCausalLM` with eager attention (docs/ENGINE.md, "Numerics contract"):
+embedding times sqrt(hidden), four RMSNorms per layer with (1 + w), GQA, NeoX RoPE, query_pre_attn_scalar,
 attention soft-cap before the causal / sliding-window mask, gelu_tanh MLP, final norm, tied LM
 head, final soft-cap.
 

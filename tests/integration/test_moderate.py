@@ -1,7 +1,7 @@
 """shieldctl render / classify end to end, against independent references.
 
 - `shieldctl render` is byte-exact for every shipped policy in both modes (fixtures made from
-  SHIELDGEMMA-PROMPTS.md).
+  the model card's prompts: tests/fixtures/render/README.md).
 - `shieldctl render --ids` equals the Hugging Face tokenization of the rendered string
   (@lenml/tokenizers under node, the real Gemma tokenizer) for both modes, several policies and
   varied user texts.

@@ -13,11 +13,11 @@ import tempfile
 import time
 import unittest
 
-from clients_common import Daemon, TOP, free_port, make_model, rmtree, SLOW
+from clients_common import (NGINX, Daemon, TOP, free_port, make_model, rmtree, start_nginx,
+                            stop_nginx, SLOW)
 
 import shieldd_client as sc
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 CONF = os.path.join(TOP, "clients", "gateway", "nginx.conf")
 
 _tmp = None
@@ -33,46 +33,17 @@ def setUpModule():
     _tmp = tempfile.mkdtemp(prefix="nginx-test-")
     _daemon = Daemon(make_model(_tmp), _tmp)
     _port = free_port()
-    ng = os.path.join(_tmp, "nginx")
-    os.makedirs(ng)
     with open(CONF) as f:
         site = f.read()
     # The shipped file, with only the two deployment-specific values replaced.
     assert "unix:/run/shieldd/shieldd.sock" in site and "listen 127.0.0.1:8089" in site
     site = site.replace("unix:/run/shieldd/shieldd.sock", "unix:" + _daemon.sock)
     site = site.replace("listen 127.0.0.1:8089", "listen 127.0.0.1:%d" % _port)
-    with open(os.path.join(ng, "shieldd.conf"), "w") as f:
-        f.write(site)
-    temps = "".join("    %s_temp_path %s/%s;\n" % (k, ng, k)
-                    for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    with open(os.path.join(ng, "main.conf"), "w") as f:
-        f.write("daemon off;\n%spid %s/nginx.pid;\nerror_log %s/error.log;\n"
-                "events { worker_connections 64; }\n"
-                "http {\n    access_log %s/access.log;\n%s    include %s/shieldd.conf;\n}\n"
-                % ("user root;\n" if os.geteuid() == 0 else "", ng, ng, ng, temps, ng))
-    args = [NGINX, "-p", ng, "-c", os.path.join(ng, "main.conf")]
-    t = subprocess.run(args + ["-t"], capture_output=True)
-    if t.returncode != 0:
-        raise AssertionError("nginx -t: " + t.stderr.decode())
-    _nginx = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 30 * SLOW
-    while time.time() < deadline:
-        try:
-            if get("/healthz")[0] == 200:
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("nginx did not come up")
+    _nginx = start_nginx(site, os.path.join(_tmp, "nginx"), lambda: get("/healthz")[0] == 200)
 
 
 def tearDownModule():
-    if _nginx:
-        _nginx.terminate()
-        try:
-            _nginx.wait(10)
-        except subprocess.TimeoutExpired:
-            _nginx.kill()
-            _nginx.wait()
+    stop_nginx(_nginx)
     if _daemon:
         _daemon.stop()
     if _tmp:
@@ -137,8 +108,18 @@ class Gateway(unittest.TestCase):
         st, _, data = get("/metrics")
         self.assertEqual(st, 404)
         self.assertEqual(json.loads(data)["error"]["type"], "not_found")
-        st, _, _ = get("/v1/moderations")
+        st, _, data = get("/v1/moderations")
         self.assertEqual(st, 403)
+        self.assertEqual(json.loads(data)["error"]["type"], "forbidden")
+        c = http.client.HTTPConnection("127.0.0.1", _port, timeout=60 * SLOW)
+        try:
+            c.request("POST", "/v1/classify", body=b"x" * (2 << 20),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 413)
+            self.assertIn("too large", json.loads(r.read())["error"]["message"])
+        finally:
+            c.close()
 
     def test_zz_daemon_down(self):
         # Runs last (name order): stop the daemon, the gateway answers JSON 503.
