@@ -72,7 +72,7 @@ class BenchSmokeTest(unittest.TestCase):
             self.assertAlmostEqual(j["prefill_gflop"][str(n)], flops(n), delta=1e-5 * flops(n))
             self.assertAlmostEqual(j["prefill_gflop_per_s"][str(n)],
                                    flops(n) * j["prefill_tokens_per_s"][str(n)] / n,
-                                   delta=1e-6 * j["prefill_gflop_per_s"][str(n)])
+                                   delta=1e-5 * j["prefill_gflop_per_s"][str(n)])
             # CPU-seconds of 1 thread: at most the wall time (the rate is at least the wall one)
             self.assertGreaterEqual(j["prefill_gflop_per_cpu_s"][str(n)],
                                     0.9 * j["prefill_gflop_per_s"][str(n)])
