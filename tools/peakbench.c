@@ -122,7 +122,8 @@ __attribute__((target("avx2"))) static double k_int8_avx2(long iters)
     for (int c = 0; c < CHAINS; c++)
         acc[c] = _mm256_set1_epi32(c);
     for (long i = 0; i < iters; i++)
-#define STEP(c) acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones))
+#define STEP(c)                                                                                   \
+    acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones))
         UNROLL12(STEP);
 #undef STEP
     for (int c = 1; c < CHAINS; c++)

@@ -58,7 +58,8 @@ static void usage(FILE *f)
             "                     the first load (default: none, repack at every load)\n"
             "  --no-classify      skip the classification (no policy directory needed)\n"
             "  --json             one JSON object: {\"prefill_tokens_per_s\": {\"64\": x, ...},\n"
-            "                     \"prefill_tokens_per_s_median\": {...}, \"prefill_gflop\": {...}\n"
+            "                     \"prefill_tokens_per_s_median\": {...},\n"
+            "                     \"prefill_gflop\": {...}\n"
             "                     (FLOPs computed: the last layer runs q, o, attention and\n"
             "                     the MLP for the last row only), \"prefill_gflop_per_s\",\n"
             "                     \"prefill_gflop_per_cpu_s\" (per CPU-second of all threads),\n"
@@ -231,7 +232,8 @@ static int make_message(const sg_tok *tok, uint32_t seed, size_t tokens, char *b
  * every layer's k and v projections for all n rows; q, o, attention and the MLP for all rows
  * but in the last layer, where only the row whose logits are asked for runs them (the others
  * feed nothing that is read); attention over the keys each row sees (the sliding window on
- * the model's sliding layers), scores and weighted values; the LM head's dots of the `n_ids` ids asked for.
+ * the model's sliding layers), scores and weighted values; the LM head's dots of the `n_ids`
+ * ids asked for.
  * The embedding lookup and the element-wise work are not counted.
  */
 static double prefill_flops(const sg_model_info *in, int n, int n_ids)
