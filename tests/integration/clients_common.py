@@ -1,7 +1,7 @@
 """Shared by the integration tests: the paths of the tree and the binaries (honouring $SG_TOP and
-$SG_BUILD), a tiny random model made once per module, HTTP over a Unix socket, and (for the client tests: test_clients,
-test_scan, test_python_client, test_nginx) a real shieldd on a temporary Unix socket and a free
-TCP port."""
+$SG_BUILD), a tiny random model made once per module, HTTP over a Unix socket, and (for the
+client tests: test_clients, test_scan, test_python_client, test_nginx) a real shieldd on a
+temporary Unix socket and a free TCP port."""
 import http.client
 import os
 import shutil
