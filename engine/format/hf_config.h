@@ -3,9 +3,12 @@
 /*
  * hf_config.h (internal to engine/): Hugging Face config.json -> sg_model_info.
  *
- * Accepted: model_type "gemma2" (Gemma 2) and "gemma" (Gemma 1 as a configuration: no soft-caps,
- * no post-norms, no sliding window). Every key is type- and range-checked; an error names the
- * file, the key, what was expected and what was found:
+ * Accepted: model_type "gemma3_text" (Gemma 3), "gemma3" (the multimodal Gemma 3: its
+ * text_config is read, the vision tower ignored), "gemma2" (Gemma 2) and "gemma" (Gemma 1 as a
+ * configuration: no soft-caps, no post-norms, no sliding window). An absent key takes the
+ * default of the family's Hugging Face configuration class, logged at info level. Every key is
+ * type- and range-checked; an error names the file, the key, what was expected and what was
+ * found:
  *     config.json: key 'num_key_value_heads': expected a positive integer dividing
  *     num_attention_heads (4), found 3
  */

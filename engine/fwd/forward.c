@@ -1,18 +1,22 @@
 /*
- * forward.c: the Gemma 2 (and Gemma 1) forward pass in f32, with a KV cache for one sequence
- * (the trunk) and shared-prefix branches (see sg_engine.h). Numerics are those of Hugging Face
- * Gemma2ForCausalLM, float32, eager attention (docs/ENGINE.md, "Numerics contract"). The
- * executable specification is the naive float64 forward pass of the tests, which shares no
- * code with this file: ref_forward() in tests/check_reference.c (Gemma 1 and 2, checked
- * against the tiny-a goldens) and GemmaRef in tests/integration/gemma_ref.py (numpy). When
- * this file and they disagree, this file is wrong. The pass, as formulas:
+ * forward.c: the Gemma forward pass in f32 (Gemma 2; Gemma 1 and Gemma 3 as configurations of
+ * it), with a KV cache for one sequence (the trunk) and shared-prefix branches (see
+ * sg_engine.h). Numerics are those of Hugging Face Gemma2ForCausalLM / Gemma3ForCausalLM,
+ * float32, eager attention (docs/ENGINE.md, "Numerics contract" and "Gemma 3"). The executable
+ * specification is the naive float64 forward pass of the tests, which shares no code with this
+ * file: ref_forward() in tests/check_reference.c (Gemma 1 and 2, checked against the tiny-a
+ * goldens) and GemmaRef in tests/integration/gemma_ref.py (numpy; Gemma 3 too). When this file
+ * and they disagree, this file is wrong. The pass, as formulas:
  *
  *   x = E[ids] * sqrt(d_model)
  *   for each layer l:
  *       h = rmsnorm(x, 1 + w_in)                           (input_layernorm)
- *       q, k, v = h Wq^T, h Wk^T, h Wv^T; rope(q), rope(k)  (NeoX, positions from 0)
- *       s_ij = softcap(q_i . k_j * query_pre_attn_scalar^-0.5, 50), then the mask:
- *              causal, and on even layers i - j < sliding_window
+ *       q, k, v = h Wq^T, h Wk^T, h Wv^T
+ *       Gemma 3: q, k = rmsnorm(each head, 1 + w_q_norm / w_k_norm)   (QK-norm)
+ *       rope(q), rope(k)  (NeoX, positions from 0; base and linear factor of the layer's kind:
+ *                          sliding or full)
+ *       s_ij = softcap(q_i . k_j * query_pre_attn_scalar^-0.5, cap) (Gemma 2: 50; else none),
+ *              then the mask: causal, and on sliding layers i - j < sliding_window
  *       a = softmax(s) v  (query head n reads KV head n / (n_head / n_kv_head))
  *       x += rmsnorm(a Wo^T, 1 + w_post_attn)               (Gemma 1: no post-norm)
  *       h = rmsnorm(x, 1 + w_pre_ffn)
@@ -83,8 +87,9 @@ struct sg_ctx {
     float *o;           /* [chunk, d_model] block output */
     float *gate;        /* [chunk, d_ff] */
     float *up;          /* [chunk, d_ff] */
-    float *rcos;        /* [chunk, head_dim/2] */
-    float *rsin;        /* [chunk, head_dim/2] */
+    float *rcos[2];     /* [chunk, head_dim/2] RoPE of full [0] and sliding [1] layers */
+    float *rsin[2];     /* (when both kinds rotate alike, [1] is [0]) */
+    int rope_kinds;     /* 1 or 2 distinct tables */
     row_t *rows;        /* [chunk] */
     size_t *sel;        /* [chunk] rows whose logits are read, increasing */
     sg_attn_plan *attn; /* blocked attention: per-thread score blocks of n_slots keys */
@@ -209,8 +214,14 @@ int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts, char *err, si
     c->o = alloc_floats(ch * d, &bad);
     c->gate = alloc_floats(ch * (size_t)hp->d_ff, &bad);
     c->up = alloc_floats(ch * (size_t)hp->d_ff, &bad);
-    c->rcos = alloc_floats(ch * (size_t)hp->head_dim / 2, &bad);
-    c->rsin = alloc_floats(ch * (size_t)hp->head_dim / 2, &bad);
+    c->rope_kinds = hp->rope_local_theta == hp->rope_theta &&
+                    hp->rope_local_scale == hp->rope_scale ? 1 : 2;
+    for (int r = 0; r < 2; r++) {
+        c->rcos[r] = r < c->rope_kinds ? alloc_floats(ch * (size_t)hp->head_dim / 2, &bad)
+                                       : c->rcos[0];
+        c->rsin[r] = r < c->rope_kinds ? alloc_floats(ch * (size_t)hp->head_dim / 2, &bad)
+                                       : c->rsin[0];
+    }
     c->rows = calloc(ch, sizeof *c->rows);
     c->sel = calloc(ch, sizeof *c->sel);
     bad |= !c->rows || !c->sel;
@@ -253,8 +264,10 @@ void sg_ctx_free(sg_ctx *c)
     free(c->o);
     free(c->gate);
     free(c->up);
-    free(c->rcos);
-    free(c->rsin);
+    for (int r = 0; r < c->rope_kinds; r++) {
+        free(c->rcos[r]);
+        free(c->rsin[r]);
+    }
     free(c->rows);
     free(c->sel);
     sg_attn_plan_free(c->attn);
@@ -310,7 +323,8 @@ static float *kv_at(const sg_ctx *c, float *cache, int layer, size_t slot)
 enum rows_op {
     ROWS_NORM,     /* out[i] = rmsnorm(x[i], g) */
     ROWS_NORM_ADD, /* o[i] = rmsnorm(o[i], g) when g != NULL; then res[i] += o[i] */
-    ROWS_ROPE,     /* rope every head of buf[i] at row i's position */
+    ROWS_ROPE,     /* every head of buf[i]: rmsnorm(head, g) when g != NULL, then rope at row
+                    * i's position with the tables cos/sin */
     ROWS_GELU,     /* gate[i] = gelu_tanh(gate[i]) * up[i] */
 };
 
@@ -322,6 +336,8 @@ struct rows_job {
     float *a;     /* out / o / buf / gate */
     float *b;     /* x (read) / res / - / up */
     const float *g;
+    const float *cos; /* ROWS_ROPE: the layer's tables */
+    const float *sin;
 };
 
 static void rows_task(void *arg, size_t task, int thread)
@@ -350,8 +366,11 @@ static void rows_task(void *arg, size_t task, int thread)
                 b[k] += a[k];
             break;
         case ROWS_ROPE:
-            for (size_t h = 0; h < w / hd; h++)
-                sg_rope(a + h * hd, hd, c->rcos + i * half, c->rsin + i * half);
+            for (size_t h = 0; h < w / hd; h++) {
+                if (j->g)
+                    sg_rmsnorm(a + h * hd, a + h * hd, j->g, hd, eps);
+                sg_rope(a + h * hd, hd, j->cos + i * half, j->sin + i * half);
+            }
             break;
         case ROWS_GELU:
             sg_gelu_mul(a, a, b, w);
@@ -363,7 +382,17 @@ static void rows_task(void *arg, size_t task, int thread)
 static void run_rows(sg_ctx *c, enum rows_op op, size_t m, size_t width, float *a, float *b,
                      const float *g)
 {
-    struct rows_job j = {c, op, m, width, a, b, g};
+    struct rows_job j = {c, op, m, width, a, b, g, NULL, NULL};
+
+    sg_pool_run(c->pool, rows_task, &j, (m + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
+}
+
+/* QK-norm (gain g, NULL: none) and RoPE of every head of the m rows of buf, with the RoPE of
+ * layer l's kind. */
+static void run_rope(sg_ctx *c, int l, size_t m, size_t width, float *buf, const float *g)
+{
+    const int kind = c->hp->layer_sliding[l] ? 1 : 0;
+    struct rows_job j = {c, ROWS_ROPE, m, width, buf, NULL, g, c->rcos[kind], c->rsin[kind]};
 
     sg_pool_run(c->pool, rows_task, &j, (m + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
 }
@@ -420,7 +449,7 @@ static int run_layer(sg_ctx *c, int l, size_t m, const size_t *sel, size_t n_sel
     run_rows(c, ROWS_NORM, m, d, c->xn, c->x, L->norm[SG_LN_ATTN]);
     MAT(SG_LM_K, c->xn, c->k);
     MAT(SG_LM_V, c->xn, c->v);
-    run_rows(c, ROWS_ROPE, m, c->kv_dim, c->k, NULL, NULL);
+    run_rope(c, l, m, c->kv_dim, c->k, L->norm[SG_LN_K]);
     for (size_t i = 0; i < m; i++) {
         memcpy(kv_at(c, c->kcache, l, c->rows[i].slot), c->k + i * c->kv_dim,
                c->kv_dim * sizeof(float));
@@ -432,8 +461,10 @@ static int run_layer(sg_ctx *c, int l, size_t m, const size_t *sel, size_t n_sel
         /* Last layer: nothing reads the other rows' outputs. */
         compact(c->x, d, sel, n_sel);
         compact(c->xn, d, sel, n_sel);
-        compact(c->rcos, half, sel, n_sel);
-        compact(c->rsin, half, sel, n_sel);
+        for (int r = 0; r < c->rope_kinds; r++) {
+            compact(c->rcos[r], half, sel, n_sel);
+            compact(c->rsin[r], half, sel, n_sel);
+        }
         for (size_t s = 0; s < n_sel; s++)
             c->rows[s] = c->rows[sel[s]];
         m = n_sel;
@@ -443,11 +474,11 @@ static int run_layer(sg_ctx *c, int l, size_t m, const size_t *sel, size_t n_sel
 
     /* Attention. */
     MAT(SG_LM_Q, c->xn, c->q);
-    run_rows(c, ROWS_ROPE, m, c->q_dim, c->q, NULL, NULL);
+    run_rope(c, l, m, c->q_dim, c->q, L->norm[SG_LN_Q]);
     sg_attn_run(c->attn, c->rows, m, c->q, c->q_dim, kv_at(c, c->kcache, l, 0),
                 kv_at(c, c->vcache, l, 0), c->kv_dim,
-                hp->sliding_window > 0 && l % 2 == 0 ? (size_t)hp->sliding_window : 0, c->att,
-                c->q_dim, c->pool);
+                hp->layer_sliding[l] ? (size_t)hp->sliding_window : 0, c->att, c->q_dim,
+                c->pool);
     MAT(SG_LM_O, c->att, c->o);
     run_rows(c, ROWS_NORM_ADD, m, d, c->o, c->x, post ? L->norm[SG_LN_POST_ATTN] : NULL);
 
@@ -487,8 +518,13 @@ static int run_pass(sg_ctx *c, const int32_t *ids, size_t m, size_t n_sel,
                        (int64_t)d);
         for (size_t k = 0; k < d; k++)
             xi[k] *= hp->embed_scale;
-        sg_rope_table(c->rcos + i * half, c->rsin + i * half, (size_t)hp->head_dim,
-                      (double)c->rows[i].pos, (double)hp->rope_theta);
+        /* linear RoPE scaling: positions / factor (HF divides the frequencies by it) */
+        sg_rope_table(c->rcos[0] + i * half, c->rsin[0] + i * half, (size_t)hp->head_dim,
+                      (double)c->rows[i].pos / hp->rope_scale, (double)hp->rope_theta);
+        if (c->rope_kinds == 2)
+            sg_rope_table(c->rcos[1] + i * half, c->rsin[1] + i * half, (size_t)hp->head_dim,
+                          (double)c->rows[i].pos / hp->rope_local_scale,
+                          (double)hp->rope_local_theta);
     }
     for (int l = 0; l < hp->n_layer; l++) {
         int last = l == hp->n_layer - 1;

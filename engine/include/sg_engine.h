@@ -132,8 +132,11 @@ typedef struct sg_model_opts {
 sg_model_opts sg_model_opts_default(void);
 
 /* Hyper-parameters, from config.json or GGUF metadata (defaults as llama.cpp where absent). */
+/* The most layers a model may have (config.json and GGUF are checked against it). */
+#define SG_MAX_LAYERS 1024
+
 typedef struct sg_model_info {
-    char arch[32];          /* "gemma2" (or "gemma") */
+    char arch[32];          /* "gemma2", "gemma" or "gemma3" (Gemma 3 text, multimodal included) */
     char format[32];        /* "safetensors", "gguf" */
     char name[128];         /* a display name: the folder or file name, or general.name */
     int n_vocab;
@@ -145,7 +148,13 @@ typedef struct sg_model_info {
     int d_ff;               /* intermediate_size */
     int n_ctx;              /* max_position_embeddings */
     int sliding_window;     /* keys visible from a sliding layer, self included */
-    float rope_theta;
+    float rope_theta;       /* RoPE base of the full-attention layers */
+    float rope_scale;       /* their linear RoPE scaling factor (positions / factor; 1: none) */
+    float rope_local_theta; /* RoPE base of the sliding layers (Gemma 3: rope_local_base_freq) */
+    float rope_local_scale; /* their linear factor (Gemma 3: 1) */
+    int qk_norm;            /* Gemma 3: each query and key head RMSNorm-ed (1 + w) before RoPE */
+    int multimodal;         /* the language model of a Gemma3ForConditionalGeneration file */
+    unsigned char layer_sliding[SG_MAX_LAYERS]; /* 1: layer l sees sliding_window keys */
     float rms_eps;
     float query_scale;      /* query_pre_attn_scalar^-0.5 */
     float attn_softcap;     /* 0: none */

@@ -1,5 +1,5 @@
 /*
- * gguf_gemma.c: the Gemma / Gemma 2 loader over the GGUF reader (format/gguf.h): llama.cpp's
+ * gguf_gemma.c: the Gemma / Gemma 2 / Gemma 3 loader over the GGUF reader (format/gguf.h): llama.cpp's
  * tensor names ("blk.N.attn_q.weight") to Hugging Face ones, its metadata keys to
  * sg_model_info with llama.cpp's defaults, and GGUF's innermost-first shapes reversed.
  */
@@ -19,27 +19,30 @@ static const struct {
     const char *gguf;
     const char *hf;        /* Gemma 2 */
     const char *hf_gemma1; /* Gemma 1 where it differs ("": absent there), else NULL */
+    int gemma3_only;       /* QK-norm: Gemma 3 alone has it */
 } layer_names[] = {
-    {"attn_q", "self_attn.q_proj", NULL},
-    {"attn_k", "self_attn.k_proj", NULL},
-    {"attn_v", "self_attn.v_proj", NULL},
-    {"attn_output", "self_attn.o_proj", NULL},
-    {"attn_norm", "input_layernorm", NULL},
+    {"attn_q", "self_attn.q_proj", NULL, 0},
+    {"attn_k", "self_attn.k_proj", NULL, 0},
+    {"attn_v", "self_attn.v_proj", NULL, 0},
+    {"attn_output", "self_attn.o_proj", NULL, 0},
+    {"attn_norm", "input_layernorm", NULL, 0},
     /* Gemma 1 has no post-norms, and one norm before the MLP, which HF calls
      * post_attention_layernorm ("" marks a tensor Gemma 1 does not have). */
-    {"post_attention_norm", "post_attention_layernorm", ""},
-    {"ffn_norm", "pre_feedforward_layernorm", "post_attention_layernorm"},
-    {"post_ffw_norm", "post_feedforward_layernorm", ""},
-    {"ffn_gate", "mlp.gate_proj", NULL},
-    {"ffn_up", "mlp.up_proj", NULL},
-    {"ffn_down", "mlp.down_proj", NULL},
+    {"post_attention_norm", "post_attention_layernorm", "", 0},
+    {"ffn_norm", "pre_feedforward_layernorm", "post_attention_layernorm", 0},
+    {"post_ffw_norm", "post_feedforward_layernorm", "", 0},
+    {"ffn_gate", "mlp.gate_proj", NULL, 0},
+    {"ffn_up", "mlp.up_proj", NULL, 0},
+    {"ffn_down", "mlp.down_proj", NULL, 0},
+    {"attn_q_norm", "self_attn.q_norm", "", 1},
+    {"attn_k_norm", "self_attn.k_norm", "", 1},
 };
 
 /*
  * The Hugging Face name of GGUF tensor `name` into `out`; SG_EUNSUPPORTED for a tensor that is
  * not part of a Gemma model (or a layer index >= n_layer).
  */
-static int hf_name(const char *name, int gemma1, int n_layer, char *out, size_t cap)
+static int hf_name(const char *name, int gemma1, int gemma3, int n_layer, char *out, size_t cap)
 {
     const char *rest;
     char *end;
@@ -64,7 +67,8 @@ static int hf_name(const char *name, int gemma1, int n_layer, char *out, size_t 
             if (strncmp(rest, layer_names[i].gguf, k) == 0 && strcmp(rest + k, ".weight") == 0)
                 break;
         }
-        if (i == sizeof layer_names / sizeof layer_names[0])
+        if (i == sizeof layer_names / sizeof layer_names[0] ||
+            (layer_names[i].gemma3_only && !gemma3))
             return SG_EUNSUPPORTED;
         const char *hf = gemma1 && layer_names[i].hf_gemma1 ? layer_names[i].hf_gemma1
                                                               : layer_names[i].hf;
@@ -91,6 +95,8 @@ static int hparam_u32(const sg_gguf *g, const char *arch, const char *suffix, in
         if (required)
             return sg_errf(err, errlen, SG_EFORMAT, sg_gguf_name(g), "required key '%s' is absent",
                            key);
+        sg_log(SG_LOG_INFO, "%s: key '%s' absent: %d (llama.cpp's default)", sg_gguf_name(g),
+               key, def);
         *v = def;
         return SG_OK;
     }
@@ -145,6 +151,8 @@ static int hparam_f32(const sg_gguf *g, const char *arch, const char *suffix, fl
 
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     if (sg_gguf_find_key(g, key) < 0) {
+        sg_log(SG_LOG_INFO, "%s: key '%s' absent: %g (llama.cpp's default)", sg_gguf_name(g),
+               key, (double)def);
         *v = def;
         return SG_OK;
     }
@@ -164,6 +172,8 @@ static int token_id(const sg_gguf *g, const char *key, int def, int *v, char *er
     int rc;
 
     if (sg_gguf_find_key(g, key) < 0) {
+        sg_log(SG_LOG_INFO, "%s: key '%s' absent: %d (llama.cpp's default)", sg_gguf_name(g),
+               key, def);
         *v = def;
         return SG_OK;
     }
@@ -174,10 +184,67 @@ static int token_id(const sg_gguf *g, const char *key, int def, int *v, char *er
     return SG_OK;
 }
 
+/*
+ * RoPE as llama.cpp reads it: ARCH.rope.freq_base (default 10000) and the linear factor
+ * ARCH.rope.scaling.factor (or the older ARCH.rope.scale_linear; 0 or absent: none) on the
+ * full-attention layers; ARCH.rope.scaling.type, when present, must be "none" or "linear".
+ * Gemma 3's sliding layers use ARCH.rope.freq_base_swa (llama.cpp's default 10000) unscaled;
+ * Gemma 1/2 use the same RoPE on every layer.
+ */
+static int load_rope(const sg_gguf *g, sg_model_info *info, int gemma3, char *err,
+                     size_t errlen)
+{
+    const char *arch = info->arch;
+    char key[128];
+    char type[32];
+    float factor = 0;
+    int rc;
+
+    rc = hparam_f32(g, arch, "rope.freq_base", 10000.0f, &info->rope_theta, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!(info->rope_theta > 0))
+        return sg_errf(err, errlen, SG_EFORMAT, sg_gguf_name(g),
+                       "key '%s.rope.freq_base': %g (expected > 0)", arch,
+                       (double)info->rope_theta);
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    if (sg_gguf_find_key(g, key) >= 0) {
+        rc = sg_gguf_get_strz(g, key, type, sizeof type, err, errlen);
+        if (rc < 0)
+            return rc == SG_ERANGE ? SG_EFORMAT : rc;
+        if (strcmp(type, "none") != 0 && strcmp(type, "linear") != 0)
+            return sg_errf(err, errlen, SG_EUNSUPPORTED, sg_gguf_name(g),
+                           "key '%s': \"%s\" (expected \"linear\" or \"none\": unsupported "
+                           "RoPE scaling type)", key, type);
+    }
+    snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+    rc = hparam_f32(g, arch, sg_gguf_find_key(g, key) >= 0 ? "rope.scaling.factor"
+                                                           : "rope.scale_linear",
+                    0.0f, &factor, err, errlen);
+    if (rc < 0)
+        return rc;
+    info->rope_scale = factor > 0 ? factor : 1.0f;
+    info->rope_local_theta = info->rope_theta;
+    info->rope_local_scale = info->rope_scale;
+    if (gemma3) {
+        info->rope_local_scale = 1.0f;
+        rc = hparam_f32(g, arch, "rope.freq_base_swa", 10000.0f, &info->rope_local_theta, err,
+                        errlen);
+        if (rc < 0)
+            return rc;
+        if (!(info->rope_local_theta > 0))
+            return sg_errf(err, errlen, SG_EFORMAT, sg_gguf_name(g),
+                           "key '%s.rope.freq_base_swa': %g (expected > 0)", arch,
+                           (double)info->rope_local_theta);
+    }
+    return SG_OK;
+}
+
 static int load_info(const sg_gguf *g, sg_model_info *info, char *err, size_t errlen)
 {
     const char *arch = info->arch;
     int gemma1 = strcmp(arch, "gemma") == 0;
+    int gemma3 = strcmp(arch, "gemma3") == 0;
     int rc;
 
     if ((rc = hparam_u32(g, arch, "context_length", 1, 0, &info->n_ctx, err, errlen)) < 0 ||
@@ -186,6 +253,10 @@ static int load_info(const sg_gguf *g, sg_model_info *info, char *err, size_t er
         (rc = hparam_u32(g, arch, "feed_forward_length", 1, 0, &info->d_ff, err, errlen)) < 0 ||
         (rc = hparam_u32(g, arch, "attention.head_count", 1, 0, &info->n_head, err, errlen)) < 0)
         return rc;
+    if (info->n_layer > SG_MAX_LAYERS)
+        return sg_errf(err, errlen, SG_EFORMAT, sg_gguf_name(g),
+                       "key '%s.block_count': %d layers (expected at most %d)", arch,
+                       info->n_layer, SG_MAX_LAYERS);
     rc = hparam_u32(g, arch, "attention.head_count_kv", 0, info->n_head, &info->n_kv_head, err,
                     errlen);
     if (rc < 0)
@@ -224,14 +295,22 @@ static int load_info(const sg_gguf *g, sg_model_info *info, char *err, size_t er
         return sg_errf(err, errlen, SG_EFORMAT, sg_gguf_name(g), "key '%s': %g (expected > 0)", key,
                        (double)info->rms_eps);
 
-    rc = hparam_f32(g, arch, "rope.freq_base", 10000.0f, &info->rope_theta, err, errlen);
-    if (rc < 0)
+    if ((rc = load_rope(g, info, gemma3, err, errlen)) < 0)
         return rc;
-    if (!(info->rope_theta > 0))
-        return sg_errf(err, errlen, SG_EFORMAT, sg_gguf_name(g),
-                       "key '%s.rope.freq_base': %g (expected > 0)", arch,
-                       (double)info->rope_theta);
-    if (gemma1) {
+    if (gemma3) {
+        /* llama.cpp: the window is required, no soft-caps, QK-norm, every 6th layer full. */
+        rc = hparam_u32(g, arch, "attention.sliding_window", 1, 0, &info->sliding_window, err,
+                        errlen);
+        if (rc < 0)
+            return rc;
+        info->attn_softcap = 0;
+        info->final_softcap = 0;
+        info->qk_norm = 1;
+        for (int l = 0; l < info->n_layer; l++)
+            info->layer_sliding[l] = l % 6 < 5;
+        sg_log(SG_LOG_INFO, "%s: gemma3: llama.cpp's fixed layer pattern, every 6th layer full",
+               sg_gguf_name(g));
+    } else if (gemma1) {
         /* Gemma 1: no sliding window, no soft-caps. */
         info->sliding_window = 0;
         info->attn_softcap = 0;
@@ -247,11 +326,13 @@ static int load_info(const sg_gguf *g, sg_model_info *info, char *err, size_t er
                             err, errlen);
         if (rc < 0)
             return rc;
+        for (int l = 0; l < info->n_layer; l++)
+            info->layer_sliding[l] = l % 2 == 0;
     }
     /* The query scale is not stored by llama.cpp's converter: it uses 1/sqrt(head_dim), except
-     * for the 46-layer Gemma 2 27B whose query_pre_attn_scalar is hidden/n_heads (144). A file
-     * that states ARCH.attention.scale is taken at its word. */
-    if (!gemma1 && info->n_layer == 46)
+     * for the 27B models (Gemma 2: 46 layers, Gemma 3: 62) whose query_pre_attn_scalar is
+     * hidden/n_heads (144, 168). A file that states ARCH.attention.scale is taken at its word. */
+    if ((!gemma1 && !gemma3 && info->n_layer == 46) || (gemma3 && info->n_layer == 62))
         info->query_scale = 1.0f / sqrtf((float)(info->d_model / info->n_head));
     else
         info->query_scale = 1.0f / sqrtf((float)info->head_dim);
@@ -280,9 +361,10 @@ int sg_gguf_load_from(sg_gguf *g, sg_weights *w, char *err, size_t errlen)
     rc = sg_gguf_get_strz(g, "general.architecture", info.arch, sizeof info.arch, err, errlen);
     if (rc < 0)
         return rc == SG_ERANGE ? SG_EFORMAT : rc;
-    if (strcmp(info.arch, "gemma2") != 0 && strcmp(info.arch, "gemma") != 0)
+    if (strcmp(info.arch, "gemma3") != 0 && strcmp(info.arch, "gemma2") != 0 &&
+        strcmp(info.arch, "gemma") != 0)
         return sg_errf(err, errlen, SG_EUNSUPPORTED, sg_gguf_name(g),
-                       "architecture '%s' is not supported (expected gemma2 or gemma)",
+                       "architecture '%s' is not supported (expected gemma3, gemma2 or gemma)",
                        info.arch);
     rc = load_info(g, &info, err, errlen);
     if (rc < 0)
@@ -312,8 +394,8 @@ int sg_gguf_load_from(sg_gguf *g, sg_weights *w, char *err, size_t errlen)
         const sg_gguf_tensor *gt = sg_gguf_tensor_at(g, i);
         sg_tensor *t = &ts[i];
 
-        if (hf_name(gt->name, strcmp(info.arch, "gemma") == 0, info.n_layer, t->name,
-                    sizeof t->name) < 0) {
+        if (hf_name(gt->name, strcmp(info.arch, "gemma") == 0, strcmp(info.arch, "gemma3") == 0,
+                    info.n_layer, t->name, sizeof t->name) < 0) {
             rc = sg_errf(err, errlen, SG_EUNSUPPORTED, sg_gguf_name(g),
                          "tensor '%s' is not part of a %s model with %d layers", gt->name,
                          info.arch, info.n_layer);

@@ -131,20 +131,24 @@ static int bind_all(sg_model *m, const char *src, char *err, size_t errlen)
     };
     static const char *const norms2[SG_LN_COUNT] = {
         "input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-        "post_feedforward_layernorm",
+        "post_feedforward_layernorm", "self_attn.q_norm", "self_attn.k_norm",
     };
     /* Gemma 1: post_attention_layernorm is the norm before the MLP. */
     static const char *const norms1[SG_LN_COUNT] = {
-        "input_layernorm", NULL, "post_attention_layernorm", NULL,
+        "input_layernorm", NULL, "post_attention_layernorm", NULL, NULL, NULL,
     };
     const char *const *norms = m->post_norms ? norms2 : norms1;
+    const char *pre = m->prefix;
     char name[SG_TENSOR_NAME_MAX];
     const sg_tensor *t;
-    size_t n_gains = ((size_t)hp->n_layer * SG_LN_COUNT + 1) * (size_t)d;
+    /* every gain gets a slot of the larger of d_model and head_dim */
+    const int64_t slot = d > hp->head_dim ? d : hp->head_dim;
+    size_t n_gains = ((size_t)hp->n_layer * SG_LN_COUNT + 1) * (size_t)slot;
     float *g;
     int rc;
 
-    rc = bind(m, src, "model.embed_tokens.weight", 2, hp->n_vocab, d, &m->embed, err, errlen);
+    snprintf(name, sizeof name, "%sembed_tokens.weight", pre);
+    rc = bind(m, src, name, 2, hp->n_vocab, d, &m->embed, err, errlen);
     if (rc != SG_OK)
         return rc;
     m->gains = calloc(n_gains, sizeof *m->gains);
@@ -157,24 +161,27 @@ static int bind_all(sg_model *m, const char *src, char *err, size_t errlen)
     for (int l = 0; l < hp->n_layer; l++) {
         sg_layer *L = &m->layers[l];
         for (int i = 0; i < SG_LM_COUNT; i++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, mat_names[i]);
+            snprintf(name, sizeof name, "%slayers.%d.%s.weight", pre, l, mat_names[i]);
             rc = bind(m, src, name, 2, mat_shape[i][0], mat_shape[i][1], &L->t[i], err, errlen);
             if (rc != SG_OK)
                 return rc;
         }
         for (int i = 0; i < SG_LN_COUNT; i++) {
-            if (!norms[i])
+            const int qk = i == SG_LN_Q || i == SG_LN_K;
+
+            if (!norms[i] || (qk && !hp->qk_norm))
                 continue;
-            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, norms[i]);
-            rc = bind(m, src, name, 1, d, 0, &t, err, errlen);
+            snprintf(name, sizeof name, "%slayers.%d.%s.weight", pre, l, norms[i]);
+            rc = bind(m, src, name, 1, qk ? hp->head_dim : d, 0, &t, err, errlen);
             if (rc != SG_OK)
                 return rc;
             make_gain(m, t, g);
             L->norm[i] = g;
-            g += d;
+            g += slot;
         }
     }
-    rc = bind(m, src, "model.norm.weight", 1, d, 0, &t, err, errlen);
+    snprintf(name, sizeof name, "%snorm.weight", pre);
+    rc = bind(m, src, name, 1, d, 0, &t, err, errlen);
     if (rc != SG_OK)
         return rc;
     make_gain(m, t, g);
@@ -372,6 +379,38 @@ void sg_model_free_mats(sg_layer *layers, int n_layer, sg_mat *embed)
     sg_mat_free(embed);
 }
 
+/*
+ * Where the language model's tensors are: "model." (Gemma*ForCausalLM, GGUF), or in a Gemma 3
+ * multimodal file "model.language_model." (transformers >= 4.52) or "language_model.model."
+ * (the layout first published). The vision tower and projector are left unread, and said so.
+ */
+static void find_prefix(sg_model *m)
+{
+    static const char *const prefixes[] = {"model.", "model.language_model.",
+                                           "language_model.model."};
+    char name[SG_TENSOR_NAME_MAX];
+    size_t other = 0;
+
+    m->prefix = prefixes[0];
+    if (!m->info.multimodal)
+        return;
+    m->prefix = prefixes[1]; /* what a missing tensor is then reported under */
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        snprintf(name, sizeof name, "%sembed_tokens.weight", prefixes[i]);
+        if (sg_weights_find(&m->w, name)) {
+            m->prefix = prefixes[i];
+            break;
+        }
+    }
+    for (size_t i = 0; i < m->w.n_tensors; i++)
+        if (strncmp(m->w.tensors[i].name, m->prefix, strlen(m->prefix)) != 0 &&
+            strstr(m->w.tensors[i].name, "lm_head.") == NULL)
+            other++;
+    sg_log(SG_LOG_INFO, "%s: Gemma 3 multimodal checkpoint: the language model's tensors are "
+           "under '%s'; %zu tensors of the vision tower and projector are ignored",
+           m->path, m->prefix, other);
+}
+
 /* Is `path` a GGUF file (by its magic)? */
 static int is_gguf(const char *path)
 {
@@ -433,6 +472,32 @@ static int load_safetensors(sg_model *m, const char *path, int is_dir, char *err
 }
 
 /*
+ * The tokenizer's pieces must fit the model's vocabulary, except special tokens past its end:
+ * Gemma 3's tokenizer.json carries <image_soft_token> = 262144 while the 1B's vocab_size is
+ * 262144. Those are kept (they are never the answer pieces; a prompt that produces one is
+ * refused by the context, naming the id) and logged.
+ */
+static int check_tok_vocab(const sg_model *m, const char *src, char *err, size_t errlen)
+{
+    const size_t n = sg_tok_n_vocab(m->tok);
+    const int32_t v = m->info.n_vocab;
+
+    for (size_t id = (size_t)v; id < n; id++) {
+        if (!sg_tok_is_special(m->tok, (int32_t)id)) {
+            snprintf(err, errlen, "%s: the tokenizer has %zu pieces, expected at most the "
+                     "model's vocab_size %d (piece %zu '%.40s' is not a special token)",
+                     src, n, (int)v, id, sg_tok_piece(m->tok, (int32_t)id));
+            return SG_EFORMAT;
+        }
+    }
+    if (n > (size_t)v)
+        sg_log(SG_LOG_INFO, "%s: the tokenizer has %zu pieces, the model %d: the special "
+               "token(s) from id %d ('%.40s') are outside the model and refused if a prompt "
+               "produces them", src, n, (int)v, (int)v, sg_tok_piece(m->tok, v));
+    return SG_OK;
+}
+
+/*
  * The tokenizer at the same path: a folder's tokenizer.json or tokenizer.model, the files beside
  * a single .safetensors, or a GGUF's metadata. A folder without tokenizer files is fine (no
  * tokenizer); a tokenizer that is there but broken, or bigger than the model's vocabulary, is an
@@ -471,12 +536,7 @@ static int load_tokenizer(sg_model *m, const char *path, int is_dir, char *err, 
         snprintf(err, errlen, "%s", sub);
         return rc;
     }
-    if (sg_tok_n_vocab(m->tok) > (size_t)m->info.n_vocab) {
-        snprintf(err, errlen, "%s: the tokenizer has %zu pieces, expected at most the model's "
-                 "vocab_size %d", src, sg_tok_n_vocab(m->tok), m->info.n_vocab);
-        return SG_EFORMAT;
-    }
-    return SG_OK;
+    return check_tok_vocab(m, src, err, errlen);
 }
 
 int sg_model_open(sg_model **out, const char *path, const sg_model_opts *opts, char *err,
@@ -545,7 +605,8 @@ int sg_model_open(sg_model **out, const char *path, const sg_model_opts *opts, c
         }
     }
     m->info = m->w.info;
-    m->post_norms = strcmp(m->info.arch, "gemma2") == 0;
+    m->post_norms = strcmp(m->info.arch, "gemma") != 0;
+    find_prefix(m);
 
     rc = bind_all(m, path, err, errlen);
     if (rc != SG_OK)

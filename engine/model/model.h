@@ -25,13 +25,16 @@ enum sg_layer_mat {
     SG_LM_COUNT
 };
 
-/* Norm gains of one layer (f32, already 1 + w), each [d_model]. Gemma 1 has only the first
- * two: its post_attention_layernorm is the pre-MLP norm, so it is loaded as SG_LN_PRE_FFN. */
+/* Norm gains of one layer (f32, already 1 + w), [d_model] (QK-norm: [head_dim]). Gemma 1 has
+ * only two: its post_attention_layernorm is the pre-MLP norm, so it is loaded as SG_LN_PRE_FFN.
+ * Gemma 3 has all six. */
 enum sg_layer_norm {
     SG_LN_ATTN,      /* input_layernorm */
     SG_LN_POST_ATTN, /* post_attention_layernorm (Gemma 2) */
     SG_LN_PRE_FFN,   /* pre_feedforward_layernorm (Gemma 2); post_attention_layernorm (Gemma 1) */
     SG_LN_POST_FFN,  /* post_feedforward_layernorm (Gemma 2) */
+    SG_LN_Q,         /* self_attn.q_norm (Gemma 3), applied to each query head */
+    SG_LN_K,         /* self_attn.k_norm (Gemma 3), applied to each key head */
     SG_LN_COUNT
 };
 
@@ -44,7 +47,9 @@ typedef struct sg_layer {
 struct sg_model {
     sg_weights w;           /* tensors and mappings (owned) */
     sg_model_info info;     /* = w.info, with format and name filled */
-    int post_norms;         /* Gemma 2: post-attention and post-FFN norms */
+    int post_norms;         /* Gemma 2 and 3: post-attention and post-FFN norms */
+    const char *prefix;     /* of the language model's tensor names: "model.", or a Gemma 3
+                             * multimodal file's "model.language_model." / "language_model.model." */
     sg_model_opts opts;
     const sg_tensor *embed; /* model.embed_tokens.weight [n_vocab, d_model], tied LM head */
     sg_mat *embed_mat;      /* the LM head, prepared */

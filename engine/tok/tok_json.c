@@ -6,7 +6,9 @@
  *
  * Supported (anything else is refused with SG_EUNSUPPORTED and the offending field):
  *   normalizer: null, Replace(String " " -> "\u2581"), or a Sequence of that;
- *   pre_tokenizer: null (Gemma: the whole normalized text is one BPE word);
+ *   pre_tokenizer: null (Gemma: the whole normalized text is one BPE word), or Gemma 3's
+ *          Split on String " " (not inverted) after the normalizer has replaced every ' ' by
+ *          U+2581: there is then no ' ' left to split on, so it is the same one word;
  *   model: BPE with vocab, merges ("a b" strings or ["a", "b"] pairs), byte_fallback,
  *          fuse_unk, unk_token, ignore_merges false, no dropout, no subword prefix/suffix;
  *   added_tokens: id, content, special, normalized; lstrip/rstrip/single_word must be false.
@@ -561,6 +563,49 @@ static int parse_normalizer(struct js *j, struct tok_opts *o, int depth)
     return js_error(j, SG_EUNSUPPORTED, "normalizer type not supported (Gemma uses Replace)");
 }
 
+/* Pre-tokenizer: null, or Split(String " ", invert false), a no-op once the normalizer has
+ * escaped the spaces (`escaped`): HF splits the normalized text, which holds no ' '. */
+static int parse_pre_tokenizer(struct js *j, int escaped)
+{
+    int first = 1, r, rc;
+    int split = 0, space = 0, inverted = 0;
+
+    if (is_word(j, "null"))
+        return SG_OK;
+    while ((r = obj_next(j, &first)) == 1) {
+        if (key_is(j, "type")) {
+            if ((rc = js_string(j)) != SG_OK)
+                return rc;
+            split = j->n == 5 && memcmp(j->buf, "Split", 5) == 0;
+        } else if (key_is(j, "pattern")) {
+            int f2 = 1, r2;
+
+            while ((r2 = obj_next(j, &f2)) == 1) {
+                int is_string = key_is(j, "String");
+
+                if ((rc = js_string(j)) != SG_OK)
+                    return rc;
+                space = is_string && j->n == 1 && j->buf[0] == ' ';
+            }
+            if (r2 < 0)
+                return r2;
+        } else if (key_is(j, "invert")) {
+            inverted = is_word(j, "true");
+            if (!inverted && !is_word(j, "false"))
+                return js_error(j, SG_EFORMAT, "pre_tokenizer Split: invert must be true or false");
+        } else if ((rc = js_skip(j)) != SG_OK) {
+            return rc;
+        }
+    }
+    if (r < 0)
+        return r;
+    if (!split || !space || inverted || !escaped)
+        return js_error(j, SG_EUNSUPPORTED,
+                        "pre_tokenizer is not supported (supported: none, or Gemma 3's Split on "
+                        "String \" \" after a normalizer that replaces ' ' by U+2581)");
+    return SG_OK;
+}
+
 static int parse_model(struct js *j, struct spans *sp)
 {
     int first = 1, r, rc;
@@ -879,15 +924,15 @@ static int find_parts(struct js *j, struct spans *sp, struct tok_opts *opts)
         return js_error(j, SG_EFORMAT, "trailing characters after the JSON object");
     if (!sp->model)
         return sg_errf(j->err, j->errlen, SG_EFORMAT, NULL, "%s: no \"model\"", j->name);
-    if (sp->pre_tokenizer) {
-        j->p = sp->pre_tokenizer;
-        if (!is_word(j, "null"))
-            return js_error(j, SG_EUNSUPPORTED,
-                            "pre_tokenizer is not supported (Gemma's tokenizer.json has none)");
-    }
     if (sp->normalizer) {
         j->p = sp->normalizer;
         rc = parse_normalizer(j, opts, 0);
+        if (rc != SG_OK)
+            return rc;
+    }
+    if (sp->pre_tokenizer) {
+        j->p = sp->pre_tokenizer;
+        rc = parse_pre_tokenizer(j, opts->escape_spaces);
         if (rc != SG_OK)
             return rc;
     }

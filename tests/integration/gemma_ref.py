@@ -1,10 +1,19 @@
-"""A float64 Gemma 2 forward pass in numpy, for tests only (shares no code with the engine).
+"""A float64 Gemma 2 / Gemma 3 forward pass in numpy, for tests only (shares no code with the
+engine).
 
 It reads a Hugging Face folder (config.json + model.safetensors, F32/BF16/F16) and follows
 Hugging Face `Gemma2ForCausalLM` with eager attention (docs/ENGINE.md, "Numerics contract"):
 embedding times sqrt(hidden), four RMSNorms per layer with (1 + w), GQA, NeoX RoPE, query_pre_attn_scalar,
 attention soft-cap before the causal / sliding-window mask, gelu_tanh MLP, final norm, tied LM
 head, final soft-cap.
+
+Gemma 3 (`model_type` "gemma3_text", or "gemma3" with the language model's keys in
+`text_config` and its tensors under `model.language_model.` / `language_model.model.`) follows
+transformers' modeling_gemma3.py / configuration_gemma3.py: the Gemma3TextConfig defaults for
+absent keys, `layer_types` (else "sliding_attention" unless (i + 1) % sliding_window_pattern ==
+0), q_norm / k_norm (Gemma3RMSNorm over head_dim, (1 + w)) on each head before RoPE, sliding
+layers rotated with rope_local_base_freq, full layers with rope_theta whose inverse frequencies
+a "linear" rope_scaling divides by its factor, no soft-caps unless the config gives them.
 
     m = GemmaRef("path/to/model")
     z = m.logits(ids, want=[3553, 1294])   # final logits at the last position, float64
@@ -44,12 +53,39 @@ def _read_safetensors(path):
     return out
 
 
+# Gemma3TextConfig's defaults (configuration_gemma3.py).
+GEMMA3_DEFAULTS = {
+    "vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216,
+    "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+    "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "query_pre_attn_scalar": 256,
+    "sliding_window": 4096, "rope_local_base_freq": 10000.0, "sliding_window_pattern": 6,
+    "final_logit_softcapping": None, "attn_logit_softcapping": None, "rope_scaling": None,
+}
+
+
+def _linear_factor(rs):
+    if not rs:
+        return 1.0
+    t = rs.get("rope_type", rs.get("type"))
+    if t == "default":
+        return 1.0
+    if t != "linear":
+        raise ValueError("rope_scaling %r not supported by the reference" % t)
+    return float(rs["factor"])
+
+
 class GemmaRef:
     def __init__(self, folder):
         with open(os.path.join(folder, "config.json")) as f:
-            c = json.load(f)
-        self.c = c
+            top = json.load(f)
         self.w = _read_safetensors(os.path.join(folder, "model.safetensors"))
+        gemma3 = top["model_type"] in ("gemma3", "gemma3_text")
+        c = top.get("text_config", top) if top["model_type"] == "gemma3" else top
+        if gemma3:
+            c = dict(GEMMA3_DEFAULTS, **c)
+            self._rename_multimodal()
+        self.c = c
+        self.gemma3 = gemma3
         self.d = c["hidden_size"]
         self.n_layer = c["num_hidden_layers"]
         self.n_head = c["num_attention_heads"]
@@ -61,15 +97,43 @@ class GemmaRef:
         self.attn_cap = c.get("attn_logit_softcapping") or 0.0
         self.final_cap = c.get("final_logit_softcapping") or 0.0
         self.window = c.get("sliding_window", 4096)
+        if gemma3:
+            pat = c["sliding_window_pattern"]
+            self.sliding = [t == "sliding_attention" for t in c["layer_types"]] \
+                if c.get("layer_types") else [bool((i + 1) % pat) for i in range(self.n_layer)]
+            # (base, linear factor) of full and sliding layers
+            self.rope_kind = {False: (self.theta, _linear_factor(c.get("rope_scaling"))),
+                              True: (c["rope_local_base_freq"], 1.0)}
+            # transformers 5 writes RoPE per layer type: rope_parameters[type] = {rope_type,
+            # rope_theta, factor}
+            rp = c.get("rope_parameters") or {}
+            for kind, name in ((False, "full_attention"), (True, "sliding_attention")):
+                if name in rp:
+                    e = rp[name]
+                    self.rope_kind[kind] = (e.get("rope_theta", self.rope_kind[kind][0]),
+                                            _linear_factor(e))
+        else:
+            self.sliding = [l % 2 == 0 for l in range(self.n_layer)]
+            f = _linear_factor(c.get("rope_scaling"))
+            self.rope_kind = {False: (self.theta, f), True: (self.theta, f)}
+
+    def _rename_multimodal(self):
+        """Gemma3ForConditionalGeneration: keep the language model, under model.*."""
+        for pre in ("model.language_model.", "language_model.model."):
+            if pre + "embed_tokens.weight" in self.w:
+                self.w = {"model." + k[len(pre):]: v for k, v in self.w.items()
+                          if k.startswith(pre)}
+                return
 
     def _norm(self, x, name):
         w = self.w[name]
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.eps) * (1.0 + w)
 
-    def _rope(self, x, pos):
-        # x: (T, H, hd); NeoX half split
+    def _rope(self, x, pos, sliding=False):
+        # x: (T, H, hd); NeoX half split; linear scaling divides the inverse frequencies
+        base, factor = self.rope_kind[sliding]
         half = self.hd // 2
-        inv = 1.0 / (self.theta ** (np.arange(0, half, dtype=np.float64) * 2.0 / self.hd))
+        inv = 1.0 / (base ** (np.arange(0, half, dtype=np.float64) * 2.0 / self.hd)) / factor
         ang = np.outer(pos.astype(np.float64), inv)  # (T, half)
         cos = np.cos(ang)[:, None, :]
         sin = np.sin(ang)[:, None, :]
@@ -94,9 +158,12 @@ class GemmaRef:
             q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(T, self.n_head, self.hd)
             k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(T, self.n_kv, self.hd)
             v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(T, self.n_kv, self.hd)
-            q = self._rope(q, pos)
-            k = self._rope(k, pos)
-            mask = sliding if l % 2 == 0 else causal
+            if self.gemma3:
+                q = self._norm(q, p + "self_attn.q_norm.weight")
+                k = self._norm(k, p + "self_attn.k_norm.weight")
+            q = self._rope(q, pos, self.sliding[l])
+            k = self._rope(k, pos, self.sliding[l])
+            mask = sliding if self.sliding[l] else causal
             out = np.empty((T, self.n_head, self.hd))
             for hh in range(self.n_head):
                 kv = hh // rep

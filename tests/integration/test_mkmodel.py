@@ -1,4 +1,5 @@
-"""build/tools/mkmodel: deterministic random Gemma 2 models as Hugging Face folders."""
+"""build/tools/mkmodel: deterministic random Gemma 2 and Gemma 3 models as Hugging Face
+folders."""
 import json
 import os
 import shutil
@@ -7,7 +8,7 @@ import subprocess
 import tempfile
 import unittest
 
-from clients_common import MKMODEL, TOKENIZER
+from clients_common import MKMODEL, SHIELDCTL, TOKENIZER
 
 
 def read_safetensors(path):
@@ -118,6 +119,51 @@ class MkmodelTest(unittest.TestCase):
                          os.path.getsize(TOKENIZER))
         header, _ = read_safetensors(os.path.join(d, "model.safetensors"))
         self.assertEqual(header["model.embed_tokens.weight"]["shape"], [256000, 8])
+
+    def test_gemma3_presets(self):
+        """The real Gemma 3 shapes (published config.json files), and a reduced 27B that the
+        engine runs equal to the float64 reference."""
+        real = {"gemma3-1b": (1152, 6912, 26, 4, 1, 256, 512, 256, None),
+                "gemma3-4b": (2560, 10240, 34, 8, 4, 256, 1024, 256, 8),
+                "gemma3-12b": (3840, 15360, 48, 16, 8, 256, 1024, 256, 8),
+                "gemma3-27b": (5376, 21504, 62, 32, 16, 128, 1024, 168, 8)}
+        for preset, (d, ff, layers, heads, kv, hd, window, qpas, factor) in real.items():
+            # one layer, so that the folder stays small: the rest of the config is the preset's
+            self.run_mkmodel(preset, "--preset", preset, "--no-tokenizer", "--vocab", "64",
+                             "--layers", "1", "--hidden", str(d // 64), "--ffn", "8")
+            cfg = json.load(open(os.path.join(self.tmp, preset, "config.json")))
+            self.assertEqual(cfg["model_type"], "gemma3_text")
+            self.assertEqual(cfg["architectures"], ["Gemma3ForCausalLM"])
+            self.assertEqual((cfg["num_attention_heads"], cfg["num_key_value_heads"],
+                              cfg["head_dim"], cfg["sliding_window"],
+                              cfg["query_pre_attn_scalar"], cfg["sliding_window_pattern"],
+                              cfg["rope_theta"], cfg["rope_local_base_freq"]),
+                             (heads, kv, hd, window, qpas, 6, 1000000, 10000), preset)
+            self.assertEqual(cfg["rope_scaling"],
+                             {"factor": factor, "rope_type": "linear"} if factor else None)
+            self.assertIsNone(cfg["attn_logit_softcapping"])
+            self.assertIsNone(cfg["final_logit_softcapping"])
+            header, _ = read_safetensors(os.path.join(self.tmp, preset, "model.safetensors"))
+            self.assertEqual(header["model.layers.0.self_attn.q_norm.weight"]["shape"], [hd])
+            self.assertEqual(header["model.layers.0.self_attn.k_norm.weight"]["shape"], [hd])
+            self.assertEqual(header["model.layers.0.self_attn.q_proj.weight"]["shape"],
+                             [heads * hd, d // 64])
+        p = subprocess.run([MKMODEL, "--help"], capture_output=True, text=True, timeout=30)
+        self.assertIn("gemma3-27b", p.stdout)
+        # a reduced 27B (8 layers: full at 5, window 1024 > the prompt) through the engine
+        self.run_mkmodel("g27", "--preset", "gemma3-27b", "--no-tokenizer", "--vocab", "128",
+                         "--layers", "8", "--hidden", "64", "--ffn", "96", "--heads", "4",
+                         "--kv-heads", "2", "--dtype", "f32", "--window", "3")
+        import numpy as np
+        from gemma_ref import GemmaRef
+        ids = [2, 17, 5, 99, 3, 64, 8, 120, 11, 7]
+        model = os.path.join(self.tmp, "g27")
+        p = subprocess.run([SHIELDCTL, "logits", "--model", model, "--ids",
+                            ",".join(map(str, ids))], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = np.array([float(l.split()[1]) for l in p.stdout.splitlines()])
+        want = GemmaRef(model).logits(ids)
+        self.assertLess(float(np.abs(got - want).max()), 1e-4)
 
     def test_bad_arguments(self):
         self.run_mkmodel("x", "--preset", "nope", ok=False)

