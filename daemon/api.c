@@ -111,6 +111,9 @@ static void handle_metrics(struct shieldd *sd, struct http_request *req, enum ap
     if (sd->cache)
         cache_get_stats(sd->cache, &v.cache);
     v.cache_enabled = sd->cache != NULL;
+    if (sd->prefix != NULL)
+        sg_prefix_cache_get_stats(sd->prefix, &v.prefix);
+    v.prefix_enabled = sd->prefix != NULL;
     v.connections = http_server_connections(sd->http);
     v.ready = sd->ready && !sd->draining;
     v.model_name = sd->info ? sd->info->name : "";

@@ -14,7 +14,7 @@
 static json_t *render_classify(const struct job *j, const char *model)
 {
     json_t *root, *results;
-    json_int_t prompt = 0, computed = 0;
+    json_int_t prompt = 0, computed = 0, cached = 0;
     int flagged = 0;
 
     if (!j->batch)
@@ -38,11 +38,13 @@ static json_t *render_classify(const struct job *j, const char *model)
         flagged |= r->flagged;
         prompt += (json_int_t)r->prompt_tokens;
         computed += (json_int_t)r->computed_tokens;
+        cached += (json_int_t)r->cached_tokens;
     }
     json_object_set_new(root, "flagged", json_boolean(flagged));
     json_object_set_new(
         root, "usage",
-        json_pack("{s:I, s:I}", "prompt_tokens", prompt, "computed_tokens", computed));
+        json_pack("{s:I, s:I, s:I}", "prompt_tokens", prompt, "computed_tokens", computed,
+                  "cached_tokens", cached));
     return root;
 }
 

@@ -72,6 +72,9 @@ static const struct config_key keys[] = {
     {"cache", K_BOOL, OFF(cache), 0, 1, "result cache (--no-cache turns it off)"},
     {"cache_bytes", K_LONG_SIZE, OFF(cache_bytes), 0, 1L << 40, "result cache size"},
     {"cache_ttl", K_DURATION, OFF(cache_ttl), 0, 86400 * 365.0, "result cache entry lifetime"},
+    {"prefix_cache_bytes", K_LONG_SIZE, OFF(prefix_cache_bytes), 0, 1L << 42,
+     "engine prefix cache: key/value rows of many conversations' prefixes ('auto': 6144 "
+     "tokens of the model; 0: off)"},
     {"truncate", K_BOOL, OFF(truncate), 0, 1, "cut over-long input to fit instead of 413"},
     {"verbose", K_INT, OFF(verbose), 0, 3, "log level: 0 info, 1 debug"},
 };
@@ -118,6 +121,7 @@ void shieldd_defaults(struct shieldd_config *c)
     c->cache = 1;
     c->cache_bytes = 64L << 20;
     c->cache_ttl = 300;
+    c->prefix_cache_bytes = -1; /* auto: sized for the model */
     c->truncate = 0;
     c->verbose = 0;
 }
@@ -297,6 +301,10 @@ int config_set(struct shieldd_config *c, const char *key, const char *value, cha
     case K_LONG_SIZE: {
         long v;
 
+        if (strcmp(key, "prefix_cache_bytes") == 0 && strcmp(value, "auto") == 0) {
+            *(long *)p = -1;
+            return 0;
+        }
         if (config_parse_size(value, &v) < 0)
             return fail_msg(err, errlen, "%s: '%s' is not a size (bytes, or with k/M/G)", key,
                             value);
@@ -706,7 +714,10 @@ void config_usage(FILE *f)
             snprintf(def, sizeof def, "%04o", (unsigned)*(const int *)p);
             break;
         case K_LONG_SIZE:
-            snprintf(def, sizeof def, "%ld", *(const long *)p);
+            if (*(const long *)p < 0)
+                snprintf(def, sizeof def, "auto");
+            else
+                snprintf(def, sizeof def, "%ld", *(const long *)p);
             break;
         case K_DURATION:
             snprintf(def, sizeof def, "%gs", *(const double *)p);

@@ -49,6 +49,7 @@ struct shieldd_config {
     int cache;                     /* result cache on/off */
     long cache_bytes;              /* result cache size */
     double cache_ttl;              /* seconds an entry stays valid */
+    long prefix_cache_bytes;       /* engine prefix cache bound; -1: auto (for the model); 0: off */
     int truncate;                  /* cut over-long input to fit instead of 413 */
     int verbose;                   /* log level: 0 info, 1 debug */
 };

@@ -125,6 +125,18 @@ static int load_model(struct shieldd *sd, char *err, size_t errlen)
     }
     o.max_tokens = sd->cfg.max_tokens;
     o.truncate = sd->cfg.truncate;
+    if (sd->cfg.prefix_cache_bytes != 0) {
+        size_t bytes = sd->cfg.prefix_cache_bytes < 0 ? sg_prefix_cache_default_bytes(sd->model)
+                                                      : (size_t)sd->cfg.prefix_cache_bytes;
+        char msg[512];
+
+        if (sg_prefix_cache_new(&sd->prefix, sd->model, -1, bytes, msg, sizeof msg) < 0) {
+            snprintf(err, errlen, "prefix_cache_bytes: %s", msg);
+            return -1;
+        }
+        o.prefix_cache = sd->prefix;
+        sg_log(SG_LOG_INFO, "prefix cache: %zu bytes", bytes);
+    }
     if (sg_moderator_new(&sd->mod, sd->model, &o, err, errlen) < 0)
         return -1;
     return 0;
@@ -272,6 +284,7 @@ static void shutdown_all(struct shieldd *sd)
         listen_cleanup(&sd->listeners[i]);
     }
     sg_moderator_free(sd->mod);
+    sg_prefix_cache_free(sd->prefix);
     sg_model_close(sd->model);
     cache_free(sd->cache);
     pset_unref(sd->pset);
@@ -327,6 +340,7 @@ static int check_config(struct shieldd *sd)
     free(sd->allow_uids);
     free(sd->allow_gids);
     sg_moderator_free(sd->mod);
+    sg_prefix_cache_free(sd->prefix);
     sg_model_close(sd->model);
     pset_unref(sd->pset);
     config_free(&sd->cfg);

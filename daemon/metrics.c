@@ -194,6 +194,27 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
     gauge(out, "shieldd_cache_entries", "Entries in the result cache.", (double)v->cache.entries);
     gauge(out, "shieldd_cache_bytes", "Bytes in the result cache.", (double)v->cache.bytes);
 
+    gauge(out, "shieldd_prefix_cache_enabled", "1 if the engine's prefix cache is on.",
+          v->prefix_enabled);
+    gauge(out, "shieldd_prefix_cache_bytes",
+          "Bytes held by the prefix cache (blocks in use x block size).", (double)v->prefix.bytes);
+    gauge(out, "shieldd_prefix_cache_capacity_bytes",
+          "Bytes of all the prefix cache's blocks (<= prefix_cache_bytes).",
+          (double)v->prefix.capacity_bytes);
+    gauge(out, "shieldd_prefix_cache_block_bytes",
+          "Bytes of one prefix cache block (16 tokens' rows, ids and bookkeeping).",
+          (double)v->prefix.block_bytes);
+    gauge(out, "shieldd_prefix_cache_tokens", "Tokens whose key/value rows the prefix cache "
+          "holds.", (double)v->prefix.tokens);
+    counter(out, "shieldd_prefix_cache_hits_total",
+            "Prefix lookups the cache extended beyond the worker's own trunk.", v->prefix.hits);
+    counter(out, "shieldd_prefix_cache_misses_total", "Prefix lookups it did not.",
+            v->prefix.misses);
+    counter(out, "shieldd_prefix_cache_evictions_total", "Prefix cache blocks evicted (LRU).",
+            v->prefix.evictions);
+    counter(out, "shieldd_prefix_cache_cached_tokens_total",
+            "Tokens loaded from the prefix cache instead of computed.", v->prefix.cached_tokens);
+
     gauge(out, "shieldd_connections", "Open client connections.", (double)v->connections);
     counter(out, "shieldd_connections_total", "Client connections accepted.", m->connections_total);
     counter(out, "shieldd_connections_rejected_total",

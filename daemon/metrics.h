@@ -12,6 +12,7 @@
 #include "cache.h"
 #include "route.h"
 #include "sched.h"
+#include "sg_engine.h"
 
 struct evbuffer;
 
@@ -54,6 +55,8 @@ struct metrics_view {
     struct sched_stats sched;
     struct cache_stats cache;
     int cache_enabled;
+    sg_prefix_cache_stats prefix; /* the engine's prefix cache */
+    int prefix_enabled;
     size_t connections; /* open now */
     int ready;
     const char *model_name, *model_arch, *model_format, *precision, *kernel;

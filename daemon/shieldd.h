@@ -41,6 +41,7 @@ struct shieldd {
     sg_model *model;
     const sg_model_info *info;
     sg_moderator *mod; /* used by the worker thread only */
+    sg_prefix_cache *prefix; /* the moderator's prefix cache; NULL: off */
     struct listener listeners[SHIELDD_MAX_LISTEN];
     size_t n_listeners;
     int ready;                  /* model loaded, serving */

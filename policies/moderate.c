@@ -9,6 +9,8 @@
  *   common_prefix  the longest common token prefix of all prompts
  *   sync_trunk     the trunk of the moderator's context made to hold that prefix, reusing
  *                  whatever it already holds from earlier requests (at least the preamble)
+ *                  and, with a prefix cache, the longest cached prefix of many requests
+ *                  (sg_ctx_sync_prefix)
  *   run_branches   every policy's remaining tokens as batches of branches, within the limits
  *                  the context reports (sg_ctx_branch_limits)
  *   score          the "Yes"/"No" logits at each branch's last position -> P(violation)
@@ -55,6 +57,7 @@ sg_moderate_opts sg_moderate_opts_default(void)
     o.truncate = 0;
     o.max_tokens = 0;
     o.precision = -1;
+    o.prefix_cache = NULL;
     return o;
 }
 
@@ -489,19 +492,13 @@ static int common_prefix(sg_moderator *mod, const prompt *pr, size_t n, size_t *
 }
 
 /* Step 3: make the trunk hold exactly ids[0..lcp): keep what it already holds of them (the
- * preamble, or more, from earlier requests), drop the rest, compute the missing tokens once. */
-static int sync_trunk(sg_moderator *mod, const int32_t *ids, size_t lcp)
+ * preamble, or more, from earlier requests), load what the prefix cache holds beyond that,
+ * drop the rest, compute the missing tokens once. *reused: the tokens not computed. */
+static int sync_trunk(sg_moderator *mod, const int32_t *ids, size_t lcp, size_t *reused)
 {
-    const size_t have = sg_ctx_len(mod->ctx);
-    const int32_t *trunk = sg_ctx_tokens(mod->ctx);
-    size_t reuse = 0;
-    int rc;
+    int rc = sg_ctx_sync_prefix(mod->ctx, mod->opts.prefix_cache, ids, lcp, reused);
 
-    while (reuse < have && reuse < lcp && trunk[reuse] == ids[reuse])
-        reuse++;
-    if (reuse < have && (rc = sg_ctx_truncate(mod->ctx, reuse)) < 0)
-        return set_err(mod, rc, "engine: %s", sg_ctx_errmsg(mod->ctx));
-    if (lcp > reuse && (rc = sg_ctx_append(mod->ctx, ids + reuse, lcp - reuse, NULL)) < 0)
+    if (rc < 0)
         return set_err(mod, rc, "engine: %s", sg_ctx_errmsg(mod->ctx));
     return SG_OK;
 }
@@ -600,7 +597,7 @@ int sg_moderate(sg_moderator *mod, const sg_policy_set *set, const sg_moderate_r
     if (rc == SG_OK)
         rc = common_prefix(mod, pr, n, &lcp);
     if (rc == SG_OK)
-        rc = sync_trunk(mod, pr[0].ids, lcp);
+        rc = sync_trunk(mod, pr[0].ids, lcp, &res->cached_tokens);
     if (rc == SG_OK && (z = malloc(2 * n * sizeof *z)) == NULL)
         rc = set_err(mod, SG_ENOMEM, "out of memory");
     if (rc == SG_OK)

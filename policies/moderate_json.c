@@ -35,6 +35,8 @@ json_t *sg_moderate_result_json(const char *model, const sg_moderate_result *res
         json_object_set_new(usage, "prompt_tokens", json_integer((json_int_t)res->prompt_tokens));
     bad |= json_object_set_new(usage, "computed_tokens",
                                json_integer((json_int_t)res->computed_tokens));
+    bad |= json_object_set_new(usage, "cached_tokens",
+                               json_integer((json_int_t)res->cached_tokens));
     if (res->truncated)
         bad |= json_object_set_new(root, "truncated", json_true());
     if (bad) {

@@ -26,9 +26,14 @@ typedef struct sg_moderate_opts {
                              (both to the same length if need be) until every prompt fits */
     int max_tokens;       /* per rendered prompt; 0: the model's context length */
     int precision;        /* -1: the model's */
+    sg_prefix_cache *prefix_cache; /* borrowed, shared with other moderators (NULL: none):
+                                      the shared prefix of every request is looked up there
+                                      and stored there; it must outlive the moderator and be
+                                      for the same model and precision */
 } sg_moderate_opts;
 
-/* T = 1, a = 0, no truncation, the model's context as the limit, the model's precision. */
+/* T = 1, a = 0, no truncation, the model's context as the limit, the model's precision, no
+ * prefix cache. */
 sg_moderate_opts sg_moderate_opts_default(void);
 
 typedef struct sg_moderate_req {
@@ -56,6 +61,8 @@ typedef struct sg_moderate_result {
     int truncated;           /* 1 if the input was cut to fit */
     size_t text_bytes;       /* bytes of the text classified (fewer than given when cut) */
     size_t response_bytes;   /* the same for the response (0 in prompt-only mode) */
+    size_t cached_tokens;    /* tokens of the shared prefix not computed: rows reused from
+                                earlier requests (the context's trunk or the prefix cache) */
 } sg_moderate_result;
 
 typedef struct sg_moderator sg_moderator;
@@ -63,7 +70,8 @@ typedef struct sg_moderator sg_moderator;
 /*
  * A moderator for model `m` (borrowed: it must outlive the moderator; its tokenizer is used),
  * with `opts` (NULL: the defaults). It creates one engine context whose trunk keeps the shared
- * prefix of the last request, so that the next one recomputes only what differs. The caller
+ * prefix of the last request, so that the next one recomputes only what differs; with a prefix
+ * cache (opts->prefix_cache) the prefixes of many earlier requests are reused as well. The caller
  * owns *out (sg_moderator_free). Errors: SG_EINVAL (bad option, no tokenizer), SG_ERANGE
  * (max_tokens over the model's context), or the engine's; the message goes to `err`.
  */

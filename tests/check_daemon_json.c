@@ -21,7 +21,7 @@ START_TEST(result_json)
     sg_policy hate = {.name = "hate", .threshold = 0.5};
     sg_policy sex = {.name = "sexual", .threshold = 0.25};
     sg_policy_score scores[2] = {{&hate, 0.125, 0, 0.5}, {&sex, 0.75, 1, 0.25}};
-    sg_moderate_result res = {scores, 2, 1, 412, 300, 0, 0, 0};
+    sg_moderate_result res = {scores, 2, 1, 412, 300, 0, 0, 0, 100};
     json_t *o = sg_moderate_result_json("shieldgemma-2b", &res);
     char *s;
 
@@ -31,7 +31,7 @@ START_TEST(result_json)
                         "\"probability\":0.125,\"violation\":false,\"threshold\":0.5},"
                         "{\"policy\":\"sexual\",\"probability\":0.75,\"violation\":true,"
                         "\"threshold\":0.25}],\"flagged\":true,\"usage\":{\"prompt_tokens\":412,"
-                        "\"computed_tokens\":300}}");
+                        "\"computed_tokens\":300,\"cached_tokens\":100}}");
     free(s);
     json_decref(o);
     /* Without a model (batch items) and with truncation. */
@@ -40,7 +40,7 @@ START_TEST(result_json)
     o = sg_moderate_result_json(NULL, &res);
     s = json_dumps(o, JSON_COMPACT);
     ck_assert_str_eq(s, "{\"results\":[],\"flagged\":true,\"usage\":{\"prompt_tokens\":412,"
-                        "\"computed_tokens\":300},\"truncated\":true}");
+                        "\"computed_tokens\":300,\"cached_tokens\":100},\"truncated\":true}");
     free(s);
     json_decref(o);
     ck_assert_ptr_null(sg_moderate_result_json("m", NULL));

@@ -73,6 +73,11 @@ class ClassifyResult:
     flagged: bool
     prompt_tokens: int
     truncated: bool = False
+    # What the request cost: tokens run through the model, and tokens of the shared prefix
+    # reused from earlier requests. They depend on what the daemon had cached, not on the
+    # result, so equality ignores them.
+    computed_tokens: int = dataclasses.field(default=0, compare=False)
+    cached_tokens: int = dataclasses.field(default=0, compare=False)
 
     def score(self, policy):
         """The PolicyScore of `policy` (KeyError if it was not evaluated)."""
@@ -247,7 +252,9 @@ class Client:
             usage = doc.get("usage") or {}
             return ClassifyResult(doc.get("model", model), scores, bool(doc["flagged"]),
                                   int(usage.get("prompt_tokens", 0)),
-                                  bool(doc.get("truncated", False)))
+                                  bool(doc.get("truncated", False)),
+                                  int(usage.get("computed_tokens", 0)),
+                                  int(usage.get("cached_tokens", 0)))
         except (KeyError, TypeError, ValueError) as e:
             raise ProtocolError("%s: unexpected classify reply: %r" % (self.endpoint, e)) from e
 

@@ -12,7 +12,8 @@
  *   tokenizer  MB/s of sg_tok_encode (user mode) over 1 MB of varied English text
  *   memory     peak resident set (getrusage) and resident set after load (/proc/self/statm)
  *
- * --json prints one JSON object (see usage()) instead of the table.
+ * --json prints one JSON object (see usage()) instead of the table. --stream runs only the
+ * streaming scenario instead (bench_stream.c).
  */
 #include <errno.h>
 #include <limits.h>
@@ -26,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "bench_stream.h"
 #include "common.h"
 
 int ctl_bench(int argc, char **argv);
@@ -60,7 +62,16 @@ static void usage(FILE *f)
             "                     \"classify_prompt_tokens\", \"classify_computed_tokens\",\n"
             "                     \"classify_probabilities\" (first warm message, per policy),\n"
             "                     \"tokenizer_mb_per_s\", \"load_s\", \"rss_mb\", \"rss_after_load_mb\",\n"
-            "                     \"model\", \"precision\", \"threads\"}\n");
+            "                     \"model\", \"precision\", \"threads\"}\n"
+            "  --stream           only the streaming scenario: conversations whose reply is\n"
+            "                     checked every --stream-every tokens as it streams, 4 policies,\n"
+            "                     interleaved, with the prefix cache (default size) on and off\n"
+            "  --stream-user N    tokens of the user's message (default 64)\n"
+            "  --stream-reply N   tokens of the reply (default 320)\n"
+            "  --stream-every N   tokens between checks (default 32; one more at the end)\n"
+            "  --stream-convs L   conversation counts, e.g. 1,8 (default; at most 4 counts)\n"
+            "  --stream-cache-tokens N  the prefix cache's size in tokens of the model\n"
+            "                     (default 6144, the daemon's prefix_cache_bytes: auto)\n");
 }
 
 static double now(void)
@@ -198,6 +209,74 @@ static int make_message(const sg_tok *tok, uint32_t seed, size_t tokens, char *b
     return len > 0 ? 0 : -1;
 }
 
+int bench_message(const sg_tok *tok, uint32_t seed, size_t tokens, char *buf, size_t cap,
+                  int32_t *ids, size_t ids_cap)
+{
+    return make_message(tok, seed, tokens, buf, cap, ids, ids_cap);
+}
+
+/* The four policies of the classification (hate, harassment, sexual, dangerous when the set
+ * has them, else the first others) into names; returns how many. */
+static size_t pick_four(const sg_policy_set *set, const char *names[4])
+{
+    static const char *const four[] = {"hate", "harassment", "sexual", "dangerous"};
+    size_t n_names = 0;
+
+    for (size_t i = 0; i < 4; i++)
+        if (sg_policy_find(set, four[i]) != NULL)
+            names[n_names++] = four[i];
+    for (size_t i = 0; n_names < 4 && i < sg_policy_count(set); i++) {
+        const char *nm = sg_policy_at(set, i)->name;
+        int dup = 0;
+
+        for (size_t j = 0; j < n_names; j++)
+            dup |= strcmp(names[j], nm) == 0;
+        if (!dup)
+            names[n_names++] = nm;
+    }
+    return n_names;
+}
+
+/* "--stream-*" options into *so. 1 if `a` was one (its value consumed: *i advanced), 0 if
+ * not, -1 after a message for a bad value. */
+static int stream_option(const char *a, const char *v, int *i, bench_stream_opts *so)
+{
+    int *dst = NULL;
+
+    if (v == NULL)
+        return 0;
+    if (strcmp(a, "--stream-convs") == 0) {
+        if (parse_lens(v, so->convs, &so->n_convs) < 0 || so->n_convs > BENCH_STREAM_MAX_CONVS) {
+            fprintf(stderr, "shieldctl bench: --stream-convs: expected counts like 1,8 (at "
+                            "most %d), found '%s'\n", BENCH_STREAM_MAX_CONVS, v);
+            return -1;
+        }
+        (*i)++;
+        return 1;
+    }
+    if (strcmp(a, "--stream-user") == 0)
+        dst = &so->user_tokens;
+    else if (strcmp(a, "--stream-reply") == 0)
+        dst = &so->reply_tokens;
+    else if (strcmp(a, "--stream-every") == 0)
+        dst = &so->every;
+    else if (strcmp(a, "--stream-cache-tokens") == 0) {
+        int t;
+
+        if (ctl_parse_int("bench", a, v, 16, 1 << 24, &t) < 0)
+            return -1;
+        so->cache_tokens = t;
+        (*i)++;
+        return 1;
+    }
+    if (dst == NULL)
+        return 0;
+    if (ctl_parse_int("bench", a, v, 1, 8192, dst) < 0)
+        return -1;
+    (*i)++;
+    return 1;
+}
+
 int ctl_bench(int argc, char **argv)
 {
     const char *model_path = NULL;
@@ -207,6 +286,8 @@ int ctl_bench(int argc, char **argv)
     int reps = 3;
     int as_json = 0;
     int classify = 1;
+    int stream = 0;
+    bench_stream_opts so = {64, 320, 32, {1, 8}, 2, 0};
     sg_model_opts mo = sg_model_opts_default();
     sg_model *model = NULL;
     sg_ctx *ctx = NULL;
@@ -243,6 +324,11 @@ int ctl_bench(int argc, char **argv)
             as_json = 1;
         } else if (strcmp(a, "--no-classify") == 0) {
             classify = 0;
+        } else if (strcmp(a, "--stream") == 0) {
+            stream = 1;
+        } else if ((rc = stream_option(a, v, &i, &so)) != 0) {
+            if (rc < 0)
+                return 2;
         } else if (v != NULL && strcmp(a, "--model") == 0) {
             model_path = v;
             i++;
@@ -302,7 +388,7 @@ int ctl_bench(int argc, char **argv)
         if (lens[i] > max_len)
             max_len = lens[i];
 
-    if (classify && ctl_load("bench", dir, NULL, NULL, NULL, &set, NULL, NULL) < 0)
+    if ((classify || stream) && ctl_load("bench", dir, NULL, NULL, NULL, &set, NULL, NULL) < 0)
         goto out;
     {
         const double t0 = now();
@@ -315,6 +401,13 @@ int ctl_bench(int argc, char **argv)
     rss_load = rss_now_mb();
     info = sg_model_get_info(model);
     tok = sg_model_tok(model);
+    if (stream) {
+        const char *names[4];
+        size_t n_names = pick_four(set, names);
+
+        status = bench_stream(model, set, names, n_names, &so, as_json) < 0;
+        goto out;
+    }
     if (max_len > info->n_ctx) {
         fprintf(stderr, "shieldctl bench: --tokens %d is beyond the model's context (%d)\n",
                 max_len, info->n_ctx);
@@ -374,25 +467,12 @@ int ctl_bench(int argc, char **argv)
 
     /* Classification: 4 policies, a 64-token message, warm moderator, new message each run. */
     if (classify && tok != NULL) {
-        static const char *const four[] = {"hate", "harassment", "sexual", "dangerous"};
         const char *names[4];
-        size_t n_names = 0;
+        size_t n_names = pick_four(set, names);
         sg_moderate_opts opts = sg_moderate_opts_default();
         double t[MAX_REPS];
         const size_t cap = 4096;
 
-        for (size_t i = 0; i < 4; i++)
-            if (sg_policy_find(set, four[i]) != NULL)
-                names[n_names++] = four[i];
-        for (size_t i = 0; n_names < 4 && i < sg_policy_count(set); i++) {
-            const char *nm = sg_policy_at(set, i)->name;
-            int dup = 0;
-
-            for (size_t j = 0; j < n_names; j++)
-                dup |= strcmp(names[j], nm) == 0;
-            if (!dup)
-                names[n_names++] = nm;
-        }
         opts.precision = -1;
         rc = sg_moderator_new(&mod, model, &opts, err, sizeof err);
         text = malloc(cap);

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "attn.h"
+#include "ctx_rows.h"
 #include "matmul.h"
 #include "model.h"
 #include "ops.h"
@@ -63,6 +64,7 @@ struct sg_ctx {
     sg_mat *own_embed;
     sg_pool *pool;
 
+    int prec;           /* the sg_precision this context computes with */
     size_t n_ctx;       /* trunk capacity */
     size_t max_branches;
     size_t branch_cap;  /* KV slots for branches */
@@ -160,6 +162,7 @@ int sg_ctx_new(sg_ctx **out, sg_model *m, const sg_ctx_opts *opts, char *err, si
     c->q_dim = (size_t)hp->n_head * (size_t)hp->head_dim;
     c->layers = m->layers;
     c->embed_mat = m->embed_mat;
+    c->prec = o.precision >= 0 ? o.precision : (int)m->opts.precision;
 
     if (o.precision >= 0 && o.precision != (int)m->opts.precision) {
         c->own_layers = calloc((size_t)hp->n_layer, sizeof *c->own_layers);
@@ -308,6 +311,43 @@ int sg_ctx_truncate(sg_ctx *c, size_t n)
     /* Cache slots past n are stale and get overwritten by the next append. */
     c->len = n;
     return SG_OK;
+}
+
+/* ---- Rows for the prefix cache (ctx_rows.h) ------------------------------------------------ */
+
+float *sg_ctx_kv_row(sg_ctx *c, int which, int layer, size_t slot)
+{
+    return (which ? c->vcache : c->kcache) + ((size_t)layer * c->n_slots + slot) * c->kv_dim;
+}
+
+const sg_model *sg_ctx_model(const sg_ctx *c)
+{
+    return c->m;
+}
+
+int sg_ctx_precision(const sg_ctx *c)
+{
+    return c->prec;
+}
+
+size_t sg_ctx_capacity(const sg_ctx *c)
+{
+    return c->n_ctx;
+}
+
+int sg_ctx_adopt(sg_ctx *c, const int32_t *ids, size_t n)
+{
+    if (n < c->len || n > c->n_ctx)
+        return fail_msg(c, SG_EINVAL, "adopt %zu trunk tokens: the trunk holds %zu of %zu", n,
+                        c->len, c->n_ctx);
+    memcpy(c->tokens + c->len, ids + c->len, (n - c->len) * sizeof *ids);
+    c->len = n;
+    return SG_OK;
+}
+
+int sg_ctx_fail(sg_ctx *c, int rc, const char *msg)
+{
+    return fail_msg(c, rc, "%s", msg);
 }
 
 /* ---- One pass ------------------------------------------------------------------------------ */

@@ -277,4 +277,56 @@ int sg_ctx_branches(sg_ctx *c, const int32_t *const *tokens, const size_t *n, si
 /* Tokens run through the model by this context since it was created (for usage reports). */
 uint64_t sg_ctx_computed_tokens(const sg_ctx *c);
 
+/* ---- Prefix cache: key/value rows of many prefixes, shared by contexts -------------------- */
+
+/*
+ * A prefix cache holds the key/value rows of many token prefixes at once (a radix tree over
+ * token ids, in blocks of SG_PREFIX_BLOCK_TOKENS tokens), for any number of contexts of one
+ * model and precision, on any threads (it locks inside). Blocks are allocated once, at
+ * creation, within the byte bound (lazily backed by the OS); when full, the least recently
+ * used leaf block goes. Rows are stored as the contexts compute them (f32), so a prefix
+ * loaded from the cache gives bit-identical results to computing it.
+ */
+typedef struct sg_prefix_cache sg_prefix_cache;
+
+#define SG_PREFIX_BLOCK_TOKENS 16
+
+typedef struct sg_prefix_cache_stats {
+    size_t bytes;          /* held now: blocks in use x block_bytes (<= capacity_bytes) */
+    size_t capacity_bytes; /* all blocks x block_bytes: the largest multiple <= the bound */
+    size_t block_bytes;    /* a block: its rows (every layer's keys and values), token ids and
+                              bookkeeping */
+    size_t block_tokens;
+    size_t tokens;         /* tokens held (a block may be partly filled) */
+    uint64_t hits;         /* lookups the cache extended beyond what the context held */
+    uint64_t misses;       /* lookups it did not */
+    uint64_t evictions;    /* blocks evicted */
+    uint64_t cached_tokens; /* tokens loaded from the cache into contexts */
+} sg_prefix_cache_stats;
+
+/* The default bound for `m`: the rows of 6144 tokens (about 1.3 GB for a Gemma 2 2B). */
+size_t sg_prefix_cache_default_bytes(const sg_model *m);
+
+/*
+ * A cache of at most `max_bytes` for contexts of model `m` (borrowed; it must outlive the
+ * cache) computing at `precision` (-1: the model's). SG_EINVAL (with a message in err) when
+ * max_bytes holds not even one block; SG_ENOMEM. The caller owns *out (sg_prefix_cache_free).
+ */
+int sg_prefix_cache_new(sg_prefix_cache **out, const sg_model *m, int precision,
+                        size_t max_bytes, char *err, size_t errlen);
+/* Free a cache (NULL is fine); no context may be using it. */
+void sg_prefix_cache_free(sg_prefix_cache *pc);
+/* A consistent snapshot of the figures. */
+void sg_prefix_cache_get_stats(sg_prefix_cache *pc, sg_prefix_cache_stats *out);
+
+/*
+ * Make the trunk of `c` hold exactly ids[0..n): keep what it already holds of them, load the
+ * longest further prefix the cache `pc` holds (NULL: no cache), compute the rest, and store the
+ * trunk's new rows in the cache. *reused (may be NULL) receives the tokens not computed. On
+ * failure (the errors of sg_ctx_append; SG_EINVAL for a cache of another model or precision)
+ * the trunk holds a prefix of ids and nothing of this call is stored in the cache.
+ */
+int sg_ctx_sync_prefix(sg_ctx *c, sg_prefix_cache *pc, const int32_t *ids, size_t n,
+                       size_t *reused);
+
 #endif /* SG_ENGINE_H */
