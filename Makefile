@@ -4,6 +4,7 @@
 #   make test       set up, build, run every test (Check suites, then integration tests)
 #   make run        set up, build, start shieldd in the foreground on the demo model
 #   make bench      benchmarks (docs/BENCHMARKS.md)
+#   make bench-compare LLAMA_CPP_BIN=DIR   the same GGUF files through shieldd and llama.cpp
 #   make fuzz       build the libFuzzer targets with clang and run each FUZZ_SECONDS (default 60)
 #   make soak       the daemon under a mixed load for SOAK_SECONDS (default 600), checked for growth
 #   make SANITIZE=address,undefined test    the same tests under sanitizers
@@ -113,7 +114,7 @@ GEN         = $(BUILD)/gen/ctl_cmds.h $(BUILD)/gen/suites.h
 # Link order: dependents first.
 CORE_LIBS   = $(LIB_POLICY) $(LIB_ENGINE)
 
-.PHONY: all setup test check run bench fuzz fuzz-seeds fuzz-bins soak install clean fmt asan valgrind demo-model
+.PHONY: all setup test check run bench bench-compare fuzz fuzz-seeds fuzz-bins soak install clean fmt asan valgrind demo-model
 
 # all: the daemon, the CLI, the tools and the test runner
 all: $(if $(wildcard daemon/main.c),$(SHIELDD)) $(SHIELDCTL) $(TOOLS) $(CHECK_BIN)
@@ -209,6 +210,13 @@ run: setup
 bench: setup
 	$(Q)$(MAKE) --no-print-directory all demo-model NO_SETUP=1
 	$(Q)sh tools/bench.sh
+
+# bench-compare: shieldd against the user's llama.cpp build on the same GGUF files
+# (LLAMA_CPP_BIN=DIR holds llama-bench, llama-server, llama-quantize; docs/BENCHMARKS.md)
+bench-compare: setup
+	$(if $(LLAMA_CPP_BIN),,$(error bench-compare: set LLAMA_CPP_BIN=DIR, the folder of llama.cpp's llama-bench, llama-server and llama-quantize))
+	$(Q)$(MAKE) --no-print-directory all NO_SETUP=1
+	$(Q)$(PYTHON) tools/bench_compare.py --llama-bin "$(LLAMA_CPP_BIN)" --build $(BUILD) $(BENCH_COMPARE_ARGS)
 
 # Fuzzing (docs/FUZZING.md). The engine and policy sources (ENGINE_SRC, POLICY_SRC: wherever
 # they live) are built once with clang into $(BUILD)/fuzz/libfuzzcore.a; each target is its own

@@ -28,7 +28,8 @@ struct shieldd;
  * and, when set, keys and allow lists; the model only through the worker). */
 void api_handle(struct http_request *req, void *ud);
 
-/* The sched_run_fn, on the worker thread: `ud` is the struct shieldd. */
-void api_run_batch(void *ud, struct sched_job **jobs, size_t n);
+/* The sched_run_fn, on the worker thread: runs the round's jobs one after another. `ud` is the
+ * struct shieldd. */
+void api_run_round(void *ud, struct sched_job **jobs, size_t n);
 
 #endif /* SG_DAEMON_API_H */

@@ -314,13 +314,13 @@ static int job_timeout(struct shieldd *sd, struct http_request *req, enum api_en
     return 0;
 }
 
-/* Look every input up in the cache. Returns the cost of those left to run (0: all answered),
- * or (size_t)-1 when out of memory. */
+/* Look every input up in the cache. Returns the bytes of input of those left to run (a bound
+ * on their tokens; 0: all answered), or (size_t)-1 when out of memory. */
 static size_t job_lookup(struct job *j)
 {
     struct shieldd *sd = j->sd;
     double now = sched_now();
-    size_t cost = 0;
+    size_t bytes = 0;
 
     for (size_t i = 0; i < j->n_in; i++) {
         struct input *in = &j->in[i];
@@ -332,20 +332,20 @@ static size_t job_lookup(struct job *j)
         if (hit != NULL && from_cache(in, hit) < 0)
             return (size_t)-1;
         if (in->state != INPUT_CACHED)
-            cost += in->text_len + in->response_len + 64; /* bytes: a bound on the tokens */
+            bytes += in->text_len + in->response_len + 64; /* a bound on the tokens */
     }
-    return cost;
+    return bytes;
 }
 
 /* Queue the job with its deadline timer. 0, or -1 after an error reply (the job freed). */
-static int job_submit(struct job *j, size_t cost)
+static int job_submit(struct job *j, size_t cost_bytes)
 {
     struct shieldd *sd = j->sd;
     double left = j->timeout - (sched_now() - j->arrived);
     struct timeval tv;
 
     j->sj.deadline = j->arrived + j->timeout;
-    j->sj.cost = cost;
+    j->sj.cost_bytes = cost_bytes;
     j->sj.tenant = j->key_slot >= 0 ? (unsigned)j->key_slot + 1 : 0;
     j->sj.done = job_done;
     j->sj.arg = j;
@@ -382,7 +382,7 @@ void api_moderate(struct shieldd *sd, struct http_request *req, enum api_endpoin
     struct job *j;
     char err[1024];
     double timeout;
-    size_t cost;
+    size_t cost_bytes;
     int status;
 
     if (!sd->ready) {
@@ -408,13 +408,13 @@ void api_moderate(struct shieldd *sd, struct http_request *req, enum api_endpoin
         job_fail(j, status, "%s", err);
         return;
     }
-    cost = job_lookup(j);
-    if (cost == (size_t)-1) {
+    cost_bytes = job_lookup(j);
+    if (cost_bytes == (size_t)-1) {
         job_fail(j, 500, "out of memory");
-    } else if (cost == 0) {
+    } else if (cost_bytes == 0) {
         job_reply(j);
         job_free(j);
     } else {
-        job_submit(j, cost);
+        job_submit(j, cost_bytes);
     }
 }

@@ -12,50 +12,9 @@
 #include "http.h"
 #include "log.h"
 #include "sg_chat.h"
+#include "sg_engine.h"
 #include "sg_moderate_json.h"
 #include "shieldd.h"
-
-/* Strict UTF-8 (no overlong forms, surrogates or values above U+10FFFF). Returns the offset of
- * the first bad byte, or (size_t)-1 when `s` is valid. */
-static size_t utf8_bad(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned cp, min;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            return i;
-        }
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
-                return i;
-            cp = (cp << 6) | (s[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return i;
-        i += k + 1;
-    }
-    return (size_t)-1;
-}
 
 /* The body as a JSON object into j->body. Returns 0 or 400 with a message. */
 static int parse_body(struct job *j, const struct http_request *req, char *err, size_t errlen)
@@ -67,8 +26,7 @@ static int parse_body(struct job *j, const struct http_request *req, char *err, 
         snprintf(err, errlen, "empty request body: expected a JSON object");
         return 400;
     }
-    bad = utf8_bad((const unsigned char *)req->body, req->body_len);
-    if (bad != (size_t)-1) {
+    if (!sg_utf8_valid(req->body, req->body_len, &bad)) {
         snprintf(err, errlen, "request body is not valid UTF-8 (byte %zu)", bad);
         return 400;
     }

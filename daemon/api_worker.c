@@ -1,7 +1,7 @@
 /*
  * api_worker.c: the worker side of a moderation request, on the scheduler's thread (the only
  * code that touches the moderator). It runs sg_moderate() for every input of every job in the
- * batch that has no result yet, writing only the inputs' worker fields, and hands each job
+ * scheduler's round (one after another) that has no result yet, writing only the inputs' worker fields, and hands each job
  * back as soon as it is finished.
  */
 #include <stdatomic.h>
@@ -102,13 +102,13 @@ static void run_job(struct shieldd *sd, struct job *j)
     }
 }
 
-void api_run_batch(void *ud, struct sched_job **jobs, size_t n)
+void api_run_round(void *ud, struct sched_job **jobs, size_t n)
 {
     struct shieldd *sd = ud;
 
     for (size_t k = 0; k < n; k++) {
         run_job(sd, (struct job *)jobs[k]);
-        /* Its reply need not wait for the rest of the batch. */
+        /* Its reply need not wait for the rest of the round. */
         sched_finish(sd->sched, jobs[k]);
     }
 }

@@ -28,7 +28,7 @@
 #include "log.h"
 #include "shieldd.h"
 
-#define MAX_BATCH_JOBS 256
+#define MAX_ROUND_JOBS 256
 
 /* sd_notify when running under systemd (NOTIFY_SOCKET); a no-op otherwise. */
 #if defined(__GNUC__)
@@ -274,7 +274,7 @@ static int open_listeners(struct shieldd *sd, char *err, size_t errlen)
 static void shutdown_all(struct shieldd *sd)
 {
     /* The server first: requests still waiting are aborted (queued jobs withdrawn), then the
-     * worker finishes its batch and is joined. */
+     * worker finishes its round and is joined. */
     http_server_free(sd->http);
     sd->http = NULL;
     sched_free(sd->sched);
@@ -418,8 +418,8 @@ int main(int argc, char **argv)
         if (sd.cache == NULL)
             fatalx("out of memory");
     }
-    if (sched_new(&sd.sched, sd.base, (size_t)sd.cfg.queue_depth, MAX_BATCH_JOBS,
-                  (size_t)sd.cfg.batch_tokens, api_run_batch, &sd) < 0)
+    if (sched_new(&sd.sched, sd.base, (size_t)sd.cfg.queue_depth, MAX_ROUND_JOBS,
+                  (size_t)sd.cfg.batch_tokens, api_run_round, &sd) < 0)
         fatal("scheduler: cannot start its worker thread (out of memory or of threads?)");
     {
         struct http_server_opts ho;

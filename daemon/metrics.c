@@ -152,7 +152,7 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
     counter(out, "shieldd_computed_tokens_total",
             "Tokens run through the model (shared prefixes counted once).", m->computed_tokens);
     gauge(out, "shieldd_queue_depth", "Requests waiting for the worker.", (double)v->sched.depth);
-    gauge(out, "shieldd_running_requests", "Requests in the batch being run.",
+    gauge(out, "shieldd_running_requests", "Requests in the worker round being run.",
           (double)v->sched.running);
     counter(out, "shieldd_queue_full_total", "Requests refused with 503 (queue full).",
             m->queue_full);
@@ -174,17 +174,17 @@ int metrics_render(const struct metrics *m, const struct metrics_view *v, struct
     counter(out, "shieldd_expired_in_queue_total", "Requests whose deadline passed in the queue.",
             v->sched.expired);
 
-    evbuffer_add_printf(out, "# HELP shieldd_batch_size Requests per worker batch.\n"
+    evbuffer_add_printf(out, "# HELP shieldd_batch_size Requests per worker round (run one after another).\n"
                              "# TYPE shieldd_batch_size histogram\n");
     lim = 1;
-    for (int b = 0; b < SCHED_BATCH_BUCKETS - 1; b++, lim *= 2)
+    for (int b = 0; b < SCHED_ROUND_BUCKETS - 1; b++, lim *= 2)
         evbuffer_add_printf(out, "shieldd_batch_size_bucket{le=\"%u\"} %llu\n", lim,
-                            (unsigned long long)v->sched.batch_hist[b]);
+                            (unsigned long long)v->sched.round_hist[b]);
     evbuffer_add_printf(out, "shieldd_batch_size_bucket{le=\"+Inf\"} %llu\n",
-                        (unsigned long long)v->sched.batches);
+                        (unsigned long long)v->sched.rounds);
     evbuffer_add_printf(out, "shieldd_batch_size_sum %llu\nshieldd_batch_size_count %llu\n",
                         (unsigned long long)v->sched.jobs_run,
-                        (unsigned long long)v->sched.batches);
+                        (unsigned long long)v->sched.rounds);
 
     gauge(out, "shieldd_cache_enabled", "1 if the result cache is on.", v->cache_enabled);
     counter(out, "shieldd_cache_hits_total", "Result cache hits.", v->cache.hits);

@@ -24,10 +24,10 @@ struct sched {
     struct sched_job *head, *tail; /* the queue */
     size_t depth, max_queue;
     struct sched_job *done_head, *done_tail; /* finished, not yet delivered (via ->next) */
-    struct sched_job **batch;                /* the batch being run (worker thread only) */
-    size_t batch_n;
-    size_t max_batch;
-    size_t budget;
+    struct sched_job **round;                /* the round being run (worker thread only) */
+    size_t round_n;
+    size_t max_jobs;
+    size_t budget;                           /* bytes of input per round */
     size_t running;
     unsigned last_tenant; /* the tenant served last (round-robin) */
     sched_run_fn run;
@@ -95,15 +95,15 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     deliver(arg);
 }
 
-static void record_batch_locked(struct sched *s, size_t n)
+static void record_round_locked(struct sched *s, size_t n)
 {
     size_t lim = 1;
 
-    s->st.batches++;
+    s->st.rounds++;
     s->st.jobs_run += n;
-    for (int b = 0; b < SCHED_BATCH_BUCKETS; b++, lim *= 2)
-        if (n <= lim || b == SCHED_BATCH_BUCKETS - 1)
-            s->st.batch_hist[b]++;
+    for (int b = 0; b < SCHED_ROUND_BUCKETS; b++, lim *= 2)
+        if (n <= lim || b == SCHED_ROUND_BUCKETS - 1)
+            s->st.round_hist[b]++;
 }
 
 /* Move every queued job whose deadline passed to the done list. Returns how many. */
@@ -151,7 +151,7 @@ static void *worker(void *arg)
 
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        size_t n = 0, cost = 0;
+        size_t n = 0, bytes = 0;
         int posted = 0;
         double now;
 
@@ -161,34 +161,34 @@ static void *worker(void *arg)
             break;
         now = sched_now();
         posted = expire_locked(s, now) > 0;
-        while (s->head != NULL && n < s->max_batch) {
+        while (s->head != NULL && n < s->max_jobs) {
             struct sched_job *j = next_locked(s);
 
-            if (n > 0 && cost + j->cost > s->budget)
+            if (n > 0 && bytes + j->cost_bytes > s->budget)
                 break;
             queue_remove_locked(s, j);
             j->state = ST_RUNNING;
             j->status = SCHED_OK;
-            s->batch[n++] = j;
+            s->round[n++] = j;
             s->last_tenant = j->tenant;
-            cost += j->cost;
+            bytes += j->cost_bytes;
         }
         s->running = n;
-        s->batch_n = n;
+        s->round_n = n;
         if (n > 0)
-            record_batch_locked(s, n);
+            record_round_locked(s, n);
         pthread_mutex_unlock(&s->mu);
         if (posted)
             event_active(s->done_ev, EV_READ, 0);
         if (n > 0)
-            s->run(s->ud, s->batch, n);
+            s->run(s->ud, s->round, n);
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < n; i++) {
-            if (s->batch[i] == NULL)
+            if (s->round[i] == NULL)
                 continue; /* handed back early by sched_finish (and maybe freed since) */
-            if (atomic_load(&s->batch[i]->cancelled))
-                s->batch[i]->status = SCHED_CANCELLED;
-            done_push_locked(s, s->batch[i]);
+            if (atomic_load(&s->round[i]->cancelled))
+                s->round[i]->status = SCHED_CANCELLED;
+            done_push_locked(s, s->round[i]);
         }
         s->running = 0;
         if (n > 0) {
@@ -201,7 +201,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int sched_new(struct sched **out, struct event_base *base, size_t max_queue, size_t max_batch,
+int sched_new(struct sched **out, struct event_base *base, size_t max_queue, size_t max_jobs,
               size_t budget, sched_run_fn run, void *ud)
 {
     struct sched *s = calloc(1, sizeof *s);
@@ -213,13 +213,13 @@ int sched_new(struct sched **out, struct event_base *base, size_t max_queue, siz
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->max_queue = max_queue;
-    s->max_batch = max_batch > 0 ? max_batch : 1;
+    s->max_jobs = max_jobs > 0 ? max_jobs : 1;
     s->budget = budget;
     s->run = run;
     s->ud = ud;
-    s->batch = calloc(s->max_batch, sizeof *s->batch);
+    s->round = calloc(s->max_jobs, sizeof *s->round);
     s->done_ev = event_new(base, -1, 0, on_done, s);
-    if (s->batch == NULL || s->done_ev == NULL)
+    if (s->round == NULL || s->done_ev == NULL)
         goto fail;
     rc = pthread_create(&s->thread, NULL, worker, s);
     if (rc != 0) {
@@ -261,11 +261,11 @@ void sched_finish(struct sched *s, struct sched_job *job)
 {
     int found = 0;
 
-    /* s->batch belongs to the worker thread, which is where this runs. Forget the job there:
+    /* s->round belongs to the worker thread, which is where this runs. Forget the job there:
      * once delivered, the loop may free it. */
-    for (size_t i = 0; i < s->batch_n; i++)
-        if (s->batch[i] == job) {
-            s->batch[i] = NULL;
+    for (size_t i = 0; i < s->round_n; i++)
+        if (s->round[i] == job) {
+            s->round[i] = NULL;
             found = 1;
             break;
         }
@@ -331,7 +331,7 @@ void sched_free(struct sched *s)
         deliver(s);
     if (s->done_ev)
         event_free(s->done_ev);
-    free(s->batch);
+    free(s->round);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);

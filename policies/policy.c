@@ -151,53 +151,19 @@ static char *join_path(const char *dir, const char *name)
 /* Read a whole file (at most MAX_FILE_BYTES) into a malloc'd buffer. */
 static int read_file(loader *L, char **out, size_t *len)
 {
-    FILE *f = fopen(L->path, "rb");
-    char *buf = NULL;
-    size_t n = 0;
-    size_t cap = 4096;
+    char msg[512];
+    int rc = sg_read_file(L->path, MAX_FILE_BYTES, out, len, msg, sizeof msg);
 
-    if (!f)
-        return fail(L, SG_POLICY_EIO, "%s: cannot open: %s", L->path, strerror(errno));
-    buf = malloc(cap);
-    if (!buf)
-        goto nomem;
-    for (;;) {
-        size_t got;
-
-        if (n == cap) {
-            char *nb;
-
-            if (cap >= MAX_FILE_BYTES) {
-                fclose(f);
-                free(buf);
-                return fail(L, SG_POLICY_EINVALID, "%s: file larger than %u bytes", L->path,
-                            MAX_FILE_BYTES);
-            }
-            cap *= 2;
-            nb = realloc(buf, cap);
-            if (!nb)
-                goto nomem;
-            buf = nb;
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
+    switch (rc) {
+    case SG_OK:
+        return SG_POLICY_OK;
+    case SG_ENOMEM:
+        return fail(L, SG_POLICY_ENOMEM, "%s", msg);
+    case SG_ERANGE:
+        return fail(L, SG_POLICY_EINVALID, "%s", msg);
+    default:
+        return fail(L, SG_POLICY_EIO, "%s", msg);
     }
-    if (ferror(f)) {
-        fclose(f);
-        free(buf);
-        return fail(L, SG_POLICY_EIO, "%s: read error", L->path);
-    }
-    fclose(f);
-    *out = buf;
-    *len = n;
-    return SG_POLICY_OK;
-
-nomem:
-    fclose(f);
-    free(buf);
-    return fail(L, SG_POLICY_ENOMEM, "%s: out of memory", L->path);
 }
 
 /* ---- YAML nodes ------------------------------------------------------------------------------ */

@@ -99,9 +99,9 @@ START_TEST(metrics_text)
     m.computed_tokens = 1234;
     memset(&v, 0, sizeof v);
     v.sched.depth = 3;
-    v.sched.batches = 2;
+    v.sched.rounds = 2;
     v.sched.jobs_run = 5;
-    v.sched.batch_hist[0] = 1;
+    v.sched.round_hist[0] = 1;
     v.cache.hits = 7;
     v.model_name = "my \"model\"";
     v.model_arch = "gemma2";

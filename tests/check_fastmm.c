@@ -480,6 +480,61 @@ START_TEST(test_sg_mat_dispatch)
 }
 END_TEST
 
+
+/* Many rows, few column chunks, more threads than chunks: oneDNN's products are split by rows
+ * too (matmul_dnnl.c, mm_row_blocks). The split must not change a value: int8 sums are exact
+ * integers, so the pool's result equals one thread's bit for bit; bf16 stays within its bound
+ * of the reference. */
+START_TEST(test_dnnl_row_blocks)
+{
+    const int64_t n = 300, k = 96; /* 2 chunks: 256 columns and a tail of 44 */
+    const size_t m = 200;          /* 2 chunks on 4 threads: 2 blocks of 100 rows */
+    const sg_precision precs[] = {SG_PREC_INT8, SG_PREC_BF16};
+    wmat w = make_w(n, k, SG_DT_BF16, "model.layers.0.mlp.up_proj.weight");
+    float *x = make_x(m, k);
+    float *y = malloc(m * (size_t)n * sizeof *y);
+    float *y1 = malloc(m * (size_t)n * sizeof *y1);
+    double *ref = malloc(m * (size_t)n * sizeof *ref);
+    double *mag = malloc(m * (size_t)n * sizeof *mag);
+    sg_pool *pool;
+
+    ck_assert_int_eq(sg_pool_new(&pool, 4), SG_OK);
+    reference(x, m, w.f, n, k, ref, mag);
+    for (size_t p = 0; p < 2; p++) {
+        sg_fastmat *f;
+        char err[256];
+
+        if (sg_fastmat_new(&f, &w.t, precs[p], err, sizeof err) != SG_OK) {
+            ck_assert_int_eq(precs[p], SG_PREC_BF16); /* int8 is always there */
+            continue;
+        }
+        if (strcmp(sg_fastmat_kernel(f), "dnnl-bf16") != 0 &&
+            strcmp(sg_fastmat_kernel(f), "dnnl-u8s8") != 0) {
+            sg_fastmat_free(f); /* bf16 on a CPU without it: avx2-bf16, tested above */
+            continue;
+        }
+        ck_assert_int_eq(sg_fastmat_mul(f, x, m, y, pool), SG_OK);
+        ck_assert_int_eq(sg_fastmat_mul(f, x, m, y1, NULL), SG_OK);
+        if (precs[p] == SG_PREC_INT8)
+            for (size_t i = 0; i < m * (size_t)n; i++)
+                ck_assert_msg(y[i] == y1[i], "int8 row blocks: y[%zu] %.9g vs %.9g", i,
+                              (double)y[i], (double)y1[i]);
+        ck_assert_msg(rel_err(y, ref, mag, m * (size_t)n) <
+                          (precs[p] == SG_PREC_INT8 ? 0.05 : 0.01),
+                      "%s row blocks: relative error %g", sg_fastmat_kernel(f),
+                      rel_err(y, ref, mag, m * (size_t)n));
+        sg_fastmat_free(f);
+    }
+    sg_pool_free(pool);
+    free(x);
+    free(y);
+    free(y1);
+    free(ref);
+    free(mag);
+    free_w(&w);
+}
+END_TEST
+
 Suite *fastmm_suite(void)
 {
     Suite *s = suite_create("fastmm");
@@ -492,6 +547,7 @@ Suite *fastmm_suite(void)
     tcase_add_test(tc, test_int8);
     tcase_add_test(tc, test_int8_exact_on_integers);
     tcase_add_test(tc, test_int8_integer_reference);
+    tcase_add_test(tc, test_dnnl_row_blocks);
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_sg_mat_dispatch);
     suite_add_tcase(s, tc);

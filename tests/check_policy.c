@@ -466,6 +466,23 @@ START_TEST(err_directory)
     ck_assert_ptr_nonnull(strstr(err, "no policy files"));
     rm_dir(dir);
 
+    /* Files are read by the engine's reader (sg_read_file): at most 1 MiB, regular files only. */
+    dir = new_dir(1);
+    {
+        size_t big = (1u << 20) + 1;
+        char *text = malloc(big + 1);
+
+        ck_assert_ptr_nonnull(text);
+        memset(text, '#', big);
+        text[big] = '\0';
+        fx_put(dir, "big.yaml", text);
+        free(text);
+    }
+    ck_assert_int_eq(sg_policy_set_load(&set, dir, err, sizeof err), SG_POLICY_EINVALID);
+    ck_assert_msg(strstr(err, "big.yaml: 1048577 bytes, more than the 1048576 accepted"), "%s",
+                  err);
+    rm_dir(dir);
+
     ck_assert_int_eq(sg_policy_set_load(NULL, ".", err, sizeof err), SG_POLICY_EINVAL);
     ck_assert_str_eq(sg_policy_strerror(SG_POLICY_ESYNTAX), "YAML syntax error");
     ck_assert_str_eq(sg_policy_strerror(42), "unknown error");

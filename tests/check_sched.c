@@ -1,6 +1,6 @@
 /*
  * check_sched.c: the scheduler with a fake run function: jobs come back on the loop thread in
- * order, the worker batches what is waiting up to the cost budget, a full queue refuses, a
+ * order, the worker takes what is waiting, up to the byte budget, as one round, a full queue refuses, a
  * queued job is withdrawn at no cost, a running one is flagged and still handed back, an
  * expired one is not run, and freeing the scheduler completes what is left.
  */
@@ -21,8 +21,8 @@ struct fake {
     pthread_mutex_t mu;
     int gate; /* the run function waits while gate == 0 */
     pthread_cond_t cv;
-    size_t batches[64]; /* sizes of the batches run */
-    size_t n_batches;
+    size_t rounds[64]; /* sizes of the rounds run */
+    size_t n_rounds;
     int ran[64]; /* ids of the jobs run, in order */
     size_t n_ran;
     int saw_cancel;
@@ -46,7 +46,7 @@ static void run(void *ud, struct sched_job **jobs, size_t n)
     pthread_mutex_lock(&f->mu);
     while (!f->gate)
         pthread_cond_wait(&f->cv, &f->mu);
-    f->batches[f->n_batches++] = n;
+    f->rounds[f->n_rounds++] = n;
     for (size_t i = 0; i < n; i++) {
         f->ran[f->n_ran++] = ((struct tjob *)jobs[i])->id;
         f->saw_cancel |= jobs[i]->cancelled;
@@ -92,11 +92,11 @@ static void fake_init(struct fake *f)
     pthread_cond_init(&f->cv, NULL);
 }
 
-static void job_init(struct tjob *j, int id, size_t cost)
+static void job_init(struct tjob *j, int id, size_t cost_bytes)
 {
     memset(j, 0, sizeof *j);
     j->id = id;
-    j->sj.cost = cost;
+    j->sj.cost_bytes = cost_bytes;
     j->sj.done = done;
     j->sj.arg = j;
 }
@@ -116,7 +116,7 @@ static void wait_done(struct event_base *base, struct tjob *js, size_t n)
     }
 }
 
-/* Wait until the worker has taken a batch (it is blocked in the run function). */
+/* Wait until the worker has taken a round (it is blocked in the run function). */
 static void wait_running(struct sched *s)
 {
     struct sched_stats st;
@@ -136,7 +136,7 @@ static struct event_base *new_base(void)
     return event_base_new();
 }
 
-START_TEST(batches_and_order)
+START_TEST(rounds_and_order)
 {
     struct event_base *base = new_base();
     struct fake f;
@@ -163,17 +163,17 @@ START_TEST(batches_and_order)
         ck_assert(pthread_equal(js[i].done_thread, pthread_self()));
         ck_assert_int_eq(f.ran[i], i);
     }
-    /* Budget 100 at cost 40: batches of 1 (the first), then 2, 2, 1. */
-    ck_assert_uint_eq(f.n_batches, 4);
-    ck_assert_uint_eq(f.batches[0], 1);
-    ck_assert_uint_eq(f.batches[1], 2);
-    ck_assert_uint_eq(f.batches[2], 2);
-    ck_assert_uint_eq(f.batches[3], 1);
+    /* Budget 100 at cost 40: rounds of 1 (the first), then 2, 2, 1. */
+    ck_assert_uint_eq(f.n_rounds, 4);
+    ck_assert_uint_eq(f.rounds[0], 1);
+    ck_assert_uint_eq(f.rounds[1], 2);
+    ck_assert_uint_eq(f.rounds[2], 2);
+    ck_assert_uint_eq(f.rounds[3], 1);
     sched_get_stats(s, &st);
-    ck_assert_uint_eq(st.batches, 4);
+    ck_assert_uint_eq(st.rounds, 4);
     ck_assert_uint_eq(st.jobs_run, 6);
-    ck_assert_uint_eq(st.batch_hist[0], 2); /* size <= 1 */
-    ck_assert_uint_eq(st.batch_hist[1], 4); /* size <= 2 (cumulative) */
+    ck_assert_uint_eq(st.round_hist[0], 2); /* size <= 1 */
+    ck_assert_uint_eq(st.round_hist[1], 4); /* size <= 2 (cumulative) */
     ck_assert_uint_eq(st.depth, 0);
     sched_free(s);
     event_base_free(base);
@@ -239,7 +239,7 @@ START_TEST(free_completes_queued)
     ck_assert_int_eq(sched_submit(s, &js[1].sj), 0);
     ck_assert_int_eq(sched_submit(s, &js[2].sj), 0);
     open_gate(&f);
-    sched_free(s); /* joins after the running batch; the queued ones come back cancelled */
+    sched_free(s); /* joins after the running round; the queued ones come back cancelled */
     ck_assert_int_eq(js[0].done, 1);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(js[i].done, 1);
@@ -270,7 +270,7 @@ START_TEST(finish_early)
     fake_init(&f);
     ck_assert_int_eq(sched_new(&s, base, 8, 64, 1000, run, &f), 0);
     f.s = s;
-    /* Job 0 blocks the worker; 1..3 queue behind it and form the next batch. */
+    /* Job 0 blocks the worker; 1..3 queue behind it and form the next round. */
     for (int i = 0; i < 4; i++)
         job_init(&js[i], i, 1);
     ck_assert_int_eq(sched_submit(s, &js[0].sj), 0);
@@ -284,8 +284,8 @@ START_TEST(finish_early)
         ck_assert_int_eq(js[i].done, 1); /* exactly once */
         ck_assert_int_eq(js[i].status, SCHED_OK);
     }
-    ck_assert_uint_eq(f.n_batches, 2);
-    ck_assert_uint_eq(f.batches[1], 3);
+    ck_assert_uint_eq(f.n_rounds, 2);
+    ck_assert_uint_eq(f.rounds[1], 3);
     ck_assert_int_eq(f.delivered_early, 2); /* each was delivered while the next ran */
     sched_free(s);
     event_base_free(base);
@@ -298,7 +298,7 @@ Suite *sched_suite(void)
     TCase *tc = tcase_create("sched");
 
     tcase_set_timeout(tc, 20);
-    tcase_add_test(tc, batches_and_order);
+    tcase_add_test(tc, rounds_and_order);
     tcase_add_test(tc, full_cancel_expire);
     tcase_add_test(tc, free_completes_queued);
     tcase_add_test(tc, finish_early);

@@ -5,9 +5,8 @@
 #      once (build/tools/mkmodel --preset gemma2-2b), and uses the demo model (make demo-model);
 #   2. runs `shieldctl bench --json` on each, per precision (BENCH_PRECISIONS, default
 #      "bf16 int8 f32"), with BENCH_THREADS threads (default 2) and BENCH_REPS runs (default 3);
-#   3. prints a table, the deviation of P(violation) of int8 and bf16 against f32 on the same
-#      message, and (2B shape) the comparison with llama.cpp's pp512 figure (BENCH_LLAMA_PP,
-#      tokens/s: the time llama.cpp would take for the same four full prompts);
+#   3. prints a table and the deviation of P(violation) of int8 and bf16 against f32 on the same
+#      message (llama.cpp on the same files and in the same run: `make bench-compare`);
 #   4. runs the tokenizer's own benchmark (build/tools/tok_bench) when it is built.
 # Every JSON line is kept in $BUILD/bench/*.json.
 # Environment: BUILD (default build), BENCH_MODELS (default ".cache/bench-2b .cache/demo-model"),
@@ -22,7 +21,6 @@ reps=${BENCH_REPS:-3}
 tokens=${BENCH_TOKENS:-64,128,512}
 precisions=${BENCH_PRECISIONS:-bf16 int8 f32}
 models=${BENCH_MODELS:-.cache/bench-2b .cache/demo-model}
-llama_pp=${BENCH_LLAMA_PP:-72.9}
 py=${PYTHON:-/usr/bin/python3}
 out="$build/bench"
 mkdir -p "$out"
@@ -47,9 +45,9 @@ for m in $models; do
     done
 done
 
-"$py" - "$out" "$llama_pp" $models <<'PY'
+"$py" - "$out" $models <<'PY'
 import json, os, sys
-out, llama_pp, models = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+out, models = sys.argv[1], sys.argv[2:]
 for m in models:
     name = os.path.basename(m)
     runs = {}
@@ -85,16 +83,11 @@ for m in models:
                 p, refname, d, refname, ", ".join("%.4f" % v for v in ref["classify_probabilities"]),
                 p, ", ".join("%.4f" % v for v in runs[p]["classify_probabilities"])))
     r = runs.get("bf16") or next(iter(runs.values()))
-    if "classify_prompt_tokens" in r and r.get("d_model") == 2304 and r.get("n_layer") == 26:
-        pt = r["classify_prompt_tokens"]
-        llama_ms = pt / llama_pp * 1000.0
-        print("  classify: %d prompt tokens in 4 prompts (%d computed); llama.cpp at pp %.1f "
-              "tokens/s would take %.0f ms for them" % (pt, r["classify_computed_tokens"], llama_pp,
-                                                        llama_ms))
-        for p, rr in runs.items():
-            if "classify_4_policies_ms" in rr:
-                print("    %-5s %.0f ms: %.2fx faster than that" % (
-                    p, rr["classify_4_policies_ms"], llama_ms / rr["classify_4_policies_ms"]))
+    if "classify_prompt_tokens" in r:
+        print("  classify: %d prompt tokens in 4 prompts, %d computed (warm; cold: %s)" % (
+            r["classify_prompt_tokens"], r["classify_computed_tokens"], ", ".join(
+                "%s %.0f ms" % (p, rr["classify_cold_ms"]) for p, rr in runs.items()
+                if "classify_cold_ms" in rr)))
     if "tokenizer_mb_per_s" in r:
         print("  tokenizer: %.1f MB/s" % r["tokenizer_mb_per_s"])
 PY

@@ -1,9 +1,12 @@
 /*
  * mkmodel: write a deterministic random-weight Gemma 2 or Gemma 3 model as a Hugging Face folder
- * (config.json, model.safetensors, tokenizer.json [+ tokenizer_config.json]).
+ * (config.json, model.safetensors, tokenizer.json [+ tokenizer_config.json]), and a Gemma 2
+ * as one GGUF file that llama.cpp reads too (--gguf: the same values, the vocabulary in
+ * metadata).
  *
  *     build/tools/mkmodel --preset demo --seed 1 --out .cache/demo-model
  *     build/tools/mkmodel --preset gemma2-2b --out .cache/bench-2b          # 5.2 GB, BF16
+ *     build/tools/mkmodel --preset gemma2-2b --gguf .cache/bench-2b.gguf    # the same, GGUF
  *     build/tools/mkmodel --preset gemma3-1b --out .cache/bench-g3-1b       # 2.0 GB, BF16
  *     build/tools/mkmodel --preset tiny --vocab 512 --no-tokenizer --dtype f32 --out /tmp/t
  *
@@ -556,12 +559,512 @@ static void write_safetensors(const char *dir, tensor_spec *t, size_t nt, int bf
     free(hbuf);
 }
 
+/* ---- GGUF output (--gguf FILE) ------------------------------------------------------------ */
+
+/* The same tensors and values as the folder, laid out as llama.cpp's converter writes a Gemma 2
+ * (docs/GGUF.md): GGUF v3, alignment 32, ggml names, shapes innermost first, 2-D weights in
+ * BF16 (or F32), norms in F32 as 1 + w (w rounded to the weight dtype first, so the GGUF gives
+ * the folder's logits), the vocabulary of tokenizer.json as tokenizer.ggml.* keys. */
+
+#define GGUF_ALIGN 32
+enum { GG_U32 = 4, GG_I32 = 5, GG_F32 = 6, GG_BOOL = 7, GG_STR = 8, GG_ARR = 9 };
+enum { GT_F32 = 0, GT_BF16 = 30 };
+/* SentencePiece token types as llama.cpp stores them. */
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
+
+typedef struct gbuf {
+    uint8_t *p;
+    size_t n, cap;
+    uint64_t n_kv;
+} gbuf;
+
+static void gb_put(gbuf *b, const void *p, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+
+        while (cap < b->n + n)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        if (b->p == NULL)
+            die("out of memory");
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+static void gb_u32(gbuf *b, uint32_t v)
+{
+    uint8_t le[4];
+
+    for (int i = 0; i < 4; i++)
+        le[i] = (uint8_t)(v >> (8 * i));
+    gb_put(b, le, 4);
+}
+
+static void gb_u64(gbuf *b, uint64_t v)
+{
+    uint8_t le[8];
+
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(v >> (8 * i));
+    gb_put(b, le, 8);
+}
+
+static void gb_f32(gbuf *b, float f)
+{
+    uint32_t u;
+
+    memcpy(&u, &f, 4);
+    gb_u32(b, u);
+}
+
+static void gb_str(gbuf *b, const char *s, size_t n)
+{
+    gb_u64(b, n);
+    gb_put(b, s, n);
+}
+
+static void gb_key(gbuf *b, const char *key, uint32_t type)
+{
+    gb_str(b, key, strlen(key));
+    gb_u32(b, type);
+    b->n_kv++;
+}
+
+static void kv_u32(gbuf *b, const char *key, uint32_t v)
+{
+    gb_key(b, key, GG_U32);
+    gb_u32(b, v);
+}
+
+static void kv_f32(gbuf *b, const char *key, double v)
+{
+    gb_key(b, key, GG_F32);
+    gb_f32(b, (float)v);
+}
+
+static void kv_bool(gbuf *b, const char *key, int v)
+{
+    const uint8_t c = v ? 1 : 0;
+
+    gb_key(b, key, GG_BOOL);
+    gb_put(b, &c, 1);
+}
+
+static void kv_str(gbuf *b, const char *key, const char *v)
+{
+    gb_key(b, key, GG_STR);
+    gb_str(b, v, strlen(v));
+}
+
+static void kv_arch(gbuf *b, const char *suffix, uint32_t v)
+{
+    char key[128];
+
+    snprintf(key, sizeof key, "gemma2.%s", suffix);
+    kv_u32(b, key, v);
+}
+
+static void kv_arch_f32(gbuf *b, const char *suffix, double v)
+{
+    char key[128];
+
+    snprintf(key, sizeof key, "gemma2.%s", suffix);
+    kv_f32(b, key, v);
+}
+
+static void gguf_hparams(gbuf *b, const shape_cfg *s, const char *name)
+{
+    kv_str(b, "general.architecture", "gemma2");
+    kv_str(b, "general.name", name);
+    kv_u32(b, "general.alignment", GGUF_ALIGN);
+    kv_arch(b, "context_length", (uint32_t)s->ctx);
+    kv_arch(b, "embedding_length", (uint32_t)s->hidden);
+    kv_arch(b, "block_count", (uint32_t)s->layers);
+    kv_arch(b, "feed_forward_length", (uint32_t)s->ffn);
+    kv_arch(b, "attention.head_count", (uint32_t)s->heads);
+    kv_arch(b, "attention.head_count_kv", (uint32_t)s->kv_heads);
+    kv_arch(b, "attention.key_length", (uint32_t)s->head_dim);
+    kv_arch(b, "attention.value_length", (uint32_t)s->head_dim);
+    kv_arch(b, "attention.sliding_window", (uint32_t)s->window);
+    kv_arch_f32(b, "attention.layer_norm_rms_epsilon", 1e-6);
+    /* Not written by llama.cpp's converter (which derives it); read by shieldd's loader. */
+    kv_arch_f32(b, "attention.scale", 1.0 / sqrt(s->query_scalar));
+    kv_arch_f32(b, "attn_logit_softcapping", s->attn_cap);
+    kv_arch_f32(b, "final_logit_softcapping", s->final_cap);
+    kv_arch_f32(b, "rope.freq_base", s->theta);
+}
+
+/* Is an added token one that llama.cpp's converter stores as CONTROL although tokenizer.json
+ * does not flag it special (convert_hf_to_gguf.py, does_token_look_special, Gemma's cases)? */
+static int looks_special(const char *s)
+{
+    const size_t n = strlen(s);
+
+    if (strcmp(s, "<pad>") == 0 || strcmp(s, "<mask>") == 0 || strcmp(s, "<2mass>") == 0 ||
+        strcmp(s, "[@BOS@]") == 0)
+        return 1;
+    if (n >= 4 && strncmp(s, "<|", 2) == 0 && strcmp(s + n - 2, "|>") == 0)
+        return 1;
+    return strncmp(s, "<unused", 7) == 0 && s[n - 1] == '>';
+}
+
+static int is_byte_piece(const char *s)
+{
+    return strlen(s) == 6 && strncmp(s, "<0x", 3) == 0 && s[5] == '>';
+}
+
+/* Pieces, scores and types of tokenizer.json's vocabulary (ids 0..vocab-1).
+ * SentencePiece BPE (llama.cpp's "llama" tokenizer, and shieldd's tok_spm/tok_gguf) merges
+ * the adjacent pair whose concatenation is a piece with the highest score; Hugging Face's BPE
+ * applies its merges list in order. Giving the piece made by merge r the score -r (its first
+ * merge, if several make it) makes the two agree; pieces no merge makes (single characters,
+ * bytes, added tokens) get -(merges + id), below every merge. */
+typedef struct vocab_tab {
+    char **piece;
+    float *score;
+    int32_t *type;
+    int n;
+} vocab_tab;
+
+static int piece_id(json_t *vocab, const char *s)
+{
+    json_t *v = json_object_get(vocab, s);
+
+    return json_is_integer(v) ? (int)json_integer_value(v) : -1;
+}
+
+static void merge_scores(json_t *vocab, json_t *merges, vocab_tab *t, const char *path)
+{
+    size_t r;
+    json_t *m;
+    char buf[1024];
+
+    json_array_foreach(merges, r, m) {
+        const char *a, *b;
+        size_t na, nb;
+        int id;
+
+        if (json_is_string(m)) {
+            const char *s = json_string_value(m);
+            const char *sp = strchr(s, ' ');
+
+            if (sp == NULL)
+                die("%s: merges[%zu] '%s' is not \"a b\"", path, r, s);
+            a = s;
+            na = (size_t)(sp - s);
+            b = sp + 1;
+            nb = strlen(b);
+        } else if (json_is_array(m) && json_array_size(m) == 2 &&
+                   json_is_string(json_array_get(m, 0)) && json_is_string(json_array_get(m, 1))) {
+            a = json_string_value(json_array_get(m, 0));
+            b = json_string_value(json_array_get(m, 1));
+            na = strlen(a);
+            nb = strlen(b);
+        } else {
+            die("%s: merges[%zu] is neither \"a b\" nor [a, b]", path, r);
+        }
+        if (na + nb >= sizeof buf)
+            die("%s: merges[%zu] is over %zu bytes", path, r, sizeof buf);
+        memcpy(buf, a, na);
+        memcpy(buf + na, b, nb);
+        buf[na + nb] = '\0';
+        id = piece_id(vocab, buf);
+        if (id < 0 || id >= t->n)
+            die("%s: merges[%zu] makes '%s', which is not in model.vocab", path, r, buf);
+        if (t->score[id] > 0.0f) /* unset */
+            t->score[id] = -(float)r;
+    }
+}
+
+static void vocab_load(const char *path, int n, vocab_tab *t)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    json_t *model, *vocab, *merges, *added, *val;
+    const char *key;
+    size_t i, n_merges;
+
+    if (root == NULL)
+        die("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+    model = json_object_get(root, "model");
+    vocab = json_object_get(model, "vocab");
+    merges = json_object_get(model, "merges");
+    if (!json_is_object(vocab) || !json_is_array(merges))
+        die("%s: no model.vocab object or model.merges array", path);
+    n_merges = json_array_size(merges);
+    t->n = n;
+    t->piece = calloc((size_t)n, sizeof *t->piece);
+    t->score = malloc((size_t)n * sizeof *t->score);
+    t->type = malloc((size_t)n * sizeof *t->type);
+    if (t->piece == NULL || t->score == NULL || t->type == NULL)
+        die("out of memory");
+    for (int id = 0; id < n; id++) {
+        t->score[id] = 1.0f; /* unset */
+        t->type[id] = TT_UNUSED;
+    }
+    json_object_foreach(vocab, key, val) {
+        const int id = (int)json_integer_value(val);
+
+        t->piece[id] = strdup(key);
+        t->type[id] = is_byte_piece(key) ? TT_BYTE : TT_NORMAL;
+    }
+    added = json_object_get(root, "added_tokens");
+    json_array_foreach(added, i, val) {
+        json_t *jid = json_object_get(val, "id");
+        json_t *content = json_object_get(val, "content");
+        const char *s;
+        int id;
+
+        if (!json_is_integer(jid) || !json_is_string(content))
+            die("%s: added_tokens[%zu] without an integer id and a string content", path, i);
+        id = (int)json_integer_value(jid);
+        s = json_string_value(content);
+        free(t->piece[id]);
+        t->piece[id] = strdup(s);
+        if (strcmp(s, "<unk>") == 0)
+            t->type[id] = TT_UNKNOWN;
+        else if (json_is_true(json_object_get(val, "special")) || looks_special(s))
+            t->type[id] = TT_CONTROL;
+        else
+            t->type[id] = TT_USER;
+    }
+    merge_scores(vocab, merges, t, path);
+    for (int id = 0; id < n; id++) {
+        if (t->piece[id] == NULL) { /* --vocab above the tokenizer's: padding ids */
+            char pad[32];
+
+            snprintf(pad, sizeof pad, "[PAD%d]", id);
+            t->piece[id] = strdup(pad);
+        }
+        if (t->piece[id] == NULL)
+            die("out of memory");
+        if (t->score[id] > 0.0f)
+            t->score[id] = -(float)(n_merges + (size_t)id);
+    }
+    json_decref(root);
+}
+
+static void vocab_free(vocab_tab *t)
+{
+    for (int i = 0; i < t->n; i++)
+        free(t->piece[i]);
+    free(t->piece);
+    free(t->score);
+    free(t->type);
+}
+
+/* A USER_DEFINED piece is stored with U+2581 turned back into ' ' (as the converter does). */
+static void put_piece(gbuf *b, const char *s, int user)
+{
+    static const char lower_block[] = "\xe2\x96\x81";
+    char tmp[1024];
+    size_t n = 0;
+
+    if (!user || strstr(s, lower_block) == NULL || strlen(s) >= sizeof tmp) {
+        gb_str(b, s, strlen(s));
+        return;
+    }
+    while (*s) {
+        if (strncmp(s, lower_block, 3) == 0) {
+            tmp[n++] = ' ';
+            s += 3;
+        } else {
+            tmp[n++] = *s++;
+        }
+    }
+    gb_str(b, tmp, n);
+}
+
+static void gguf_vocab(gbuf *b, const char *tokenizer, int n)
+{
+    vocab_tab t;
+
+    vocab_load(tokenizer, n, &t);
+    kv_str(b, "tokenizer.ggml.model", "llama");
+    kv_str(b, "tokenizer.ggml.pre", "default");
+    gb_key(b, "tokenizer.ggml.tokens", GG_ARR);
+    gb_u32(b, GG_STR);
+    gb_u64(b, (uint64_t)n);
+    for (int i = 0; i < n; i++)
+        put_piece(b, t.piece[i], t.type[i] == TT_USER);
+    gb_key(b, "tokenizer.ggml.scores", GG_ARR);
+    gb_u32(b, GG_F32);
+    gb_u64(b, (uint64_t)n);
+    for (int i = 0; i < n; i++)
+        gb_f32(b, t.score[i]);
+    gb_key(b, "tokenizer.ggml.token_type", GG_ARR);
+    gb_u32(b, GG_I32);
+    gb_u64(b, (uint64_t)n);
+    for (int i = 0; i < n; i++)
+        gb_u32(b, (uint32_t)t.type[i]);
+    kv_u32(b, "tokenizer.ggml.bos_token_id", 2);
+    kv_u32(b, "tokenizer.ggml.eos_token_id", 1);
+    kv_u32(b, "tokenizer.ggml.unknown_token_id", 3);
+    kv_u32(b, "tokenizer.ggml.padding_token_id", 0);
+    kv_bool(b, "tokenizer.ggml.add_bos_token", 1);
+    kv_bool(b, "tokenizer.ggml.add_eos_token", 0);
+    kv_bool(b, "tokenizer.ggml.add_space_prefix", 0);
+    vocab_free(&t);
+}
+
+/* HF name -> ggml name ("model.layers.3.mlp.up_proj.weight" -> "blk.3.ffn_up.weight"). */
+static void ggml_name(const char *hf, char *out, size_t cap)
+{
+    static const char *const map[][2] = {
+        {"input_layernorm", "attn_norm"},
+        {"self_attn.q_proj", "attn_q"},
+        {"self_attn.k_proj", "attn_k"},
+        {"self_attn.v_proj", "attn_v"},
+        {"self_attn.o_proj", "attn_output"},
+        {"post_attention_layernorm", "post_attention_norm"},
+        {"pre_feedforward_layernorm", "ffn_norm"},
+        {"mlp.gate_proj", "ffn_gate"},
+        {"mlp.up_proj", "ffn_up"},
+        {"mlp.down_proj", "ffn_down"},
+        {"post_feedforward_layernorm", "post_ffw_norm"},
+    };
+    int layer, len = 0;
+
+    if (strcmp(hf, "model.embed_tokens.weight") == 0) {
+        snprintf(out, cap, "token_embd.weight");
+        return;
+    }
+    if (strcmp(hf, "model.norm.weight") == 0) {
+        snprintf(out, cap, "output_norm.weight");
+        return;
+    }
+    if (sscanf(hf, "model.layers.%d.%n", &layer, &len) == 1 && len > 0) {
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+            const size_t m = strlen(map[i][0]);
+
+            if (strncmp(hf + len, map[i][0], m) == 0 && strcmp(hf + len + m, ".weight") == 0) {
+                snprintf(out, cap, "blk.%d.%s.weight", layer, map[i][1]);
+                return;
+            }
+        }
+    }
+    die("internal: no GGUF name for %s", hf);
+}
+
+static uint64_t align_up(uint64_t x)
+{
+    return (x + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
+}
+
+/* Metadata and tensor infos; sets each tensor's offset and size in the data section. */
+static void gguf_header(gbuf *b, tensor_spec *t, size_t nt, const shape_cfg *s, int bf16,
+                        const char *tokenizer, const char *name)
+{
+    gbuf kv = {0};
+    uint64_t off = 0;
+
+    gguf_hparams(&kv, s, name);
+    if (tokenizer != NULL)
+        gguf_vocab(&kv, tokenizer, s->vocab);
+    gb_put(b, "GGUF", 4);
+    gb_u32(b, 3);
+    gb_u64(b, (uint64_t)nt);
+    gb_u64(b, kv.n_kv);
+    gb_put(b, kv.p, kv.n);
+    free(kv.p);
+    for (size_t i = 0; i < nt; i++) {
+        char gname[SG_TENSOR_NAME_MAX];
+        const int matrix = t[i].rows != 0;
+        const uint64_t nel = (uint64_t)(matrix ? t[i].rows : 1) * (uint64_t)t[i].cols;
+
+        ggml_name(t[i].name, gname, sizeof gname);
+        gb_str(b, gname, strlen(gname));
+        gb_u32(b, matrix ? 2 : 1);
+        gb_u64(b, (uint64_t)t[i].cols);
+        if (matrix)
+            gb_u64(b, (uint64_t)t[i].rows);
+        gb_u32(b, matrix && bf16 ? GT_BF16 : GT_F32);
+        t[i].offset = off;
+        t[i].nbytes = nel * (matrix && bf16 ? 2 : 4);
+        gb_u64(b, off);
+        off = align_up(off + t[i].nbytes);
+    }
+    while (b->n % GGUF_ALIGN != 0)
+        gb_put(b, "", 1);
+}
+
+/* One tensor's values from its PRNG stream, as the folder's: matrices in the weight dtype,
+ * norms as f32 1 + w (w rounded to bf16 first in a BF16 model). */
+static void gguf_tensor(FILE *f, const tensor_spec *ti, size_t idx, int bf16, uint64_t seed,
+                        float *buf, uint16_t *hbuf, const char *tmp)
+{
+    int64_t left = (ti->rows ? ti->rows : 1) * ti->cols;
+    static const uint8_t zeros[GGUF_ALIGN];
+    rng r;
+
+    rng_seed(&r, seed, (uint64_t)idx);
+    while (left > 0) {
+        const size_t n = left > (int64_t)CHUNK_ELEMS ? CHUNK_ELEMS : (size_t)left;
+
+        rng_fill(&r, buf, n, ti->std);
+        if (bf16)
+            for (size_t j = 0; j < n; j++)
+                hbuf[j] = sg_f32_to_bf16(buf[j]);
+        if (ti->rows != 0 && bf16) {
+            xwrite(f, hbuf, n * 2, tmp);
+        } else {
+            for (size_t j = 0; j < n; j++)
+                buf[j] = ti->rows != 0 ? buf[j] : 1.0f + (bf16 ? sg_bf16_to_f32(hbuf[j]) : buf[j]);
+            xwrite(f, buf, n * 4, tmp);
+        }
+        left -= (int64_t)n;
+    }
+    xwrite(f, zeros, (size_t)(align_up(ti->nbytes) - ti->nbytes), tmp);
+}
+
+static void write_gguf(const char *path, tensor_spec *t, size_t nt, const shape_cfg *s,
+                       int bf16, uint64_t seed, const char *tokenizer, int quiet)
+{
+    char tmp[4300];
+    char name[128];
+    gbuf hdr = {0};
+    uint64_t total = 0;
+    float *buf = malloc(CHUNK_ELEMS * sizeof *buf);
+    uint16_t *hbuf = malloc(CHUNK_ELEMS * sizeof *hbuf);
+    FILE *f;
+
+    if (buf == NULL || hbuf == NULL)
+        die("out of memory");
+    snprintf(name, sizeof name, "mkmodel random gemma2 d%d L%d seed %" PRIu64, s->hidden,
+             s->layers, seed);
+    gguf_header(&hdr, t, nt, s, bf16, tokenizer, name);
+    for (size_t i = 0; i < nt; i++)
+        total += align_up(t[i].nbytes);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= sizeof tmp)
+        die("path too long: %s", path);
+    f = fopen(tmp, "wb");
+    if (f == NULL)
+        die("cannot create %s: %s", tmp, strerror(errno));
+    xwrite(f, hdr.p, hdr.n, tmp);
+    for (size_t i = 0; i < nt; i++) {
+        gguf_tensor(f, &t[i], i, bf16, seed, buf, hbuf, tmp);
+        if (!quiet && total > (256u << 20) && i % 20 == 19)
+            fprintf(stderr, "mkmodel: %s: tensor %zu of %zu\n", path, i + 1, nt);
+    }
+    xclose(f, tmp);
+    xrename(tmp, path);
+    free(hdr.p);
+    free(buf);
+    free(hbuf);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: mkmodel --out DIR [options]\n"
-            "Write a deterministic random-weight Gemma 2 or 3 model as a Hugging Face folder.\n"
+            "usage: mkmodel --out DIR | --gguf FILE [options]\n"
+            "Write a deterministic random-weight Gemma 2 or 3 model as a Hugging Face folder,\n"
+            "and/or a Gemma 2 as a GGUF file (the same values; llama.cpp's layout and names).\n"
             "  --out DIR              output folder (created; existing model files replaced)\n"
+            "  --gguf FILE            GGUF v3 file (Gemma 2 presets): weights BF16 (or F32),\n"
+            "                         norms F32 as 1 + w, the vocabulary as tokenizer.ggml.*\n"
             "  --preset NAME          gemma2-2b, gemma2-9b, gemma2-27b, gemma3-1b, gemma3-4b,\n"
             "                         gemma3-12b, gemma3-27b, demo (default), tiny\n"
             "  --seed N               PRNG seed (default 1)\n"
@@ -626,9 +1129,47 @@ static shape_cfg find_preset(const char *name)
     return presets[0].s;
 }
 
+/* Write the GGUF file (gguf, if not NULL) and the folder (out, if not NULL). */
+static void write_model(const char *out, const char *gguf, const shape_cfg *s,
+                        const char *preset_name, double gain, int bf16, uint64_t seed,
+                        const char *tokenizer, int quiet)
+{
+    tensor_spec *t;
+    size_t nt;
+
+    if (gguf != NULL && s->gemma3)
+        die("--gguf: the GGUF writer knows Gemma 2's layout only (preset '%s' is Gemma 3); "
+            "write a folder with --out", preset_name);
+    t = calloc(MAX_TENSORS, sizeof *t);
+    if (t == NULL)
+        die("out of memory");
+    nt = describe(s, gain, t);
+    if (gguf != NULL)
+        write_gguf(gguf, t, nt, s, bf16, seed, tokenizer, quiet);
+    if (out == NULL) {
+        if (!quiet)
+            fprintf(stderr, "mkmodel: wrote %s (vocab %d, %d layers, %s, seed %" PRIu64 ")\n",
+                    gguf, s->vocab, s->layers, bf16 ? "BF16" : "F32", seed);
+        free(t);
+        return;
+    }
+    mkdirs(out);
+    write_safetensors(out, t, nt, bf16, seed, quiet);
+    write_config(out, s, bf16 ? "bfloat16" : "float32");
+    write_tokenizer(out, tokenizer);
+    if (!quiet)
+        fprintf(stderr,
+                "mkmodel: wrote %s (vocab %d, d_model %d, %d layers, %d heads / %d kv x %d, "
+                "ffn %d, %s, seed %" PRIu64 ")\n",
+                out, s->vocab, s->hidden, s->layers, s->heads, s->kv_heads, s->head_dim, s->ffn,
+                bf16 ? "BF16" : "F32", seed);
+    free(t);
+}
+
 int main(int argc, char **argv)
 {
     const char *out = NULL;
+    const char *gguf = NULL;
     const char *tokenizer = DEFAULT_TOKENIZER;
     const char *preset_name = "demo";
     int no_tokenizer = 0;
@@ -639,8 +1180,6 @@ int main(int argc, char **argv)
     int qs_set = 0;
     int vocab = 0;
     shape_cfg s;
-    tensor_spec *t;
-    size_t nt;
 
     /* First pass: the preset, so that the other flags override its values. */
     for (int i = 1; i < argc; i++) {
@@ -678,6 +1217,8 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(a, "--out") == 0)
             out = v;
+        else if (strcmp(a, "--gguf") == 0)
+            gguf = v;
         else if (strcmp(a, "--preset") == 0)
             continue;
         else if (strcmp(a, "--seed") == 0)
@@ -729,9 +1270,9 @@ int main(int argc, char **argv)
             die("%s: unknown option", a);
         }
     }
-    if (out == NULL) {
+    if (out == NULL && gguf == NULL) {
         usage(stderr);
-        die("--out DIR is required");
+        die("--out DIR or --gguf FILE is required");
     }
     if (s.head_dim % 2 != 0)
         die("--head-dim %d: must be even (RoPE pairs element i with i + head_dim/2)", s.head_dim);
@@ -756,20 +1297,7 @@ int main(int argc, char **argv)
         s.vocab = vocab != 0 ? vocab : tv;
     }
 
-    t = calloc(MAX_TENSORS, sizeof *t);
-    if (t == NULL)
-        die("out of memory");
-    nt = describe(&s, gain, t);
-    mkdirs(out);
-    write_safetensors(out, t, nt, bf16, seed, quiet);
-    write_config(out, &s, bf16 ? "bfloat16" : "float32");
-    write_tokenizer(out, no_tokenizer ? NULL : tokenizer);
-    if (!quiet)
-        fprintf(stderr,
-                "mkmodel: wrote %s (vocab %d, d_model %d, %d layers, %d heads / %d kv x %d, "
-                "ffn %d, %s, seed %" PRIu64 ")\n",
-                out, s.vocab, s.hidden, s.layers, s.heads, s.kv_heads, s.head_dim, s.ffn,
-                bf16 ? "BF16" : "F32", seed);
-    free(t);
+    write_model(out, gguf, &s, preset_name, gain, bf16, seed, no_tokenizer ? NULL : tokenizer,
+                quiet);
     return 0;
 }

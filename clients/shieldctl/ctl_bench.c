@@ -58,11 +58,19 @@ static void usage(FILE *f)
             "                     the first load (default: none, repack at every load)\n"
             "  --no-classify      skip the classification (no policy directory needed)\n"
             "  --json             one JSON object: {\"prefill_tokens_per_s\": {\"64\": x, ...},\n"
-            "                     \"prefill_tokens_per_s_median\": {...}, \"classify_4_policies_ms\",\n"
+            "                     \"prefill_tokens_per_s_median\": {...},\n"
+            "                     \"prefill_gflop\": {...}\n"
+            "                     (FLOPs computed: the last layer runs q, o, attention and\n"
+            "                     the MLP for the last row only), \"prefill_gflop_per_s\",\n"
+            "                     \"prefill_gflop_per_cpu_s\" (per CPU-second of all threads),\n"
+            "                     \"classify_4_policies_ms\" (warm: preamble cached, best),\n"
+            "                     \"classify_4_policies_ms_median\", \"classify_cold_ms\" (a new\n"
+            "                     moderator: nothing cached), \"classify_message_tokens\",\n"
             "                     \"classify_prompt_tokens\", \"classify_computed_tokens\",\n"
             "                     \"classify_probabilities\" (first warm message, per policy),\n"
             "                     \"tokenizer_mb_per_s\", \"load_s\", \"rss_mb\", \"rss_after_load_mb\",\n"
-            "                     \"model\", \"precision\", \"threads\"}\n"
+            "                     \"model\", \"d_model\", \"n_layer\", \"precision\", \"kernel\",\n"
+            "                     \"threads\"}\n"
             "  --stream           only the streaming scenario: conversations whose reply is\n"
             "                     checked every --stream-every tokens as it streams, 4 policies,\n"
             "                     interleaved, with the prefix cache (default size) on and off\n"
@@ -72,6 +80,16 @@ static void usage(FILE *f)
             "  --stream-convs L   conversation counts, e.g. 1,8 (default; at most 4 counts)\n"
             "  --stream-cache-tokens N  the prefix cache's size in tokens of the model\n"
             "                     (default 6144, the daemon's prefix_cache_bytes: auto)\n");
+}
+
+/* CPU seconds of the whole process, all threads (on a shared machine, work per CPU-second is
+ * what the neighbours' load does not change). */
+static double cpu_now(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 static double now(void)
@@ -209,6 +227,37 @@ static int make_message(const sg_tok *tok, uint32_t seed, size_t tokens, char *b
     return len > 0 ? 0 : -1;
 }
 
+/*
+ * The FLOPs a prefill of n tokens computes, as the engine computes them (2 per multiply-add):
+ * every layer's k and v projections for all n rows; q, o, attention and the MLP for all rows
+ * but in the last layer, where only the row whose logits are asked for runs them (the others
+ * feed nothing that is read); attention over the keys each row sees (the sliding window on
+ * the model's sliding layers), scores and weighted values; the LM head's dots of the `n_ids`
+ * ids asked for.
+ * The embedding lookup and the element-wise work are not counted.
+ */
+static double prefill_flops(const sg_model_info *in, int n, int n_ids)
+{
+    const double d = in->d_model, q = (double)in->n_head * in->head_dim;
+    const double kv = (double)in->n_kv_head * in->head_dim;
+    const double per_row_kv = 2.0 * d * 2.0 * kv;
+    const double per_row_rest = 2.0 * (d * q + q * d + 3.0 * d * in->d_ff);
+    double f = 0;
+
+    for (int l = 0; l < in->n_layer; l++) {
+        const int last = l == in->n_layer - 1;
+        const int sliding = in->layer_sliding[l] && in->sliding_window > 0;
+
+        f += n * per_row_kv + (last ? 1 : n) * per_row_rest;
+        for (int p = last ? n - 1 : 0; p < n; p++) {
+            const int keys = sliding && p + 1 > in->sliding_window ? in->sliding_window : p + 1;
+
+            f += 2.0 * 2.0 * q * keys;
+        }
+    }
+    return f + 2.0 * d * n_ids;
+}
+
 int bench_message(const sg_tok *tok, uint32_t seed, size_t tokens, char *buf, size_t cap,
                   int32_t *ids, size_t ids_cap)
 {
@@ -301,6 +350,7 @@ int ctl_bench(int argc, char **argv)
     double load_s;
     double rss_load;
     double pf_best[MAX_LENS] = {0};
+    double pf_cpu[MAX_LENS] = {0}; /* least CPU seconds of a run */
     double pf_med[MAX_LENS] = {0};
     double cl_best = 0, cl_med = 0, cl_first = 0;
     size_t cl_prompt = 0, cl_computed = 0, cl_msg_tokens = 0;
@@ -443,13 +493,17 @@ int ctl_bench(int argc, char **argv)
         for (int l = 0; l < n_lens; l++) {
             double t[MAX_REPS];
 
+            pf_cpu[l] = 1e300;
             for (int r = 0; r < reps; r++) {
-                double t0;
+                double t0, c0;
 
                 sg_ctx_truncate(ctx, 0);
                 t0 = now();
+                c0 = cpu_now();
                 rc = sg_ctx_append(ctx, ids, (size_t)lens[l], &rq);
                 t[r] = now() - t0;
+                if (cpu_now() - c0 < pf_cpu[l])
+                    pf_cpu[l] = cpu_now() - c0;
                 if (rc < 0) {
                     fprintf(stderr, "shieldctl bench: prefill of %d tokens: %s\n", lens[l],
                             sg_ctx_errmsg(ctx));
@@ -553,6 +607,9 @@ int ctl_bench(int argc, char **argv)
         json_t *o = json_object();
         json_t *pf = json_object();
         json_t *pm = json_object();
+        json_t *gf = json_object();
+        json_t *gs = json_object();
+        json_t *gc = json_object();
 
         for (int l = 0; l < n_lens; l++) {
             char key[16];
@@ -560,15 +617,24 @@ int ctl_bench(int argc, char **argv)
             snprintf(key, sizeof key, "%d", lens[l]);
             json_object_set_new(pf, key, json_real(lens[l] / pf_best[l]));
             json_object_set_new(pm, key, json_real(lens[l] / pf_med[l]));
+            json_object_set_new(gf, key, json_real(prefill_flops(info, lens[l], 2) / 1e9));
+            json_object_set_new(gs, key,
+                                json_real(prefill_flops(info, lens[l], 2) / 1e9 / pf_best[l]));
+            json_object_set_new(gc, key,
+                                json_real(prefill_flops(info, lens[l], 2) / 1e9 / pf_cpu[l]));
         }
         json_object_set_new(o, "model", json_string(info->name));
         json_object_set_new(o, "d_model", json_integer(info->d_model));
         json_object_set_new(o, "n_layer", json_integer(info->n_layer));
         json_object_set_new(o, "precision", json_string(sg_precision_name(mo.precision)));
+        json_object_set_new(o, "kernel", json_string(sg_model_kernel(model)));
         json_object_set_new(o, "threads", json_integer(mo.n_threads));
         json_object_set_new(o, "load_s", json_real(load_s));
         json_object_set_new(o, "prefill_tokens_per_s", pf);
         json_object_set_new(o, "prefill_tokens_per_s_median", pm);
+        json_object_set_new(o, "prefill_gflop", gf);
+        json_object_set_new(o, "prefill_gflop_per_s", gs);
+        json_object_set_new(o, "prefill_gflop_per_cpu_s", gc);
         if (classify && tok != NULL) {
             json_object_set_new(o, "classify_4_policies_ms", json_real(cl_best * 1e3));
             json_object_set_new(o, "classify_4_policies_ms_median", json_real(cl_med * 1e3));
@@ -594,13 +660,17 @@ int ctl_bench(int argc, char **argv)
         putchar('\n');
         json_decref(o);
     } else {
-        printf("model      %s (%s, %d layers, d_model %d), precision %s, threads %d\n",
-               info->name, info->format, info->n_layer, info->d_model, sg_precision_name(mo.precision),
-               mo.n_threads);
+        printf("model      %s (%s, %d layers, d_model %d), precision %s (kernel %s), "
+               "threads %d\n",
+               info->name, info->format, info->n_layer, info->d_model,
+               sg_precision_name(mo.precision), sg_model_kernel(model), mo.n_threads);
         printf("load       %.2f s\n", load_s);
         for (int l = 0; l < n_lens; l++)
-            printf("prefill    %5d tokens: %8.1f tokens/s best, %8.1f median (of %d)\n",
-                   lens[l], lens[l] / pf_best[l], lens[l] / pf_med[l], reps);
+            printf("prefill    %5d tokens: %8.1f tokens/s best, %8.1f median (of %d); "
+                   "%.1f GFLOP computed, %.1f GFLOP/s\n",
+                   lens[l], lens[l] / pf_best[l], lens[l] / pf_med[l], reps,
+                   prefill_flops(info, lens[l], 2) / 1e9,
+                   prefill_flops(info, lens[l], 2) / 1e9 / pf_best[l]);
         if (classify && tok != NULL)
             printf("classify   4 policies, %zu-token message: %.1f ms best, %.1f median, "
                    "%.1f cold; %zu prompt tokens, %zu computed\n",

@@ -93,7 +93,96 @@ out:
     return status;
 }
 
-int ctl_classify(int argc, char **argv)
+/* What the command line asks for. */
+struct classify_args {
+    const char *model_path;
+    const char *sock;
+    const char *url;
+    int local_only; /* an option that only the in-process mode takes was given */
+    const char *dir;
+    const char *named[MAX_NAMED];
+    size_t n_named;
+    const char *response;
+    int as_json;
+    sg_model_opts mo;
+    sg_moderate_opts opts;
+};
+
+/* One option `c` with `arg` into *a. Returns -1 to go on, else the exit status (2 on a bad
+ * value, 0 after --help). */
+static int parse_opt(struct classify_args *a, int c, const char *arg)
+{
+    switch (c) {
+    case 'm':
+        a->model_path = arg;
+        return -1;
+    case 'P':
+        a->local_only = 1;
+        a->dir = arg;
+        return -1;
+    case 'p':
+        if (a->n_named == MAX_NAMED) {
+            fprintf(stderr, "shieldctl classify: more than %d --policy\n", MAX_NAMED);
+            return 2;
+        }
+        a->named[a->n_named++] = arg;
+        return -1;
+    case 'r':
+        a->response = arg;
+        return -1;
+    case 'j':
+        a->as_json = 1;
+        return -1;
+    case 'T':
+        a->local_only = 1;
+        a->opts.truncate = 1;
+        return -1;
+    case 'n':
+        a->local_only = 1;
+        if (ctl_parse_int("classify", "--max-tokens", arg, 1, INT_MAX, &a->opts.max_tokens) < 0)
+            return 2;
+        return -1;
+    case 't':
+        a->local_only = 1;
+        if (ctl_parse_int("classify", "--threads", arg, 0, INT_MAX, &a->mo.n_threads) < 0)
+            return 2;
+        return -1;
+    case 'k':
+        a->local_only = 1;
+        if (ctl_parse_double("classify", "--temperature", arg, &a->opts.temperature) < 0)
+            return 2;
+        return -1;
+    case 'a':
+        a->local_only = 1;
+        if (ctl_parse_double("classify", "--smoothing", arg, &a->opts.smoothing) < 0)
+            return 2;
+        return -1;
+    case 'x':
+        a->local_only = 1;
+        if (sg_precision_parse(arg, &a->mo.precision) != SG_OK) {
+            fprintf(stderr, "shieldctl classify: --precision wants f32, bf16 or int8, not "
+                            "'%s'\n", arg);
+            return 2;
+        }
+        return -1;
+    case 'S':
+        a->sock = arg;
+        return -1;
+    case 'U':
+        a->url = arg;
+        return -1;
+    case 'h':
+        usage(stdout);
+        return 0;
+    default:
+        usage(stderr);
+        return 2;
+    }
+}
+
+/* The command line into *a (argv[optind] is the TEXT argument afterwards). Returns -1 to go
+ * on, else the exit status. */
+static int parse_args(int argc, char **argv, struct classify_args *a)
 {
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -112,139 +201,65 @@ int ctl_classify(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *model_path = NULL;
-    const char *sock = NULL;
-    const char *url = NULL;
-    int local_only = 0;
-    const char *dir = "policies";
-    const char *named[MAX_NAMED];
-    size_t n_named = 0;
-    const char *response = NULL;
-    int as_json = 0;
-    sg_model_opts mo = sg_model_opts_default();
-    sg_moderate_opts opts = sg_moderate_opts_default();
-    sg_policy_set *set = NULL;
-    sg_model *model = NULL;
-    sg_moderator *mod = NULL;
-    sg_moderate_req req;
-    sg_moderate_result res;
-    json_t *reply = NULL;
-    char *text = NULL;
-    size_t text_len = 0;
-    int status = 1;
     int c;
-    int rc;
 
-    memset(&res, 0, sizeof res);
+    memset(a, 0, sizeof *a);
+    a->dir = "policies";
+    a->mo = sg_model_opts_default();
+    a->opts = sg_moderate_opts_default();
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            model_path = optarg;
-            break;
-        case 'P':
-            local_only = 1;
-            dir = optarg;
-            break;
-        case 'p':
-            if (n_named == MAX_NAMED) {
-                fprintf(stderr, "shieldctl classify: more than %d --policy\n", MAX_NAMED);
-                return 2;
-            }
-            named[n_named++] = optarg;
-            break;
-        case 'r':
-            response = optarg;
-            break;
-        case 'j':
-            as_json = 1;
-            break;
-        case 'T':
-            local_only = 1;
-            opts.truncate = 1;
-            break;
-        case 'n':
-            local_only = 1;
-            if (ctl_parse_int("classify", "--max-tokens", optarg, 1, INT_MAX, &opts.max_tokens) < 0)
-                return 2;
-            break;
-        case 't':
-            local_only = 1;
-            if (ctl_parse_int("classify", "--threads", optarg, 0, INT_MAX, &mo.n_threads) < 0)
-                return 2;
-            break;
-        case 'k':
-            local_only = 1;
-            if (ctl_parse_double("classify", "--temperature", optarg, &opts.temperature) < 0)
-                return 2;
-            break;
-        case 'a':
-            local_only = 1;
-            if (ctl_parse_double("classify", "--smoothing", optarg, &opts.smoothing) < 0)
-                return 2;
-            break;
-        case 'x':
-            local_only = 1;
-            if (sg_precision_parse(optarg, &mo.precision) != SG_OK) {
-                fprintf(stderr, "shieldctl classify: --precision wants f32, bf16 or int8, not "
-                                "'%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'S':
-            sock = optarg;
-            break;
-        case 'U':
-            url = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
+        int status = parse_opt(a, c, optarg);
+
+        if (status >= 0)
+            return status;
     }
     if (optind != argc - 1) {
         fprintf(stderr, "shieldctl classify: expected one TEXT (or -)\n");
         usage(stderr);
         return 2;
     }
-    if (model_path && (sock || url)) {
+    if (a->model_path && (a->sock || a->url)) {
         fprintf(stderr, "shieldctl classify: --model runs in-process; it does not go with "
                         "--socket or --url\n");
         return 2;
     }
-    if (!model_path && local_only) {
+    if (!a->model_path && a->local_only) {
         fprintf(stderr, "shieldctl classify: --policies, --truncate, --max-tokens, --threads, "
                         "--precision, --temperature and --smoothing need --model (the daemon "
                         "has its own settings)\n");
         return 2;
     }
-    if (ctl_read_text(argv[optind], &text, &text_len) < 0)
-        return 1;
-    if (!model_path) {
-        status = classify_remote(sock, url, text, text_len, response, named, n_named, as_json);
-        free(text);
-        return status;
-    }
+    return -1;
+}
 
-    if (ctl_load("classify", dir, model_path, &mo, &opts, &set, &model, &mod) < 0)
+/* Classify in-process with the model at a->model_path. Returns the exit status. */
+static int classify_local(struct classify_args *a, const char *text, size_t text_len)
+{
+    sg_policy_set *set = NULL;
+    sg_model *model = NULL;
+    sg_moderator *mod = NULL;
+    sg_moderate_req req;
+    sg_moderate_result res;
+    json_t *reply = NULL;
+    int status = 1;
+
+    memset(&res, 0, sizeof res);
+    if (ctl_load("classify", a->dir, a->model_path, &a->mo, &a->opts, &set, &model, &mod) < 0)
         goto out;
     memset(&req, 0, sizeof req);
     req.text = text;
     req.text_len = text_len;
-    req.response = response;
-    req.response_len = response ? strlen(response) : 0;
-    req.policies = n_named ? named : NULL;
-    req.n_policies = n_named;
-    rc = sg_moderate(mod, set, &req, &res);
-    if (rc < 0) {
+    req.response = a->response;
+    req.response_len = a->response ? strlen(a->response) : 0;
+    req.policies = a->n_named ? a->named : NULL;
+    req.n_policies = a->n_named;
+    if (sg_moderate(mod, set, &req, &res) < 0) {
         fprintf(stderr, "shieldctl classify: %s\n", sg_moderator_errmsg(mod));
         goto out;
     }
     reply = sg_moderate_result_json(sg_model_get_info(model)->name, &res);
-    if (!reply || ctl_print_classify(stdout, reply, as_json) < 0) {
+    if (!reply || ctl_print_classify(stdout, reply, a->as_json) < 0) {
         fprintf(stderr, "shieldctl classify: out of memory\n");
         goto out;
     }
@@ -256,6 +271,25 @@ out:
     sg_moderator_free(mod);
     sg_model_close(model);
     sg_policy_set_free(set);
+    return status;
+}
+
+int ctl_classify(int argc, char **argv)
+{
+    struct classify_args a;
+    char *text = NULL;
+    size_t text_len = 0;
+    int status = parse_args(argc, argv, &a);
+
+    if (status >= 0)
+        return status;
+    if (ctl_read_text(argv[optind], &text, &text_len) < 0)
+        return 1;
+    if (a.model_path)
+        status = classify_local(&a, text, text_len);
+    else
+        status = classify_remote(a.sock, a.url, text, text_len, a.response, a.named, a.n_named,
+                                 a.as_json);
     free(text);
     return status;
 }

@@ -20,6 +20,7 @@
 #include "common.h"
 #include "eval.h"
 #include "remote.h"
+#include "scan_opts.h"
 #include "scan.h"
 
 int ctl_eval(int argc, char **argv);
@@ -128,8 +129,7 @@ static int parse_target(const char *opt, const char *s, double *out)
 static int parse_args(int argc, char **argv, struct eval_args *a)
 {
     static const struct option longopts[] = {
-        {"in", required_argument, NULL, 'i'},
-        {"out", required_argument, NULL, 'o'},
+        CTL_SCAN_LONGOPTS, /* 'i' and 'o' are eval's own; the rest go on to scan */
         {"plot", required_argument, NULL, 'G'},
         {"scores", required_argument, NULL, 'C'},
         {"write-thresholds", required_argument, NULL, 'W'},
@@ -137,19 +137,6 @@ static int parse_args(int argc, char **argv, struct eval_args *a)
         {"target-recall", required_argument, NULL, 'E'},
         {"label-field", required_argument, NULL, 'l'},
         {"labels-field", required_argument, NULL, 'L'},
-        {"format", required_argument, NULL, 'F'},
-        {"field", required_argument, NULL, 'f'},
-        {"response-field", required_argument, NULL, 'r'},
-        {"id-field", required_argument, NULL, 'I'},
-        {"policy", required_argument, NULL, 'p'},
-        {"policies", required_argument, NULL, 'P'},
-        {"model", required_argument, NULL, 'm'},
-        {"threads", required_argument, NULL, 't'},
-        {"precision", required_argument, NULL, 'x'},
-        {"socket", required_argument, NULL, 'S'},
-        {"url", required_argument, NULL, 'U'},
-        {"concurrency", required_argument, NULL, 'c'},
-        {"timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

@@ -29,6 +29,7 @@
 #include "scan.h"
 #include "scan_inputs.h"
 #include "scan_meta.h"
+#include "scan_opts.h"
 #include "scan_shard.h"
 #include "sg_moderate.h"
 #include "sg_moderate_json.h"
@@ -514,25 +515,11 @@ struct job {
 static int parse_args(int argc, char **argv, struct job *j, struct scan *s)
 {
     static const struct option longopts[] = {
-        {"in", required_argument, NULL, 'i'},
-        {"out", required_argument, NULL, 'o'},
-        {"format", required_argument, NULL, 'F'},
-        {"field", required_argument, NULL, 'f'},
-        {"response-field", required_argument, NULL, 'r'},
-        {"id-field", required_argument, NULL, 'I'},
-        {"policy", required_argument, NULL, 'p'},
-        {"policies", required_argument, NULL, 'P'},
-        {"model", required_argument, NULL, 'm'},
-        {"threads", required_argument, NULL, 't'},
-        {"precision", required_argument, NULL, 'x'},
+        CTL_SCAN_LONGOPTS, /* the ones eval passes on, too */
         {"pack-cache", required_argument, NULL, 'C'},
-        {"socket", required_argument, NULL, 'S'},
-        {"url", required_argument, NULL, 'U'},
-        {"concurrency", required_argument, NULL, 'c'},
         {"shard", required_argument, NULL, 's'},
         {"shards", required_argument, NULL, 'N'},
         {"shard-by", required_argument, NULL, 'B'},
-        {"timeout", required_argument, NULL, 'T'},
         {"retry-for", required_argument, NULL, 'R'},
         {"output-without-sidecar", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},

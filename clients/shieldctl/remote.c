@@ -1,12 +1,13 @@
 /* remote.c: shieldctl's HTTP helpers (see remote.h). */
 #include "remote.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common.h"
 
 const char *ctl_endpoint(const char *cmd, const char *sock, const char *url)
 {
@@ -121,20 +122,10 @@ int ctl_remote_args_parse(const char *cmd, int argc, char **argv, int with_timeo
         case 'u':
             a->url = optarg;
             break;
-        case 't': {
-            char *end;
-            long v;
-
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v <= 0 || v > INT_MAX) {
-                fprintf(stderr, "shieldctl %s: --timeout wants milliseconds > 0, not '%s'\n",
-                        cmd, optarg);
+        case 't':
+            if (ctl_parse_int(cmd, "--timeout", optarg, 1, INT_MAX, &a->timeout_ms) < 0)
                 return 2;
-            }
-            a->timeout_ms = (int)v;
             break;
-        }
         case 'j':
             a->as_json = 1;
             break;

@@ -677,6 +677,12 @@ void sg_gguf_close(sg_gguf *g)
 
 /* ---- accessors ------------------------------------------------------------------------------ */
 
+const void *sg_gguf_mapping(const sg_gguf *g, size_t *size)
+{
+    *size = g->map != NULL ? g->map_size : 0;
+    return g->map;
+}
+
 const char *sg_gguf_name(const sg_gguf *g)
 {
     return g->name;

@@ -89,6 +89,10 @@ const char *sg_gguf_key(const sg_gguf *g, size_t i);
 /* Index of `key`, or -1 if absent. */
 long sg_gguf_find_key(const sg_gguf *g, const char *key);
 /* Type of `key`'s value, or -1 if absent. */
+/* The file's read-only private mapping (*size bytes), or NULL for sg_gguf_open_mem (whose
+ * buffer is the caller's and must never be madvised). */
+const void *sg_gguf_mapping(const sg_gguf *g, size_t *size);
+
 int sg_gguf_key_type(const sg_gguf *g, const char *key);
 /* "u32", "string", "array", ...; "?" when out of range. */
 const char *sg_gguf_type_name(int type);

@@ -67,6 +67,16 @@ int sg_verrf(char *err, size_t errlen, int code, const char *where, const char *
 #endif
     ;
 
+/*
+ * The one reader of small whole files (base/file.c), for the engine (config.json, safetensors
+ * indexes, tokenizer files; weight files are mapped) and the policies library (policy files).
+ * Read the regular file `path` of at most `max` bytes into a malloc'd, NUL-terminated buffer
+ * (*buf, caller frees; *len bytes without the NUL). SG_OK; SG_EIO (cannot open, not a regular
+ * file, read error), SG_ERANGE (over `max`), SG_ENOMEM; `err` names the file and the cause.
+ */
+int sg_read_file(const char *path, size_t max, char **buf, size_t *len, char *err,
+                 size_t errlen);
+
 typedef enum sg_log_level {
     SG_LOG_ERROR = 0,
     SG_LOG_WARN = 1,

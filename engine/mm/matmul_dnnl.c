@@ -531,26 +531,63 @@ struct mm_job {
     const void *buf;
     const float *sx;
     size_t m;
+    size_t rows_per_task; /* rows of x per task: m, or a block of them (mm_row_blocks) */
     float *y;
     atomic_int failed; /* set by a task whose oneDNN call failed */
 };
 
-/* One chunk of columns on this thread: oneDNN (single-threaded here), then the scales. */
-static void mm_task(void *arg, size_t c, int thread)
+/*
+ * Row blocks per chunk of columns, so that a product's tasks (chunk, row block) share out
+ * evenly: the fewest blocks for which the threads' last round of tasks is at least 95% full
+ * (or the best found), in blocks of at least 32 rows. 1 wherever the chunks alone balance:
+ * k and v of the 2B shape have 4 chunks, fine for 2 threads, while at 32 threads 28 would
+ * idle; o and down have 9, which leave one of 2 threads idle a ninth of their time.
+ * docs/BENCHMARKS.md ("Threads") and tools/partition_sim.py show the balance for 1..64 threads.
+ */
+static size_t mm_row_blocks(size_t n_chunks, size_t m, int threads)
+{
+    const size_t t = threads > 0 ? (size_t)threads : 1;
+    const size_t max_rb = m / 32 > 0 ? m / 32 : 1;
+    size_t best = 1;
+    double best_loss = 1e9;
+
+    for (size_t rb = 1; rb <= max_rb && rb <= 64; rb++) {
+        const size_t tasks = n_chunks * rb;
+        const double loss = (double)((tasks + t - 1) / t * t) / (double)tasks; /* >= 1 */
+
+        if (loss < best_loss - 1e-9) {
+            best = rb;
+            best_loss = loss;
+        }
+        if (loss <= 1.0 / 0.95)
+            break;
+    }
+    return best;
+}
+
+/* One chunk of columns (and block of rows) on this thread: oneDNN (single-threaded here), then
+ * the scales. Task t is chunk t % n_chunks of row block t / n_chunks. */
+static void mm_task(void *arg, size_t t, int thread)
 {
     struct mm_job *j = arg;
     const struct sg_dnnl_mat *d = j->d;
+    const size_t c = t % d->n_chunks;
+    const size_t r0 = t / d->n_chunks * j->rows_per_task;
+    const size_t m = j->m - r0 < j->rows_per_task ? j->m - r0 : j->rows_per_task;
     const int64_t j0 = (int64_t)c * d->nc;
     const int is_tail = j0 + d->nc > d->n;
     const int64_t cols = is_tail ? d->n - j0 : d->nc;
+    const unsigned char *src =
+        (const unsigned char *)j->buf + r0 * (size_t)d->k * (d->int8 ? 1 : 2);
+    const float *sx = j->sx + r0;
     dnnl_memory_desc_t smd, dmd;
-    dnnl_dims_t sdims = {(dnnl_dim_t)j->m, d->k};
-    dnnl_dims_t ddims = {(dnnl_dim_t)j->m, cols};
+    dnnl_dims_t sdims = {(dnnl_dim_t)m, d->k};
+    dnnl_dims_t ddims = {(dnnl_dim_t)m, cols};
     dnnl_dims_t dstrides = {d->n, 1};
     dnnl_memory_t ms = NULL, mw = NULL, md = NULL;
     dnnl_stream_t stream = NULL;
     dnnl_status_t st;
-    float *yc = j->y + j0;
+    float *yc = j->y + r0 * (size_t)d->n + j0;
 
     (void)thread;
     set_threads(1);
@@ -558,7 +595,7 @@ static void mm_task(void *arg, size_t c, int thread)
     if (st == dnnl_success)
         st = dnnl_memory_desc_init_by_strides(&dmd, 2, ddims, dnnl_f32, dstrides);
     if (st == dnnl_success)
-        st = dnnl_memory_create(&ms, &smd, d->engine, (void *)(uintptr_t)j->buf);
+        st = dnnl_memory_create(&ms, &smd, d->engine, (void *)(uintptr_t)src);
     if (st == dnnl_success)
         st = dnnl_memory_create(&mw, &d->wmd[is_tail], d->engine,
                                 (char *)d->wdata + c * d->wstride);
@@ -592,9 +629,9 @@ static void mm_task(void *arg, size_t c, int thread)
         const float *sw = d->scale + j0;
         const float *cp = d->comp + j0;
 
-        for (size_t i = 0; i < j->m; i++) {
+        for (size_t i = 0; i < m; i++) {
             float *yi = yc + i * (size_t)d->n;
-            const float s = j->sx[i];
+            const float s = sx[i];
 
             for (int64_t l = 0; l < cols; l++)
                 yi[l] = (yi[l] - cp[l]) * (s * sw[l]);
@@ -627,12 +664,14 @@ int sg_dnnl_mul(const struct sg_dnnl_mat *d, const float *x, size_t m, float *y,
         const size_t mc = m - i0 < chunk ? m - i0 : chunk;
         float *sx = (float *)(void *)(buf + (mc * k * (d->int8 ? 1 : 2) + 63) / 64 * 64);
         struct quant_job q = {d, x + i0 * k, mc, buf, sx};
-        struct mm_job j = {d, buf, sx, mc, y + i0 * (size_t)d->n, 0};
+        const size_t rb = mm_row_blocks(d->n_chunks, mc, sg_pool_n_threads(pool));
+        struct mm_job j = {d, buf, sx, mc, (mc + rb - 1) / rb, y + i0 * (size_t)d->n, 0};
 
         atomic_init(&j.failed, 0);
 
         sg_pool_run(pool, quant_task, &q, mc);
-        sg_pool_run(pool, mm_task, &j, d->n_chunks);
+        sg_pool_run(pool, mm_task, &j,
+                    d->n_chunks * ((mc + j.rows_per_task - 1) / j.rows_per_task));
         if (atomic_load(&j.failed))
             return SG_ECOMPUTE;
     }

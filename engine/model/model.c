@@ -203,10 +203,17 @@ static void release_view(const sg_model *m, const sg_tensor *t)
 
     if (page <= 0)
         return;
-    for (size_t i = 0; i < m->w.n_maps; i++) {
-        const uintptr_t lo = (uintptr_t)m->w.maps[i];
+    for (size_t i = 0; i <= m->w.n_maps; i++) {
+        /* The safetensors files' mappings, then a GGUF file's (kept by its reader). */
+        size_t size = 0;
+        const void *map = i < m->w.n_maps ? m->w.maps[i]
+                          : m->w.gguf != NULL ? sg_gguf_mapping(m->w.gguf, &size)
+                                              : NULL;
+        const uintptr_t lo = (uintptr_t)map;
 
-        if (a >= lo && b <= lo + m->w.map_sizes[i]) {
+        if (i < m->w.n_maps)
+            size = m->w.map_sizes[i];
+        if (map != NULL && a >= lo && b <= lo + size) {
             a = (a + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
             b = b / (uintptr_t)page * (uintptr_t)page;
             if (b > a)

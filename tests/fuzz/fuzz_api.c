@@ -136,7 +136,7 @@ static void init_once(void)
     }
     sd.pset->refs = 1;
     sd.cache = cache_new(1 << 20, 60);
-    if (sched_new(&sd.sched, sd.base, 16, 8, 16384, api_run_batch, &sd) < 0)
+    if (sched_new(&sd.sched, sd.base, 16, 8, 16384, api_run_round, &sd) < 0)
         abort();
     memset(&ho, 0, sizeof ho);
     ho.max_header_bytes = 4096;

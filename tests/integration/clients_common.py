@@ -1,7 +1,8 @@
 """Shared by the integration tests: the paths of the tree and the binaries (honouring $SG_TOP and
-$SG_BUILD), a tiny random model made once per module, and (for the client tests: test_clients,
-test_scan, test_python_client, test_nginx) a real shieldd on a temporary Unix socket and a free
-TCP port."""
+$SG_BUILD), a tiny random model made once per module, HTTP over a Unix socket, and (for the
+client tests: test_clients, test_scan, test_python_client, test_nginx) a real shieldd on a
+temporary Unix socket and a free TCP port."""
+import http.client
 import os
 import shutil
 import socket
@@ -24,6 +25,24 @@ _BUILD_NAME = os.path.basename(os.path.normpath(BUILD))
 SLOW = 4 if "asan" in _BUILD_NAME or _BUILD_NAME.startswith("san-") else 1
 
 sys.path.insert(0, os.path.join(TOP, "clients", "python"))
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over the Unix socket at `path`."""
+
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(self.unix_path)
+        except OSError:
+            s.close()
+            raise
+        self.sock = s
 
 
 def make_model(tmp):

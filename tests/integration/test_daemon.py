@@ -25,7 +25,8 @@ import threading
 import time
 import unittest
 
-from clients_common import POLICIES, SHIELDCTL, SHIELDD, SLOW, free_port, make_model
+from clients_common import (POLICIES, SHIELDCTL, SHIELDD, SLOW, UnixHTTPConnection, free_port,
+                            make_model)
 
 ENABLED = ["dangerous", "harassment", "hate", "sexual"]
 OPENAI_EXTRA = ["illicit", "illicit/violent"]  # openai_categories of dangerous.yaml
@@ -42,18 +43,6 @@ def setUpModule():
 
 def tearDownModule():
     shutil.rmtree(_tmp, ignore_errors=True)
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=60):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
 
 
 class Daemon:

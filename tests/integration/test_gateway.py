@@ -23,7 +23,8 @@ import threading
 import time
 import unittest
 
-from clients_common import POLICIES, SHIELDCTL, SHIELDD, SLOW, free_port, make_model
+from clients_common import (POLICIES, SHIELDCTL, SHIELDD, SLOW, UnixHTTPConnection, free_port,
+                            make_model)
 
 import shieldd_client as sc
 
@@ -44,22 +45,6 @@ def setUpModule():
 
 def tearDownModule():
     shutil.rmtree(_tmp, ignore_errors=True)
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=60):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        try:
-            s.connect(self.unix_path)
-        except OSError:
-            s.close()
-            raise
-        self.sock = s
 
 
 class Daemon:

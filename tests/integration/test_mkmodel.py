@@ -1,5 +1,5 @@
 """build/tools/mkmodel: deterministic random Gemma 2 and Gemma 3 models as Hugging Face
-folders."""
+folders, and Gemma 2 as GGUF."""
 import json
 import os
 import shutil
@@ -9,6 +9,57 @@ import tempfile
 import unittest
 
 from clients_common import MKMODEL, SHIELDCTL, TOKENIZER
+
+GGUF_F32, GGUF_BF16 = 0, 30
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
+            11: "<q", 12: "<d"}
+
+
+def read_gguf(path):
+    """(metadata dict, {name: {ne, type, data}}) of a GGUF v3 file with F32/BF16 tensors."""
+    blob = open(path, "rb").read()
+    pos = [4]
+
+    def take(fmt):
+        v = struct.unpack_from(fmt, blob, pos[0])[0]
+        pos[0] += struct.calcsize(fmt)
+        return v
+
+    def string():
+        n = take("<Q")
+        pos[0] += n
+        return blob[pos[0] - n:pos[0]]
+
+    def value(t):
+        if t == 8:
+            return string()
+        if t == 9:
+            et, n = take("<I"), take("<Q")
+            return [value(et) for _ in range(n)]
+        return take(_SCALARS[t])
+
+    assert blob[:4] == b"GGUF" and take("<I") == 3
+    n_t, n_kv = take("<Q"), take("<Q")
+    kv = {}
+    for _ in range(n_kv):
+        k = string().decode()
+        kv[k] = value(take("<I"))
+        if isinstance(kv[k], bytes) and not k.startswith("tokenizer.ggml.tokens"):
+            kv[k] = kv[k].decode()
+    infos = []
+    for _ in range(n_t):
+        name = string().decode()
+        ne = [take("<Q") for _ in range(take("<I"))]
+        infos.append((name, ne, take("<I"), take("<Q")))
+    base = (pos[0] + 31) // 32 * 32
+    tensors = {}
+    for name, ne, t, off in infos:
+        n = 1
+        for d in ne:
+            n *= d
+        size = n * (2 if t == GGUF_BF16 else 4)
+        tensors[name] = {"ne": ne, "type": t, "data": blob[base + off:base + off + size]}
+    return kv, tensors
 
 
 def read_safetensors(path):
@@ -120,6 +171,78 @@ class MkmodelTest(unittest.TestCase):
         header, _ = read_safetensors(os.path.join(d, "model.safetensors"))
         self.assertEqual(header["model.embed_tokens.weight"]["shape"], [256000, 8])
 
+    def shieldctl(self, *args):
+        p = subprocess.run([SHIELDCTL] + list(args), capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout
+
+    def test_gguf_same_model_as_the_folder(self):
+        g = os.path.join(self.tmp, "m.gguf")
+        self.run_mkmodel("m", "--preset", "tiny", "--no-tokenizer", "--vocab", "300", "--seed", "3",
+                         "--gguf", g)
+        kv, by = read_gguf(g)
+        self.assertEqual(kv["general.architecture"], "gemma2")
+        self.assertEqual((kv["gemma2.embedding_length"], kv["gemma2.block_count"],
+                          kv["gemma2.feed_forward_length"], kv["gemma2.attention.head_count"],
+                          kv["gemma2.attention.head_count_kv"], kv["gemma2.attention.key_length"],
+                          kv["gemma2.attention.sliding_window"]), (64, 2, 128, 4, 2, 16, 8))
+        self.assertNotIn("tokenizer.ggml.tokens", kv)
+        self.assertEqual(len(by), 1 + 2 * 11 + 1)
+        self.assertEqual(by["token_embd.weight"]["ne"], [64, 300])
+        self.assertEqual(by["token_embd.weight"]["type"], GGUF_BF16)
+        self.assertEqual(by["blk.1.ffn_down.weight"]["ne"], [128, 64])
+        self.assertEqual(by["blk.0.post_ffw_norm.weight"]["type"], GGUF_F32)
+        # Matrices: the folder's BF16 bytes; norms: 1 + the folder's bf16 value, in f32.
+        header, data = read_safetensors(os.path.join(self.tmp, "m", "model.safetensors"))
+        a, b = header["model.layers.1.mlp.up_proj.weight"]["data_offsets"]
+        self.assertEqual(by["blk.1.ffn_up.weight"]["data"], data[a:b])
+        a, b = header["model.layers.0.input_layernorm.weight"]["data_offsets"]
+        w = struct.unpack("<64H", data[a:b])
+        norm = struct.unpack("<64f", by["blk.0.attn_norm.weight"]["data"])
+        for h, v in zip(w, norm):
+            self.assertEqual(v, struct.unpack("<f", struct.pack("<f", 1.0 + struct.unpack(
+                "<f", struct.pack("<I", h << 16))[0]))[0])
+        # The engine computes the same logits from both files, bit for bit.
+        ids = "2,17,254,3,99,180,5,64"
+        self.assertEqual(self.shieldctl("logits", "--model", g, "--ids", ids, "--all-positions"),
+                         self.shieldctl("logits", "--model", os.path.join(self.tmp, "m"),
+                                        "--ids", ids, "--all-positions"))
+
+    @unittest.skipUnless(os.path.exists(TOKENIZER), "Gemma tokenizer not installed")
+    def test_gguf_vocabulary(self):
+        g = os.path.join(self.tmp, "v.gguf")
+        self.run_mkmodel("v", "--preset", "tiny", "--hidden", "8", "--heads", "2", "--kv-heads",
+                         "1", "--head-dim", "4", "--ffn", "8", "--layers", "1", "--gguf", g)
+        kv, _ = read_gguf(g)
+        toks, types, scores = (kv["tokenizer.ggml.tokens"], kv["tokenizer.ggml.token_type"],
+                               kv["tokenizer.ggml.scores"])
+        self.assertEqual(kv["tokenizer.ggml.model"], "llama")
+        self.assertEqual(len(toks), 256000)
+        self.assertEqual((len(types), len(scores)), (256000, 256000))
+        self.assertEqual([toks[i] for i in (0, 1, 2, 3, 106, 107)],
+                         [b"<pad>", b"<eos>", b"<bos>", b"<unk>", b"<start_of_turn>",
+                          b"<end_of_turn>"])
+        self.assertEqual([types[i] for i in (0, 1, 2, 3, 106, 107, 7)], [3, 3, 3, 2, 3, 3, 3])
+        self.assertEqual(types[108], 4)  # "\n": an added token that is not special
+        self.assertEqual(toks[139], b"  ")  # user-defined pieces keep ' ', not U+2581
+        byte_a = toks.index(b"<0x41>")
+        self.assertEqual(types[byte_a], 6)
+        # The first merge makes the highest-scoring merged piece.
+        vocab = json.load(open(TOKENIZER))["model"]
+        first = vocab["merges"][0]
+        first = first.replace(" ", "") if isinstance(first, str) else "".join(first)
+        self.assertEqual(scores[vocab["vocab"][first]], 0.0)
+        self.assertLess(scores[vocab["vocab"]["▁the"]], 0.0)
+        # Both tokenizers give the same ids (text without runs of spaces or literal
+        # <mask>/<unusedN>, where llama.cpp's conventions differ from Hugging Face's).
+        folder = os.path.join(self.tmp, "v")
+        for text in ["Hello world, this is a test.", "ünïcödé 日本語 🙂 tabs\there\nnew\n\nlines",
+                     "<start_of_turn>user\nYou are a policy expert<end_of_turn>\n",
+                     "Numbers 1234567 and emails a.b@c.de; x = y * 2;"]:
+            self.assertEqual(self.shieldctl("tokenize", "--model", g, "--special", text),
+                             self.shieldctl("tokenize", "--model", folder, "--special", text),
+                             text)
+
     def test_gemma3_presets(self):
         """The real Gemma 3 shapes (published config.json files), and a reduced 27B that the
         engine runs equal to the float64 reference."""
@@ -177,6 +300,17 @@ class MkmodelTest(unittest.TestCase):
         p = subprocess.run([MKMODEL], capture_output=True, text=True, timeout=30)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("--out", p.stderr)
+        p = subprocess.run([MKMODEL, "--preset", "tiny", "--gguf", "/nonexistent/dir/x.gguf",
+                            "--no-tokenizer", "--vocab", "64"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("/nonexistent/dir/x.gguf", p.stderr)
+        p = subprocess.run([MKMODEL, "--preset", "gemma3-1b", "--gguf",
+                            os.path.join(self.tmp, "g3.gguf"), "--no-tokenizer", "--vocab", "64"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("Gemma 3", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "g3.gguf")))
 
 
 if __name__ == "__main__":
