@@ -1,7 +1,7 @@
 #ifndef SG_DAEMON_API_H
 #define SG_DAEMON_API_H
 /*
- * api.h: the HTTP API of docs/DESIGN.md on top of http.h and sched.h.
+ * api.h: the HTTP API of docs/DESIGN.md on top of http.h and scheduler.h.
  *
  *   POST /v1/classify     {"text", "response"?, "policies"?}, {"messages": [...]} or
  *                         {"inputs": [...], "policies"?}
@@ -20,7 +20,7 @@
 #include <stddef.h>
 
 #include "http.h"
-#include "sched.h"
+#include "scheduler.h"
 
 struct shieldd;
 

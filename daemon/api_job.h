@@ -21,7 +21,7 @@
 #include <jansson.h>
 
 #include "route.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "sg_moderate.h"
 
 struct shieldd;

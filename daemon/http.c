@@ -28,7 +28,7 @@
 #include <jansson.h>
 
 #include "log.h"
-#include "sched.h"
+#include "scheduler.h"
 
 #define LINGER_SECONDS 2.0
 #define MAX_LISTENERS 16

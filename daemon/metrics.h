@@ -11,7 +11,7 @@
 
 #include "cache.h"
 #include "route.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "sg_engine.h"
 
 struct evbuffer;

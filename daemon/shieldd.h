@@ -12,7 +12,7 @@
 #include "http.h"
 #include "listen.h"
 #include "metrics.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "sg_engine.h"
 #include "sg_moderate.h"
 #include "sg_policy.h"

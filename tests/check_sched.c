@@ -13,7 +13,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "sched.h"
+#include "scheduler.h"
 
 Suite *sched_suite(void);
 

@@ -27,7 +27,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "sg_moderate.h"
 #include "sg_policy.h"
 #include "shieldd.h"

@@ -12,7 +12,7 @@
 
 #include "../../daemon/http.c"
 #include "../../daemon/log.c"
-#include "../../daemon/sched.c"
+#include "../../daemon/scheduler.c"
 #include "../lib/http_pair.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

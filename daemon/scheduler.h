@@ -1,7 +1,7 @@
 #ifndef SG_DAEMON_SCHED_H
 #define SG_DAEMON_SCHED_H
 /*
- * sched.h: the request scheduler. One worker thread owns the engine; the event loop never
+ * scheduler.h: the request scheduler. One worker thread owns the engine; the event loop never
  * calls it. The loop submits jobs to a bounded queue; the worker takes everything waiting (up
  * to a budget of input bytes) and hands that round of jobs to the run function, which runs them
  * one after another (a loop, not a batched forward pass), then
@@ -10,6 +10,10 @@
  * Order: round-robin across tenants (the callers' API keys), in arrival order within one
  * tenant, so that one caller's flood of requests cannot starve another's; with a single tenant
  * that is arrival order.
+ *
+ * Not named sched.h: GCC's -MMD leaves a user header out of the .d file when a system header of
+ * the same name (<sched.h>, via <pthread.h>) came first, so its changes would not rebuild the
+ * objects that include it.
  *
  * Jobs are owned by the caller (embed struct sched_job in your request). A queued job can be
  * withdrawn at no cost (sched_cancel); a running one is flagged so the run function can stop

@@ -1,10 +1,10 @@
 /*
- * sched.c: the bounded queue, the worker thread and the hand-back to the loop. One mutex
+ * scheduler.c: the bounded queue, the worker thread and the hand-back to the loop. One mutex
  * guards the queue, the done list and the statistics; the worker sleeps on a condition
  * variable; finished jobs wake the loop through event_active on a pure event (libevent's
  * pthreads support makes that safe from another thread).
  */
-#include "sched.h"
+#include "scheduler.h"
 
 #include <errno.h>
 #include <stdlib.h>
