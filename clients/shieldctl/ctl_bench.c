@@ -326,367 +326,469 @@ static int stream_option(const char *a, const char *v, int *i, bench_stream_opts
     return 1;
 }
 
-int ctl_bench(int argc, char **argv)
-{
-    const char *model_path = NULL;
-    const char *dir = "policies";
-    int lens[MAX_LENS] = {64, 128, 512};
-    int n_lens = 3;
-    int reps = 3;
-    int as_json = 0;
-    int classify = 1;
-    int stream = 0;
-    bench_stream_opts so = {64, 320, 32, {1, 8}, 2, 0};
-    sg_model_opts mo = sg_model_opts_default();
-    sg_model *model = NULL;
-    sg_ctx *ctx = NULL;
-    sg_moderator *mod = NULL;
-    sg_policy_set *set = NULL;
-    const sg_model_info *info;
-    const sg_tok *tok;
-    int32_t *ids = NULL;
-    char *text = NULL;
-    int32_t *tids = NULL;
+/* What the command line asks for. */
+typedef struct bench_args {
+    const char *model_path;
+    const char *dir; /* policy directory */
+    int lens[MAX_LENS];
+    int n_lens;
+    int max_len; /* the longest of lens */
+    int reps;
+    int as_json;
+    int classify;
+    int stream;
+    bench_stream_opts so;
+    sg_model_opts mo;
+} bench_args;
+
+/* What was measured. */
+typedef struct bench_result {
     double load_s;
     double rss_load;
-    double pf_best[MAX_LENS] = {0};
-    double pf_cpu[MAX_LENS] = {0}; /* least CPU seconds of a run */
-    double pf_med[MAX_LENS] = {0};
-    double cl_best = 0, cl_med = 0, cl_first = 0;
-    size_t cl_prompt = 0, cl_computed = 0, cl_msg_tokens = 0;
-    double cl_p[4] = {0};
-    size_t cl_np = 0;
-    double tok_mbs = 0;
-    char err[1024];
-    int max_len = 0;
-    int status = 1;
+    double pf_best[MAX_LENS];
+    double pf_cpu[MAX_LENS]; /* least CPU seconds of a run */
+    double pf_med[MAX_LENS];
+    double cl_best, cl_med, cl_first;
+    size_t cl_prompt, cl_computed, cl_msg_tokens;
+    double cl_p[4];
+    size_t cl_np;
+    double tok_mbs;
+} bench_result;
+
+/* One option with a value (`v`, argv[*i + 1], or NULL) into *a: 1 if `o` was one (*i advanced),
+ * 0 if not, -1 after a message for a bad value. */
+static int value_option(const char *o, const char *v, int *i, bench_args *a)
+{
+    if (v == NULL)
+        return 0;
+    if (strcmp(o, "--model") == 0) {
+        a->model_path = v;
+    } else if (strcmp(o, "--pack-cache") == 0) {
+        a->mo.pack_cache = v;
+    } else if (strcmp(o, "--policies") == 0) {
+        a->dir = v;
+    } else if (strcmp(o, "--threads") == 0) {
+        char *end;
+        long t = strtol(v, &end, 10);
+
+        if (*end || end == v || t < 0 || t > 1024) {
+            fprintf(stderr, "shieldctl bench: --threads: expected 0..1024, found '%s'\n", v);
+            return -1;
+        }
+        a->mo.n_threads = (int)t;
+    } else if (strcmp(o, "--reps") == 0) {
+        char *end;
+        long r = strtol(v, &end, 10);
+
+        if (*end || end == v || r < 1 || r > MAX_REPS) {
+            fprintf(stderr, "shieldctl bench: --reps: expected 1..%d, found '%s'\n", MAX_REPS, v);
+            return -1;
+        }
+        a->reps = (int)r;
+    } else if (strcmp(o, "--tokens") == 0) {
+        if (parse_lens(v, a->lens, &a->n_lens) < 0) {
+            fprintf(stderr, "shieldctl bench: --tokens: expected lengths like 64,128,512 "
+                            "(at most %d), found '%s'\n", MAX_LENS, v);
+            return -1;
+        }
+    } else if (strcmp(o, "--precision") == 0) {
+        if (sg_precision_parse(v, &a->mo.precision) != SG_OK) {
+            fprintf(stderr, "shieldctl bench: --precision: expected f32, bf16 or int8, "
+                            "found '%s'\n", v);
+            return -1;
+        }
+    } else {
+        return 0;
+    }
+    (*i)++;
+    return 1;
+}
+
+/* The command line into *a. -1 to go on, else the exit status (0 after --help). */
+static int parse_args(int argc, char **argv, bench_args *a)
+{
+    static const bench_args defaults = {
+        NULL, "policies", {64, 128, 512}, 3, 0, 3, 0, 1, 0, {64, 320, 32, {1, 8}, 2, 0}, {0}};
     int rc;
 
-    mo.precision = SG_PREC_BF16;
+    *a = defaults;
+    a->mo = sg_model_opts_default();
+    a->mo.precision = SG_PREC_BF16;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
             usage(stdout);
             return 0;
-        } else if (strcmp(a, "--json") == 0) {
-            as_json = 1;
-        } else if (strcmp(a, "--no-classify") == 0) {
-            classify = 0;
-        } else if (strcmp(a, "--stream") == 0) {
-            stream = 1;
-        } else if ((rc = stream_option(a, v, &i, &so)) != 0) {
+        } else if (strcmp(o, "--json") == 0) {
+            a->as_json = 1;
+        } else if (strcmp(o, "--no-classify") == 0) {
+            a->classify = 0;
+        } else if (strcmp(o, "--stream") == 0) {
+            a->stream = 1;
+        } else if ((rc = stream_option(o, v, &i, &a->so)) != 0 ||
+                   (rc = value_option(o, v, &i, a)) != 0) {
             if (rc < 0)
                 return 2;
-        } else if (v != NULL && strcmp(a, "--model") == 0) {
-            model_path = v;
-            i++;
-        } else if (v != NULL && strcmp(a, "--pack-cache") == 0) {
-            mo.pack_cache = v;
-            i++;
-        } else if (v != NULL && strcmp(a, "--policies") == 0) {
-            dir = v;
-            i++;
-        } else if (v != NULL && strcmp(a, "--threads") == 0) {
-            char *end;
-            long t = strtol(v, &end, 10);
-
-            if (*end || end == v || t < 0 || t > 1024) {
-                fprintf(stderr, "shieldctl bench: --threads: expected 0..1024, found '%s'\n", v);
-                return 2;
-            }
-            mo.n_threads = (int)t;
-            i++;
-        } else if (v != NULL && strcmp(a, "--reps") == 0) {
-            char *end;
-            long r = strtol(v, &end, 10);
-
-            if (*end || end == v || r < 1 || r > MAX_REPS) {
-                fprintf(stderr, "shieldctl bench: --reps: expected 1..%d, found '%s'\n",
-                        MAX_REPS, v);
-                return 2;
-            }
-            reps = (int)r;
-            i++;
-        } else if (v != NULL && strcmp(a, "--tokens") == 0) {
-            if (parse_lens(v, lens, &n_lens) < 0) {
-                fprintf(stderr, "shieldctl bench: --tokens: expected lengths like 64,128,512 "
-                                "(at most %d), found '%s'\n", MAX_LENS, v);
-                return 2;
-            }
-            i++;
-        } else if (v != NULL && strcmp(a, "--precision") == 0) {
-            if (sg_precision_parse(v, &mo.precision) != SG_OK) {
-                fprintf(stderr, "shieldctl bench: --precision: expected f32, bf16 or int8, "
-                                "found '%s'\n", v);
-                return 2;
-            }
-            i++;
         } else {
-            fprintf(stderr, "shieldctl bench: unknown option or missing value: %s\n", a);
+            fprintf(stderr, "shieldctl bench: unknown option or missing value: %s\n", o);
             usage(stderr);
             return 2;
         }
     }
-    if (model_path == NULL) {
+    if (a->model_path == NULL) {
         fprintf(stderr, "shieldctl bench: --model PATH is required\n");
         usage(stderr);
         return 2;
     }
-    for (int i = 0; i < n_lens; i++)
-        if (lens[i] > max_len)
-            max_len = lens[i];
+    for (int i = 0; i < a->n_lens; i++)
+        if (a->lens[i] > a->max_len)
+            a->max_len = a->lens[i];
+    return -1;
+}
 
-    if ((classify || stream) && ctl_load("bench", dir, NULL, NULL, NULL, &set, NULL, NULL) < 0)
+/* Prefill: BOS then deterministic ids spread over the vocabulary (past the added tokens), each
+ * length of a->lens appended a->reps times to an emptied context. 0 or -1 with a message. */
+static int run_prefill(sg_model *model, const bench_args *a, bench_result *res)
+{
+    const sg_model_info *info = sg_model_get_info(model);
+    sg_ctx_opts co = sg_ctx_opts_default();
+    sg_ctx *ctx = NULL;
+    int32_t *ids;
+    int32_t want[2] = {3553, 1294};
+    float z[2];
+    sg_logits_req rq = {want, 2, 0, z};
+    uint32_t s = 12345;
+    char err[1024];
+    int rc;
+
+    if (info->n_vocab <= 3553) {
+        want[0] = info->n_vocab - 1;
+        want[1] = 0;
+    }
+    co.n_ctx = a->max_len;
+    rc = sg_ctx_new(&ctx, model, &co, err, sizeof err);
+    ids = malloc((size_t)a->max_len * sizeof *ids);
+    if (rc < 0 || ids == NULL) {
+        fprintf(stderr, "shieldctl bench: cannot create a %d-token context (%s)\n", a->max_len,
+                rc < 0 ? err : "out of memory");
+        goto fail;
+    }
+    ids[0] = info->bos_id >= 0 && info->bos_id < info->n_vocab ? info->bos_id : 0;
+    for (int i = 1; i < a->max_len; i++) {
+        const uint32_t lo = info->n_vocab > 1000 ? 300 : 0;
+
+        ids[i] = (int32_t)(lo + next_rand(&s) % (uint32_t)(info->n_vocab - (int)lo));
+    }
+    for (int l = 0; l < a->n_lens; l++) {
+        double t[MAX_REPS];
+
+        res->pf_cpu[l] = 1e300;
+        for (int r = 0; r < a->reps; r++) {
+            double t0, c0;
+
+            sg_ctx_truncate(ctx, 0);
+            t0 = now();
+            c0 = cpu_now();
+            rc = sg_ctx_append(ctx, ids, (size_t)a->lens[l], &rq);
+            t[r] = now() - t0;
+            if (cpu_now() - c0 < res->pf_cpu[l])
+                res->pf_cpu[l] = cpu_now() - c0;
+            if (rc < 0) {
+                fprintf(stderr, "shieldctl bench: prefill of %d tokens: %s\n", a->lens[l],
+                        sg_ctx_errmsg(ctx));
+                goto fail;
+            }
+        }
+        best_median(t, a->reps, &res->pf_best[l], &res->pf_med[l]);
+        if (!a->as_json)
+            fprintf(stderr, "bench: prefill %d tokens: best %.1f tokens/s\n", a->lens[l],
+                    a->lens[l] / res->pf_best[l]);
+    }
+    free(ids);
+    sg_ctx_free(ctx);
+    return 0;
+fail:
+    free(ids);
+    sg_ctx_free(ctx);
+    return -1;
+}
+
+/* One classification of `text` by `mod`: the time into *secs; the result into *res (the
+ * caller frees it). 0 or -1 with a message. */
+static int classify_once(sg_moderator *mod, const sg_policy_set *set, const char *const *names,
+                         size_t n_names, const char *text, sg_moderate_result *res, double *secs)
+{
+    sg_moderate_req req;
+    double t0;
+
+    memset(&req, 0, sizeof req);
+    memset(res, 0, sizeof *res);
+    req.text = text;
+    req.policies = names;
+    req.n_policies = n_names;
+    t0 = now();
+    if (sg_moderate(mod, set, &req, res) < 0) {
+        fprintf(stderr, "shieldctl bench: classify: %s\n", sg_moderator_errmsg(mod));
+        return -1;
+    }
+    *secs = now() - t0;
+    return 0;
+}
+
+/* Classification: 4 policies, a 64-token message, warm moderator, new message each run. Run 0
+ * is cold (the template preamble is computed); then a->reps warm runs. 0 or -1 with a message. */
+static int run_classify(sg_model *model, const sg_policy_set *set, const bench_args *a,
+                        bench_result *res)
+{
+    const sg_tok *tok = sg_model_tok(model);
+    const char *names[4];
+    size_t n_names = pick_four(set, names);
+    sg_moderate_opts opts = sg_moderate_opts_default();
+    sg_moderator *mod = NULL;
+    double t[MAX_REPS];
+    const size_t cap = 4096;
+    char *text = NULL;
+    int32_t *tids = NULL;
+    char err[1024];
+    int status = -1;
+    int rc;
+
+    opts.precision = -1;
+    rc = sg_moderator_new(&mod, model, &opts, err, sizeof err);
+    text = malloc(cap);
+    tids = malloc(1024 * sizeof *tids);
+    if (rc < 0 || text == NULL || tids == NULL) {
+        fprintf(stderr, "shieldctl bench: %s\n", rc < 0 ? err : "out of memory");
+        goto out;
+    }
+    for (int r = 0; r <= a->reps; r++) {
+        sg_moderate_result mr;
+        double secs = 0;
+
+        if (make_message(tok, (uint32_t)r + 1, 64, text, cap, tids, 1024) < 0) {
+            fprintf(stderr, "shieldctl bench: cannot build a 64-token message\n");
+            goto out;
+        }
+        if (classify_once(mod, set, names, n_names, text, &mr, &secs) < 0)
+            goto out;
+        if (r == 0) {
+            res->cl_first = secs;
+        } else {
+            t[r - 1] = secs;
+            if (r == 1) { /* the same message at every precision: compare P */
+                for (res->cl_np = 0; res->cl_np < mr.n_scores && res->cl_np < 4; res->cl_np++)
+                    res->cl_p[res->cl_np] = mr.scores[res->cl_np].probability;
+            }
+            res->cl_prompt = mr.prompt_tokens;
+            res->cl_computed = mr.computed_tokens;
+            sg_tok_encode(tok, text, strlen(text), SG_TOK_USER, tids, 1024, &res->cl_msg_tokens);
+        }
+        sg_moderate_result_free(&mr);
+    }
+    best_median(t, a->reps, &res->cl_best, &res->cl_med);
+    status = 0;
+out:
+    free(text);
+    free(tids);
+    sg_moderator_free(mod);
+    return status;
+}
+
+/* Tokenizer throughput over 1 MB of text into res->tok_mbs (0 if encoding failed). 0, or -1
+ * with a message. */
+static int run_tokenizer(const sg_tok *tok, int reps, bench_result *res)
+{
+    char *big = malloc(TOK_BYTES + 256);
+    int32_t *bids = malloc((TOK_BYTES + 256) * sizeof *bids);
+    uint32_t s = 99;
+    size_t len = 0;
+    size_t n = 0;
+    double t[MAX_REPS];
+    double best, med;
+    int rc = SG_OK;
+
+    if (big == NULL || bids == NULL) {
+        free(big);
+        free(bids);
+        fprintf(stderr, "shieldctl bench: out of memory\n");
+        return -1;
+    }
+    while (len < TOK_BYTES)
+        len = add_sentence(big, len, TOK_BYTES + 256, &s);
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now();
+
+        rc = sg_tok_encode(tok, big, len, SG_TOK_USER, bids, TOK_BYTES + 256, &n);
+        t[r] = now() - t0;
+    }
+    best_median(t, reps, &best, &med);
+    res->tok_mbs = rc == SG_OK ? (double)len / best / 1e6 : 0;
+    free(big);
+    free(bids);
+    return 0;
+}
+
+/* The prefill figures of every length into o: tokens/s best and median, GFLOP, GFLOP/s and
+ * GFLOP per CPU-second. */
+static void json_prefill(json_t *o, const sg_model_info *info, const bench_args *a,
+                         const bench_result *res)
+{
+    json_t *pf = json_object();
+    json_t *pm = json_object();
+    json_t *gf = json_object();
+    json_t *gs = json_object();
+    json_t *gc = json_object();
+
+    for (int l = 0; l < a->n_lens; l++) {
+        const double gflop = prefill_flops(info, a->lens[l], 2) / 1e9;
+        char key[16];
+
+        snprintf(key, sizeof key, "%d", a->lens[l]);
+        json_object_set_new(pf, key, json_real(a->lens[l] / res->pf_best[l]));
+        json_object_set_new(pm, key, json_real(a->lens[l] / res->pf_med[l]));
+        json_object_set_new(gf, key, json_real(gflop));
+        json_object_set_new(gs, key, json_real(gflop / res->pf_best[l]));
+        json_object_set_new(gc, key, json_real(gflop / res->pf_cpu[l]));
+    }
+    json_object_set_new(o, "prefill_tokens_per_s", pf);
+    json_object_set_new(o, "prefill_tokens_per_s_median", pm);
+    json_object_set_new(o, "prefill_gflop", gf);
+    json_object_set_new(o, "prefill_gflop_per_s", gs);
+    json_object_set_new(o, "prefill_gflop_per_cpu_s", gc);
+}
+
+/* The classification figures into o. */
+static void json_classify(json_t *o, const bench_result *res)
+{
+    json_t *pa = json_array();
+
+    json_object_set_new(o, "classify_4_policies_ms", json_real(res->cl_best * 1e3));
+    json_object_set_new(o, "classify_4_policies_ms_median", json_real(res->cl_med * 1e3));
+    json_object_set_new(o, "classify_cold_ms", json_real(res->cl_first * 1e3));
+    json_object_set_new(o, "classify_message_tokens", json_integer((json_int_t)res->cl_msg_tokens));
+    json_object_set_new(o, "classify_prompt_tokens", json_integer((json_int_t)res->cl_prompt));
+    json_object_set_new(o, "classify_computed_tokens", json_integer((json_int_t)res->cl_computed));
+    for (size_t i = 0; i < res->cl_np; i++)
+        json_array_append_new(pa, json_real(res->cl_p[i]));
+    json_object_set_new(o, "classify_probabilities", pa);
+}
+
+/* The results as one JSON object on stdout (see usage()). */
+static void print_json(sg_model *model, const bench_args *a, const bench_result *res)
+{
+    const sg_model_info *info = sg_model_get_info(model);
+    const int has_tok = sg_model_tok(model) != NULL;
+    json_t *o = json_object();
+
+    json_object_set_new(o, "model", json_string(info->name));
+    json_object_set_new(o, "d_model", json_integer(info->d_model));
+    json_object_set_new(o, "n_layer", json_integer(info->n_layer));
+    json_object_set_new(o, "precision", json_string(sg_precision_name(a->mo.precision)));
+    json_object_set_new(o, "kernel", json_string(sg_model_kernel(model)));
+    json_object_set_new(o, "threads", json_integer(a->mo.n_threads));
+    json_object_set_new(o, "load_s", json_real(res->load_s));
+    json_prefill(o, info, a, res);
+    if (a->classify && has_tok)
+        json_classify(o, res);
+    if (has_tok)
+        json_object_set_new(o, "tokenizer_mb_per_s", json_real(res->tok_mbs));
+    json_object_set_new(o, "rss_after_load_mb", json_real(res->rss_load));
+    json_object_set_new(o, "rss_mb", json_real(rss_peak_mb()));
+    if (json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6)) != 0)
+        fprintf(stderr, "shieldctl bench: cannot write the JSON\n");
+    putchar('\n');
+    json_decref(o);
+}
+
+/* The results as a table on stdout. */
+static void print_table(sg_model *model, const bench_args *a, const bench_result *res)
+{
+    const sg_model_info *info = sg_model_get_info(model);
+    const int has_tok = sg_model_tok(model) != NULL;
+
+    printf("model      %s (%s, %d layers, d_model %d), precision %s (kernel %s), "
+           "threads %d\n",
+           info->name, info->format, info->n_layer, info->d_model,
+           sg_precision_name(a->mo.precision), sg_model_kernel(model), a->mo.n_threads);
+    printf("load       %.2f s\n", res->load_s);
+    for (int l = 0; l < a->n_lens; l++)
+        printf("prefill    %5d tokens: %8.1f tokens/s best, %8.1f median (of %d); "
+               "%.1f GFLOP computed, %.1f GFLOP/s\n",
+               a->lens[l], a->lens[l] / res->pf_best[l], a->lens[l] / res->pf_med[l], a->reps,
+               prefill_flops(info, a->lens[l], 2) / 1e9,
+               prefill_flops(info, a->lens[l], 2) / 1e9 / res->pf_best[l]);
+    if (a->classify && has_tok)
+        printf("classify   4 policies, %zu-token message: %.1f ms best, %.1f median, "
+               "%.1f cold; %zu prompt tokens, %zu computed\n",
+               res->cl_msg_tokens, res->cl_best * 1e3, res->cl_med * 1e3, res->cl_first * 1e3,
+               res->cl_prompt, res->cl_computed);
+    if (has_tok)
+        printf("tokenizer  %.1f MB/s\n", res->tok_mbs);
+    printf("memory     %.0f MB resident after load, %.0f MB peak\n", res->rss_load,
+           rss_peak_mb());
+}
+
+/* The measurements on a loaded model: prefill, classification, tokenizer, then the report.
+ * 0 or -1 with a message. */
+static int run_all(sg_model *model, const sg_policy_set *set, const bench_args *a,
+                   bench_result *res)
+{
+    const sg_model_info *info = sg_model_get_info(model);
+    const sg_tok *tok = sg_model_tok(model);
+
+    if (a->max_len > info->n_ctx) {
+        fprintf(stderr, "shieldctl bench: --tokens %d is beyond the model's context (%d)\n",
+                a->max_len, info->n_ctx);
+        return -1;
+    }
+    if (run_prefill(model, a, res) < 0)
+        return -1;
+    if (a->classify && tok != NULL && run_classify(model, set, a, res) < 0)
+        return -1;
+    if (tok != NULL && run_tokenizer(tok, a->reps, res) < 0)
+        return -1;
+    if (a->as_json)
+        print_json(model, a, res);
+    else
+        print_table(model, a, res);
+    return 0;
+}
+
+int ctl_bench(int argc, char **argv)
+{
+    bench_args a;
+    bench_result res;
+    sg_model *model = NULL;
+    sg_policy_set *set = NULL;
+    int status = 1;
+    int rc = parse_args(argc, argv, &a);
+
+    if (rc >= 0)
+        return rc;
+    memset(&res, 0, sizeof res);
+    if ((a.classify || a.stream) &&
+        ctl_load("bench", a.dir, NULL, NULL, NULL, &set, NULL, NULL) < 0)
         goto out;
     {
         const double t0 = now();
 
-        rc = ctl_load("bench", NULL, model_path, &mo, NULL, NULL, &model, NULL);
-        load_s = now() - t0;
+        rc = ctl_load("bench", NULL, a.model_path, &a.mo, NULL, NULL, &model, NULL);
+        res.load_s = now() - t0;
     }
     if (rc < 0)
         goto out;
-    rss_load = rss_now_mb();
-    info = sg_model_get_info(model);
-    tok = sg_model_tok(model);
-    if (stream) {
+    res.rss_load = rss_now_mb();
+    if (a.stream) {
         const char *names[4];
         size_t n_names = pick_four(set, names);
 
-        status = bench_stream(model, set, names, n_names, &so, as_json) < 0;
+        status = bench_stream(model, set, names, n_names, &a.so, a.as_json) < 0;
         goto out;
     }
-    if (max_len > info->n_ctx) {
-        fprintf(stderr, "shieldctl bench: --tokens %d is beyond the model's context (%d)\n",
-                max_len, info->n_ctx);
-        goto out;
-    }
-
-    /* Prefill: BOS then deterministic ids spread over the vocabulary (past the added tokens). */
-    {
-        sg_ctx_opts co = sg_ctx_opts_default();
-        int32_t want[2] = {3553, 1294};
-        float z[2];
-        sg_logits_req rq = {want, 2, 0, z};
-        uint32_t s = 12345;
-
-        if (info->n_vocab <= 3553) {
-            want[0] = info->n_vocab - 1;
-            want[1] = 0;
-        }
-        co.n_ctx = max_len;
-        rc = sg_ctx_new(&ctx, model, &co, err, sizeof err);
-        ids = malloc((size_t)max_len * sizeof *ids);
-        if (rc < 0 || ids == NULL) {
-            fprintf(stderr, "shieldctl bench: cannot create a %d-token context (%s)\n", max_len,
-                    rc < 0 ? err : "out of memory");
-            goto out;
-        }
-        ids[0] = info->bos_id >= 0 && info->bos_id < info->n_vocab ? info->bos_id : 0;
-        for (int i = 1; i < max_len; i++) {
-            const uint32_t lo = info->n_vocab > 1000 ? 300 : 0;
-
-            ids[i] = (int32_t)(lo + next_rand(&s) % (uint32_t)(info->n_vocab - (int)lo));
-        }
-        for (int l = 0; l < n_lens; l++) {
-            double t[MAX_REPS];
-
-            pf_cpu[l] = 1e300;
-            for (int r = 0; r < reps; r++) {
-                double t0, c0;
-
-                sg_ctx_truncate(ctx, 0);
-                t0 = now();
-                c0 = cpu_now();
-                rc = sg_ctx_append(ctx, ids, (size_t)lens[l], &rq);
-                t[r] = now() - t0;
-                if (cpu_now() - c0 < pf_cpu[l])
-                    pf_cpu[l] = cpu_now() - c0;
-                if (rc < 0) {
-                    fprintf(stderr, "shieldctl bench: prefill of %d tokens: %s\n", lens[l],
-                            sg_ctx_errmsg(ctx));
-                    goto out;
-                }
-            }
-            best_median(t, reps, &pf_best[l], &pf_med[l]);
-            if (!as_json)
-                fprintf(stderr, "bench: prefill %d tokens: best %.1f tokens/s\n", lens[l],
-                        lens[l] / pf_best[l]);
-        }
-        sg_ctx_free(ctx);
-        ctx = NULL;
-    }
-
-    /* Classification: 4 policies, a 64-token message, warm moderator, new message each run. */
-    if (classify && tok != NULL) {
-        const char *names[4];
-        size_t n_names = pick_four(set, names);
-        sg_moderate_opts opts = sg_moderate_opts_default();
-        double t[MAX_REPS];
-        const size_t cap = 4096;
-
-        opts.precision = -1;
-        rc = sg_moderator_new(&mod, model, &opts, err, sizeof err);
-        text = malloc(cap);
-        tids = malloc(1024 * sizeof *tids);
-        if (rc < 0 || text == NULL || tids == NULL) {
-            fprintf(stderr, "shieldctl bench: %s\n", rc < 0 ? err : "out of memory");
-            goto out;
-        }
-        /* Run 0 is cold (the template preamble is computed); then reps warm runs. */
-        for (int r = 0; r <= reps; r++) {
-            sg_moderate_req req;
-            sg_moderate_result res;
-            double t0;
-
-            if (make_message(tok, (uint32_t)r + 1, 64, text, cap, tids, 1024) < 0) {
-                fprintf(stderr, "shieldctl bench: cannot build a 64-token message\n");
-                goto out;
-            }
-            memset(&req, 0, sizeof req);
-            memset(&res, 0, sizeof res);
-            req.text = text;
-            req.policies = names;
-            req.n_policies = n_names;
-            t0 = now();
-            rc = sg_moderate(mod, set, &req, &res);
-            if (rc < 0) {
-                fprintf(stderr, "shieldctl bench: classify: %s\n", sg_moderator_errmsg(mod));
-                goto out;
-            }
-            if (r == 0) {
-                cl_first = now() - t0;
-            } else {
-                t[r - 1] = now() - t0;
-                if (r == 1) { /* the same message at every precision: compare P */
-                    for (cl_np = 0; cl_np < res.n_scores && cl_np < 4; cl_np++)
-                        cl_p[cl_np] = res.scores[cl_np].probability;
-                }
-                cl_prompt = res.prompt_tokens;
-                cl_computed = res.computed_tokens;
-                sg_tok_encode(tok, text, strlen(text), SG_TOK_USER, tids, 1024, &cl_msg_tokens);
-            }
-            sg_moderate_result_free(&res);
-        }
-        best_median(t, reps, &cl_best, &cl_med);
-    }
-
-    /* Tokenizer throughput over 1 MB of text. */
-    if (tok != NULL) {
-        char *big = malloc(TOK_BYTES + 256);
-        int32_t *bids = malloc((TOK_BYTES + 256) * sizeof *bids);
-        uint32_t s = 99;
-        size_t len = 0;
-        size_t n = 0;
-        double t[MAX_REPS];
-        double best, med;
-
-        if (big == NULL || bids == NULL) {
-            free(big);
-            free(bids);
-            fprintf(stderr, "shieldctl bench: out of memory\n");
-            goto out;
-        }
-        while (len < TOK_BYTES)
-            len = add_sentence(big, len, TOK_BYTES + 256, &s);
-        for (int r = 0; r < reps; r++) {
-            const double t0 = now();
-
-            rc = sg_tok_encode(tok, big, len, SG_TOK_USER, bids, TOK_BYTES + 256, &n);
-            t[r] = now() - t0;
-        }
-        best_median(t, reps, &best, &med);
-        tok_mbs = rc == SG_OK ? (double)len / best / 1e6 : 0;
-        free(big);
-        free(bids);
-    }
-
-    if (as_json) {
-        json_t *o = json_object();
-        json_t *pf = json_object();
-        json_t *pm = json_object();
-        json_t *gf = json_object();
-        json_t *gs = json_object();
-        json_t *gc = json_object();
-
-        for (int l = 0; l < n_lens; l++) {
-            char key[16];
-
-            snprintf(key, sizeof key, "%d", lens[l]);
-            json_object_set_new(pf, key, json_real(lens[l] / pf_best[l]));
-            json_object_set_new(pm, key, json_real(lens[l] / pf_med[l]));
-            json_object_set_new(gf, key, json_real(prefill_flops(info, lens[l], 2) / 1e9));
-            json_object_set_new(gs, key,
-                                json_real(prefill_flops(info, lens[l], 2) / 1e9 / pf_best[l]));
-            json_object_set_new(gc, key,
-                                json_real(prefill_flops(info, lens[l], 2) / 1e9 / pf_cpu[l]));
-        }
-        json_object_set_new(o, "model", json_string(info->name));
-        json_object_set_new(o, "d_model", json_integer(info->d_model));
-        json_object_set_new(o, "n_layer", json_integer(info->n_layer));
-        json_object_set_new(o, "precision", json_string(sg_precision_name(mo.precision)));
-        json_object_set_new(o, "kernel", json_string(sg_model_kernel(model)));
-        json_object_set_new(o, "threads", json_integer(mo.n_threads));
-        json_object_set_new(o, "load_s", json_real(load_s));
-        json_object_set_new(o, "prefill_tokens_per_s", pf);
-        json_object_set_new(o, "prefill_tokens_per_s_median", pm);
-        json_object_set_new(o, "prefill_gflop", gf);
-        json_object_set_new(o, "prefill_gflop_per_s", gs);
-        json_object_set_new(o, "prefill_gflop_per_cpu_s", gc);
-        if (classify && tok != NULL) {
-            json_object_set_new(o, "classify_4_policies_ms", json_real(cl_best * 1e3));
-            json_object_set_new(o, "classify_4_policies_ms_median", json_real(cl_med * 1e3));
-            json_object_set_new(o, "classify_cold_ms", json_real(cl_first * 1e3));
-            json_object_set_new(o, "classify_message_tokens", json_integer((json_int_t)cl_msg_tokens));
-            json_object_set_new(o, "classify_prompt_tokens", json_integer((json_int_t)cl_prompt));
-            json_object_set_new(o, "classify_computed_tokens",
-                                json_integer((json_int_t)cl_computed));
-            {
-                json_t *pa = json_array();
-
-                for (size_t i = 0; i < cl_np; i++)
-                    json_array_append_new(pa, json_real(cl_p[i]));
-                json_object_set_new(o, "classify_probabilities", pa);
-            }
-        }
-        if (tok != NULL)
-            json_object_set_new(o, "tokenizer_mb_per_s", json_real(tok_mbs));
-        json_object_set_new(o, "rss_after_load_mb", json_real(rss_load));
-        json_object_set_new(o, "rss_mb", json_real(rss_peak_mb()));
-        if (json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6)) != 0)
-            fprintf(stderr, "shieldctl bench: cannot write the JSON\n");
-        putchar('\n');
-        json_decref(o);
-    } else {
-        printf("model      %s (%s, %d layers, d_model %d), precision %s (kernel %s), "
-               "threads %d\n",
-               info->name, info->format, info->n_layer, info->d_model,
-               sg_precision_name(mo.precision), sg_model_kernel(model), mo.n_threads);
-        printf("load       %.2f s\n", load_s);
-        for (int l = 0; l < n_lens; l++)
-            printf("prefill    %5d tokens: %8.1f tokens/s best, %8.1f median (of %d); "
-                   "%.1f GFLOP computed, %.1f GFLOP/s\n",
-                   lens[l], lens[l] / pf_best[l], lens[l] / pf_med[l], reps,
-                   prefill_flops(info, lens[l], 2) / 1e9,
-                   prefill_flops(info, lens[l], 2) / 1e9 / pf_best[l]);
-        if (classify && tok != NULL)
-            printf("classify   4 policies, %zu-token message: %.1f ms best, %.1f median, "
-                   "%.1f cold; %zu prompt tokens, %zu computed\n",
-                   cl_msg_tokens, cl_best * 1e3, cl_med * 1e3, cl_first * 1e3, cl_prompt,
-                   cl_computed);
-        if (tok != NULL)
-            printf("tokenizer  %.1f MB/s\n", tok_mbs);
-        printf("memory     %.0f MB resident after load, %.0f MB peak\n", rss_load, rss_peak_mb());
-    }
-    status = 0;
+    status = run_all(model, set, &a, &res) < 0;
 out:
-    free(ids);
-    free(text);
-    free(tids);
-    sg_ctx_free(ctx);
-    sg_moderator_free(mod);
     sg_model_close(model);
     sg_policy_set_free(set);
     return status;

@@ -164,14 +164,8 @@ int ctl_logits(int argc, char **argv)
             if (rc != 0)
                 goto done;
         } else if (i + 1 < argc && strcmp(a, "--threads") == 0) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 1024) {
-                fprintf(stderr, "shieldctl logits: --threads: expected 0..1024, found '%s'\n",
-                        argv[i]);
+            if (ctl_parse_int("logits", "--threads", argv[++i], 0, 1024, &threads) < 0)
                 goto done;
-            }
-            threads = (int)v;
         } else {
             fprintf(stderr, "shieldctl logits: unknown or incomplete option '%s'\n", a);
             usage(stderr);
